@@ -1,0 +1,112 @@
+"""Command line: ``python -m benchmarks [--quick | --smoke] [options]``.
+
+Runs the network scenarios for every requested loop, then route matching,
+prints the tables, and writes ``benchmarks/results/latest.json``. See
+``benchmarks/README.md`` for what each scenario measures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks import machine, procs, report, routing_bench, scenarios
+from benchmarks.config import PRESETS, Settings
+
+RESULTS = Path(__file__).parent / "results" / "latest.json"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """Parse the command line; every option has help text."""
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    size = parser.add_mutually_exclusive_group()
+    size.add_argument("--quick", action="store_const", dest="preset", const="quick",
+                      help="one round, uvloop only, 1,000 fan-out clients (~1 min)")
+    size.add_argument("--smoke", action="store_const", dest="preset", const="smoke",
+                      help="tiny counts, a few seconds: for the test suite")
+    parser.add_argument("--loop", choices=["asyncio", "uvloop", "both"],
+                        help="server event loop(s) (default: the preset's)")
+    parser.add_argument("--rounds", type=int, help="rounds per scenario")
+    parser.add_argument("--duration", type=float, help="seconds per load phase")
+    parser.add_argument("--scenarios", help="comma-separated subset of "
+                        "handshake,echo,fanout,routing")
+    parser.add_argument("--kinds", help="comma-separated subset of raw,werkzeug,wsroute")
+    parser.add_argument("--output", type=Path, default=RESULTS,
+                        help=f"JSON results file (default: {RESULTS})")
+    parser.add_argument("--docs", type=Path,
+                        help="also write a Markdown report there (docs/benchmarks.md)")
+    parser.set_defaults(preset="full")
+    return parser.parse_args(argv)
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    """Apply command-line overrides to the chosen preset."""
+    s = dataclasses.replace(PRESETS[args.preset])
+    if args.loop:
+        s.loops = ("uvloop", "asyncio") if args.loop == "both" else (args.loop,)
+    if args.rounds:
+        s.rounds = args.rounds
+    if args.duration:
+        s.duration = args.duration
+    if args.scenarios:
+        s.scenarios = tuple(args.scenarios.split(","))
+    if args.kinds:
+        s.kinds = tuple(args.kinds.split(","))
+        s.fanout_kinds = tuple(k for k in s.fanout_kinds if k in s.kinds)
+    return s
+
+
+def run(s: Settings) -> dict[str, Any]:
+    """Run every requested scenario and return the result document."""
+    procs.raise_nofile_limit()
+    started = time.monotonic()
+    notes: set[str] = set()
+    loops: dict[str, Any] = {}
+    network = {"handshake", "echo", "fanout"} & set(s.scenarios)
+    if network:
+        clients = scenarios.start_clients(s.client_procs)
+        try:
+            for loop in s.loops:
+                loops[loop] = scenarios.run_loop(s, loop, clients, notes)
+        finally:
+            for child in clients:
+                child.stop()
+    routing = {}
+    if "routing" in s.scenarios:
+        routing = routing_bench.run(s.route_counts, max(1, s.rounds), s.route_duration,
+                                    s.max_ops)
+    info = machine.describe()
+    return {
+        "machine": info,
+        "settings": dataclasses.asdict(s),
+        "notes": sorted(notes),
+        "elapsed_s": time.monotonic() - started,
+        "loops": loops,
+        "summary": report.summarize_network(loops, info["nproc"] or 1),
+        "routing": routing,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run, print the tables, save the JSON (and the docs page if asked)."""
+    args = parse_args(argv)
+    result = run(settings_from(args))
+    result["command"] = "python -m benchmarks " + " ".join(argv or sys.argv[1:])
+    print(report.tables(result))
+    for note in result["notes"]:
+        print("note:", note)
+    print(f"elapsed {result['elapsed_s']:.0f}s; results in {args.output}")
+    report.write_json(args.output, result)
+    if args.docs:
+        from benchmarks import docs
+
+        docs.write(args.docs, result)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

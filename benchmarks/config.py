@@ -1,0 +1,48 @@
+"""Run sizes: ``smoke`` (the test suite), ``quick`` and ``full``.
+
+Each preset bounds every phase twice, by ``duration`` seconds and by
+``max_ops`` operations, and the whole suite by the product of these with the
+number of rounds, kinds and loops. ``full`` takes about five minutes on the
+2-core reference machine; ``quick`` about one; ``smoke`` a few seconds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+
+@dataclasses.dataclass
+class Settings:
+    """Everything that sizes a run; serialised into the JSON results."""
+
+    rounds: int = 3
+    duration: float = 2.0
+    max_ops: int = 1_000_000
+    loops: tuple[str, ...] = ("uvloop", "asyncio")
+    kinds: tuple[str, ...] = ("raw", "werkzeug", "wsroute")
+    fanout_kinds: tuple[str, ...] = ("raw", "wsroute")
+    client_procs: int = 2
+    handshake_concurrency: int = 50
+    echo_connections: int = 50
+    echo_sizes: tuple[int, ...] = (32, 4096)
+    fanout_clients: tuple[int, ...] = (1000, 5000)
+    fanout_messages: int = 10
+    fanout_size: int = 64
+    route_counts: tuple[int, ...] = (10, 100, 1000)
+    route_duration: float = 0.5
+    scenarios: tuple[str, ...] = ("handshake", "echo", "fanout", "routing")
+
+
+PRESETS = {
+    "full": Settings(),
+    "quick": Settings(
+        rounds=1, duration=1.0, loops=("uvloop",), fanout_clients=(1000,),
+        route_duration=0.2,
+    ),
+    "smoke": Settings(
+        rounds=1, duration=0.3, max_ops=2_000, loops=("asyncio",),
+        client_procs=1, handshake_concurrency=5, echo_connections=5,
+        fanout_clients=(20,), fanout_messages=3, route_counts=(10,),
+        route_duration=0.05,
+    ),
+}

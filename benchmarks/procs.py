@@ -1,0 +1,133 @@
+"""Process plumbing shared by the server and the client processes.
+
+Why separate processes: a load generator that shares an event loop (or a GIL)
+with the server it measures cannot tell server cost from client cost. Each
+process here measures its own CPU time with :func:`cpu_seconds` so the report
+can say who was the limit (a process near 1.0 CPU-second per wall-second was
+saturated on this machine).
+
+Children are started with the ``spawn`` method: a forked child would inherit
+the parent's event loop and selectors, which is not a state anyone wants to
+benchmark.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import multiprocessing.connection
+import os
+import resource
+import time
+from collections.abc import Callable
+from typing import Any
+
+CTX = multiprocessing.get_context("spawn")
+
+
+def raise_nofile_limit() -> int:
+    """Raise the soft RLIMIT_NOFILE to the hard limit and return it.
+
+    Fan-out to 5,000 clients needs 5,000 sockets in the server and as many
+    across the client processes; the usual soft limit of 1,024 would fail
+    with EMFILE long before that.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return hard
+
+
+def cpu_seconds() -> float:
+    """Return user + system CPU seconds consumed by this process so far."""
+    times = os.times()
+    return times.user + times.system
+
+
+def rss_bytes() -> int:
+    """Return this process's resident set size, read from /proc (Linux only).
+
+    Reading /proc avoids a psutil dependency; VmRSS is what ``ps`` shows.
+    """
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def new_loop(name: str) -> asyncio.AbstractEventLoop:
+    """Create an event loop of the requested kind (``asyncio`` or ``uvloop``)."""
+    if name == "uvloop":
+        import uvloop
+
+        return uvloop.new_event_loop()
+    if name != "asyncio":
+        raise ValueError(f"loop must be 'asyncio' or 'uvloop' (got {name!r})")
+    return asyncio.new_event_loop()
+
+
+def client_loop_name() -> str:
+    """Return the loop the load generators use: uvloop when it is installed.
+
+    Clients always take the cheaper loop so that, as far as possible, the
+    server is the bottleneck being measured; the server's loop is the
+    variable under test (``--loop``).
+    """
+    try:
+        import uvloop  # noqa: F401
+    except ImportError:
+        return "asyncio"
+    return "uvloop"
+
+
+def run_in_loop(loop_name: str, main: Callable[[], Any]) -> Any:
+    """Run coroutine function ``main`` to completion on a fresh loop."""
+    loop = new_loop(loop_name)
+    try:
+        asyncio.set_event_loop(loop)
+        return loop.run_until_complete(main())
+    finally:
+        loop.close()
+
+
+class Child:
+    """A spawned process with a duplex pipe to the orchestrator.
+
+    Every wait on the pipe has a timeout, and :meth:`stop` kills the process
+    if it does not exit in time: a benchmark must never hang the suite.
+    """
+
+    def __init__(self, target: Callable[..., None], *args: Any) -> None:
+        self.conn, child_conn = CTX.Pipe()
+        self.process = CTX.Process(target=target, args=(child_conn, *args), daemon=True)
+        self.process.start()
+        child_conn.close()
+
+    def send(self, message: Any) -> None:
+        """Send one command to the child."""
+        self.conn.send(message)
+
+    def recv(self, timeout: float) -> Any:
+        """Receive one reply, raising TimeoutError after ``timeout`` seconds."""
+        if not self.conn.poll(timeout):
+            raise TimeoutError(f"child {self.process.name} silent for {timeout:.0f}s")
+        return self.conn.recv()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Ask the child to exit, then kill it if it is still alive."""
+        try:
+            self.conn.send(("stop",))
+        except (BrokenPipeError, OSError):
+            pass
+        self.process.join(timeout)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join(1.0)
+        self.conn.close()
+
+
+def wait_all(children: list[Child], timeout: float) -> list[Any]:
+    """Receive one reply from each child, sharing one overall deadline."""
+    end = time.monotonic() + timeout
+    return [child.recv(max(0.1, end - time.monotonic())) for child in children]

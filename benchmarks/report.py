@@ -1,0 +1,149 @@
+"""Turn per-round measurements into medians, ratios, a table and JSON.
+
+Ratios are medians of per-round ratios against the reference kind measured in
+the same round (``raw`` for the network scenarios, werkzeug for route
+matching), never ratios of medians: a noisy round then moves both numbers of
+its ratio together instead of skewing one side.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from benchmarks import stats
+
+NETWORK_UNITS = {"handshake": "conn/s", "echo": "msg/s", "fanout": "deliv/s"}
+REFERENCE = "raw"
+
+
+def limit(server_cpu: float, client_cpu: float, cores: int) -> str:
+    """Guess what bounded a phase from CPU-seconds per wall-second.
+
+    A single-threaded server cannot use more than one core: near 1.0 it was
+    the limit. Otherwise, if the machine was nearly full, the clients were;
+    if neither, the phase was latency-bound (waiting, not computing).
+    """
+    if server_cpu >= 0.85:
+        return "server"
+    if server_cpu + client_cpu >= 0.85 * cores or client_cpu >= 0.85 * max(1, cores - 1):
+        return "clients"
+    return "latency"
+
+
+def summarize_network(loops: dict[str, Any], cores: int) -> list[dict[str, Any]]:
+    """Return one summary row per (loop, scenario, kind)."""
+    rows = []
+    for loop, scenarios in loops.items():
+        for scenario, kinds in scenarios.items():
+            reference = kinds.get(REFERENCE, [])
+            for kind, rounds in kinds.items():
+                rows.append(_row(loop, scenario, kind, rounds, reference, cores))
+    return rows
+
+
+def _row(loop: str, scenario: str, kind: str, rounds: list[dict[str, Any]],
+         reference: list[dict[str, Any]], cores: int) -> dict[str, Any]:
+    def med(key: str) -> float:
+        return stats.median(r.get(key, math.nan) for r in rounds)
+
+    def vs_ref(key: str) -> float:
+        return stats.median_ratio([r.get(key, math.nan) for r in rounds],
+                                  [r.get(key, math.nan) for r in reference])
+
+    row = {"loop": loop, "scenario": scenario, "kind": kind, "rounds": len(rounds),
+           "rate": med("rate"), "ratio": vs_ref("rate"),
+           "server_cpu": med("server_cpu")}
+    if scenario.startswith("fanout"):
+        row.update(first_last_ms=med("first_last_ms"), burst_last_ms=med("burst_last_ms"),
+                   memory_per_conn=med("memory_per_conn"),
+                   memory_ratio=vs_ref("memory_per_conn"),
+                   delivered=med("delivered"), expected=med("expected"))
+    else:
+        row.update(p50_ms=med("p50_ms"), p99_ms=med("p99_ms"),
+                   client_cpu=med("client_cpu"), errors=med("errors"))
+        row["limit"] = limit(row["server_cpu"], row["client_cpu"], cores)
+    return row
+
+
+def _num(value: float, digits: int = 0) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return f"{value:,.{digits}f}"
+
+
+def network_table(rows: list[dict[str, Any]]) -> list[list[str]]:
+    """Return the handshake/echo rows as table cells (header first)."""
+    out = [["loop", "scenario", "kind", "rate", "x raw", "p50 ms", "p99 ms",
+            "srv cpu", "cli cpu", "limit"]]
+    for r in rows:
+        if r["scenario"].startswith("fanout"):
+            continue
+        unit = NETWORK_UNITS[r["scenario"].split("_")[0]]
+        out.append([r["loop"], r["scenario"], r["kind"], f"{_num(r['rate'])} {unit}",
+                    _num(r["ratio"], 2), _num(r["p50_ms"], 2), _num(r["p99_ms"], 2),
+                    _num(r["server_cpu"], 2), _num(r["client_cpu"], 2), r["limit"]])
+    return out
+
+
+def fanout_table(rows: list[dict[str, Any]]) -> list[list[str]]:
+    """Return the fan-out/memory rows as table cells (header first)."""
+    out = [["loop", "scenario", "kind", "deliveries/s", "x raw", "1 msg last ms",
+            "burst last ms", "delivered", "mem/conn KiB", "mem x raw"]]
+    for r in rows:
+        if not r["scenario"].startswith("fanout"):
+            continue
+        out.append([r["loop"], r["scenario"], r["kind"], _num(r["rate"]),
+                    _num(r["ratio"], 2), _num(r["first_last_ms"], 1),
+                    _num(r["burst_last_ms"], 1),
+                    f"{_num(r['delivered'])}/{_num(r['expected'])}",
+                    _num(r["memory_per_conn"] / 1024, 1), _num(r["memory_ratio"], 2)])
+    return out
+
+
+def routing_table(routing: dict[str, dict[str, Any]]) -> list[list[str]]:
+    """Return the route-matching results as table cells (header first)."""
+    out = [["scenario", "werkzeug match/s", "wsroute match/s", "x werkzeug"]]
+    for name, r in routing.items():
+        out.append([name, _num(r["werkzeug"]), _num(r["wsroute"]), _num(r["ratio"], 1)])
+    return out
+
+
+def render(cells: list[list[str]], markdown: bool = False) -> str:
+    """Render cells as an aligned text table, or as a Markdown table."""
+    if len(cells) <= 1:
+        return ""
+    if markdown:
+        lines = ["| " + " | ".join(row) + " |" for row in cells]
+        lines.insert(1, "|" + "---|" * len(cells[0]))
+        return "\n".join(lines)
+    widths = [max(len(row[i]) for row in cells) for i in range(len(cells[0]))]
+    return "\n".join("  ".join(c.rjust(w) if i >= 3 else c.ljust(w)
+                               for i, (c, w) in enumerate(zip(row, widths)))
+                     for row in cells)
+
+
+def tables(result: dict[str, Any], markdown: bool = False) -> str:
+    """Render every table of a result document."""
+    parts = [render(network_table(result["summary"]), markdown),
+             render(fanout_table(result["summary"]), markdown),
+             render(routing_table(result.get("routing", {})), markdown)]
+    return "\n\n".join(p for p in parts if p)
+
+
+def write_json(path: Path, result: dict[str, Any]) -> None:
+    """Write the result document (NaN becomes null so any JSON reader copes)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(_clean(result), indent=1, sort_keys=True) + "\n")
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    return value

@@ -1,0 +1,217 @@
+"""Network scenarios: handshakes, echo round trips, fan-out and memory.
+
+Each round runs every server kind back to back, in an order rotated per
+round, so that a slow minute of the noisy machine hurts each kind about
+equally. Each server is a fresh process (``benchmarks.servers``); the client
+processes (``benchmarks.clients``) are spawned once and reused.
+
+Utilisation (``server_cpu``, ``client_cpu``) is CPU-seconds per wall-second
+over the whole command: 1.0 means one core was busy the whole time. On two
+cores a server near 1.0 was the limit; clients near 1.0 (of the one core left)
+mean the load generator was.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from benchmarks import procs, stats
+from benchmarks.clients import client_main
+from benchmarks.config import Settings
+from benchmarks.servers import server_main
+
+Result = dict[str, Any]
+
+
+def rotated(items: tuple[str, ...], by: int) -> list[str]:
+    """Return ``items`` rotated left by ``by`` (the per-round kind order)."""
+    shift = by % len(items) if items else 0
+    return list(items[shift:] + items[:shift])
+
+
+def split(total: int, parts: int) -> list[int]:
+    """Split ``total`` into ``parts`` near-equal positive shares."""
+    shares = [total // parts + (1 if i < total % parts else 0) for i in range(parts)]
+    return [s for s in shares if s > 0]
+
+
+class Server:
+    """A server process of one kind serving one endpoint."""
+
+    def __init__(self, kind: str, mode: str, loop: str, profile: str = "") -> None:
+        self.child = procs.Child(server_main, kind, mode, loop, profile)
+        hello = self.child.recv(60)
+        self.uri = f"ws://127.0.0.1:{hello['port']}/{mode}"
+        self.note = hello.get("note", "")
+
+    def stats(self) -> Result:
+        """Return the server's CPU seconds, RSS and open connection count."""
+        self.child.send(("stats",))
+        return dict(self.child.recv(30))
+
+    def broadcast(self, count: int, size: int) -> Result:
+        """Ask the server to broadcast ``count`` messages; return its timings."""
+        self.child.send(("broadcast", count, size))
+        return dict(self.child.recv(60))
+
+    def stop(self) -> None:
+        """Stop the server process (killed if it does not exit in time)."""
+        self.child.stop()
+
+
+def command_all(clients: list[procs.Child], commands: list[tuple[Any, ...]],
+                timeout: float) -> list[Result]:
+    """Send one command to each client at once and collect every reply."""
+    for child, command in zip(clients, commands):
+        child.send(command)
+    return list(procs.wait_all(clients[: len(commands)], timeout))
+
+
+def load_phase(server: Server, clients: list[procs.Child],
+               commands: list[tuple[Any, ...]], timeout: float) -> Result:
+    """Run one load command on all clients; return rate, latency and CPU use."""
+    before = server.stats()
+    started = time.monotonic()
+    replies = command_all(clients, commands, timeout)
+    elapsed = time.monotonic() - started
+    after = server.stats()
+    ops = sum(r["ops"] for r in replies)
+    wall = max(r["wall"] for r in replies)
+    latencies = [x for r in replies for x in r["latencies"]]
+    return {
+        "rate": ops / wall if wall > 0 else 0.0,
+        "ops": ops,
+        "p50_ms": stats.percentile(latencies, 50) * 1e3,
+        "p99_ms": stats.percentile(latencies, 99) * 1e3,
+        "errors": sum(r["errors"] for r in replies),
+        "server_cpu": (after["cpu"] - before["cpu"]) / elapsed,
+        "client_cpu": sum(r["cpu"] for r in replies) / elapsed,
+    }
+
+
+def handshake(server: Server, clients: list[procs.Child], s: Settings) -> Result:
+    """Open + close connections at concurrency ``s.handshake_concurrency``."""
+    shares = split(s.handshake_concurrency, len(clients))
+    budget = s.max_ops // len(shares)
+    commands = [("handshake", server.uri, n, s.duration, budget) for n in shares]
+    return load_phase(server, clients, commands, s.duration + 60)
+
+
+def echo_message(mode: str, size: int) -> str:
+    """Return a ``size``-byte message: plain text, or JSON with a "type"."""
+    if mode == "echo":
+        return "x" * size
+    envelope = json.dumps({"type": "echo", "data": ""})
+    return json.dumps({"type": "echo", "data": "x" * max(0, size - len(envelope))})
+
+
+def echo(server: Server, clients: list[procs.Child], s: Settings,
+         mode: str, size: int) -> Result:
+    """Round trips on ``s.echo_connections`` connections, one in flight each."""
+    shares = split(s.echo_connections, len(clients))
+    budget = s.max_ops // len(shares)
+    message = echo_message(mode, size)
+    commands = [("echo", server.uri, n, message, s.duration, budget) for n in shares]
+    return load_phase(server, clients, commands, s.duration + 60)
+
+
+def wait_connections(server: Server, count: int, timeout: float) -> Result:
+    """Poll the server until it reports ``count`` open connections."""
+    end = time.monotonic() + timeout
+    current = server.stats()
+    while current["connections"] < count and time.monotonic() < end:
+        time.sleep(0.1)
+        current = server.stats()
+    return current
+
+
+def fanout(server: Server, clients: list[procs.Child], s: Settings, count: int) -> Result:
+    """Connect ``count`` idle clients, measure memory, then broadcast to them."""
+    baseline = server.stats()
+    shares = split(count, len(clients))
+    replies = command_all(clients, [("idle", server.uri, n, 50) for n in shares],
+                          60 + count / 50)
+    connected = sum(r["connected"] for r in replies)
+    loaded = wait_connections(server, connected, 10)
+    memory = (loaded["rss"] - baseline["rss"]) / max(1, loaded["connections"])
+    first = _deliver(server, clients, len(shares), 1, 1, s.fanout_size)
+    burst = _deliver(server, clients, len(shares), 1 + s.fanout_messages,
+                     s.fanout_messages, s.fanout_size)
+    delivered = burst["received"] - first["received"]
+    command_all(clients, [("close_idle",)] * len(shares), 60)
+    return {
+        "connected": connected,
+        "memory_per_conn": memory,
+        "first_last_ms": first["last_ms"],
+        "burst_last_ms": burst["last_ms"],
+        "rate": delivered / (burst["last_ms"] / 1e3) if burst["last_ms"] > 0 else 0.0,
+        "delivered": delivered,
+        "expected": connected * s.fanout_messages,
+        "server_cpu": burst["server_cpu"],
+    }
+
+
+def _deliver(server: Server, clients: list[procs.Child], used: int,
+             per_connection: int, count: int, size: int) -> Result:
+    """Broadcast ``count`` messages and wait for clients to hold ``per_connection``."""
+    for child in clients[:used]:
+        child.send(("expect", per_connection, 20.0))
+    sent = server.broadcast(count, size)
+    replies = procs.wait_all(clients[:used], 60)
+    last = max(r["t_last"] for r in replies)
+    return {
+        "received": sum(r["received"] for r in replies),
+        "last_ms": max(0.0, last - sent["t0"]) * 1e3,
+        "server_cpu": sent["cpu"],
+    }
+
+
+def run_loop(s: Settings, loop: str, clients: list[procs.Child],
+             notes: set[str]) -> dict[str, dict[str, list[Result]]]:
+    """Run every network scenario for one server loop, ``s.rounds`` times."""
+    out: dict[str, dict[str, list[Result]]] = {}
+
+    def add(key: str, kind: str, result: Result) -> None:
+        out.setdefault(key, {}).setdefault(kind, []).append(result)
+
+    for r in range(s.rounds):
+        for kind in rotated(s.kinds, r):
+            _echo_server(s, loop, kind, clients, add, notes)
+        if "fanout" in s.scenarios:
+            for kind in rotated(s.fanout_kinds, r):
+                for count in s.fanout_clients:
+                    server = Server(kind, "idle", loop)
+                    try:
+                        add(f"fanout_{count}", kind, fanout(server, clients, s, count))
+                    finally:
+                        server.stop()
+    return out
+
+
+def _echo_server(s: Settings, loop: str, kind: str, clients: list[procs.Child],
+                 add: Any, notes: set[str]) -> None:
+    """Handshake and function-echo on /echo, then class-echo on /json."""
+    for mode in ("echo", "json"):
+        if mode == "json" and "echo" not in s.scenarios:
+            continue
+        server = Server(kind, mode, loop)
+        if server.note:
+            notes.add(server.note)
+        try:
+            if mode == "echo" and "handshake" in s.scenarios:
+                add("handshake", kind, handshake(server, clients, s))
+            if "echo" in s.scenarios:
+                label = "echo_fn" if mode == "echo" else "echo_cls"
+                for size in s.echo_sizes:
+                    add(f"{label}_{size}", kind, echo(server, clients, s, mode, size))
+        finally:
+            server.stop()
+
+
+def start_clients(count: int) -> list[procs.Child]:
+    """Spawn ``count`` client processes and wait until each is ready."""
+    clients = [procs.Child(client_main) for _ in range(count)]
+    procs.wait_all(clients, 60)
+    return clients

@@ -1,0 +1,116 @@
+"""The server process: one server of one kind, driven over a control pipe.
+
+The orchestrator never talks to the server under test through its sockets
+except for the load itself; control (stats, broadcast, stop) goes over a
+``multiprocessing`` pipe watched with ``loop.add_reader``, so no extra route,
+task or thread exists inside the server being measured.
+
+Commands (tuples) and replies:
+
+- ``("stats",)`` → ``{"cpu": s, "rss": bytes, "connections": n}``
+- ``("broadcast", count, size)`` → ``{"t0": monotonic, "t1": ..., "cpu": s}``
+  (``time.monotonic`` is CLOCK_MONOTONIC, shared by every process on Linux,
+  so the clients' receive times are comparable with ``t0``)
+- ``("stop",)`` → the process closes the server and exits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import cProfile
+import gc
+import inspect
+import multiprocessing.connection
+import time
+from typing import Any
+
+from benchmarks import procs
+from benchmarks.apps import Running, start
+
+Conn = multiprocessing.connection.Connection
+
+
+def server_main(conn: Conn, kind: str, mode: str, loop: str, profile: str) -> None:
+    """Entry point of the spawned server process.
+
+    Args:
+        conn: the control pipe.
+        kind: ``raw``, ``werkzeug`` or ``wsroute``.
+        mode: the endpoint the load will use (``echo``, ``json``, ``idle``).
+        loop: ``asyncio`` or ``uvloop``.
+        profile: a path to write cProfile stats to, or ``""`` for none.
+    """
+    procs.raise_nofile_limit()
+    profiler = cProfile.Profile() if profile else None
+    try:
+        procs.run_in_loop(loop, lambda: _serve(conn, kind, mode, profiler))
+    finally:
+        if profiler is not None:
+            profiler.dump_stats(profile)
+        conn.close()
+
+
+async def _serve(conn: Conn, kind: str, mode: str, profiler: Any) -> None:
+    closable, running = await start(kind, "/" + mode)
+    stopped = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.add_reader(conn.fileno(), _on_command, conn, running, stopped)
+    gc.collect()
+    conn.send({"port": running.port, "note": running.note})
+    if profiler is not None:
+        profiler.enable()
+    try:
+        await stopped.wait()
+    finally:
+        if profiler is not None:
+            profiler.disable()
+        loop.remove_reader(conn.fileno())
+        await _close(closable)
+
+
+async def _close(closable: Any) -> None:
+    """Close a websockets Server or an async context manager, bounded in time."""
+    try:
+        if hasattr(closable, "__aexit__"):
+            await asyncio.wait_for(closable.__aexit__(None, None, None), 5)
+        else:
+            closable.close()
+            await asyncio.wait_for(closable.wait_closed(), 5)
+    except (TimeoutError, OSError):
+        pass
+
+
+def _on_command(conn: Conn, running: Running, stopped: asyncio.Event) -> None:
+    """Handle one control command; called by the loop when the pipe is readable."""
+    try:
+        command = conn.recv()
+    except EOFError:
+        stopped.set()
+        return
+    name = command[0]
+    if name == "stop":
+        stopped.set()
+    elif name == "stats":
+        cpu = procs.cpu_seconds()  # before gc.collect(), which is not load
+        gc.collect()
+        conn.send({"cpu": cpu, "rss": procs.rss_bytes(),
+                   "connections": running.connections()})
+    elif name == "broadcast":
+        asyncio.ensure_future(_broadcast(conn, running, command[1], command[2]))
+
+
+async def _broadcast(conn: Conn, running: Running, count: int, size: int) -> None:
+    """Broadcast ``count`` messages of about ``size`` bytes, back to back.
+
+    Each message starts with its sequence number so clients can tell them
+    apart; the padding makes every kind send exactly the same bytes.
+    """
+    cpu0 = procs.cpu_seconds()
+    t0 = time.monotonic()
+    for seq in range(count):
+        message = f"{seq:08d}".ljust(size, "x")
+        result = running.broadcast(message)
+        if inspect.isawaitable(result):
+            await result
+    t1 = time.monotonic()
+    conn.send({"t0": t0, "t1": t1, "cpu": procs.cpu_seconds() - cpu0})
