@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks import machine, procs, report, routing_bench, scenarios
+from benchmarks import machine, procs, report, routing_bench, scenarios, wsroute_app
 from benchmarks.config import PRESETS, Settings
 
 RESULTS = Path(__file__).parent / "results" / "latest.json"
@@ -65,6 +65,11 @@ def run(s: Settings) -> dict[str, Any]:
     procs.raise_nofile_limit()
     started = time.monotonic()
     notes: set[str] = set()
+    reason = wsroute_app.unavailable()
+    if reason:
+        notes.add(reason)
+        s = dataclasses.replace(s, kinds=tuple(k for k in s.kinds if k != "wsroute"),
+                                fanout_kinds=tuple(k for k in s.fanout_kinds if k != "wsroute"))
     loops: dict[str, Any] = {}
     network = {"handshake", "echo", "fanout"} & set(s.scenarios)
     if network:

@@ -1,0 +1,96 @@
+"""The wsroute server under test: a realistic app, not a bare echo.
+
+What makes it realistic, and so what every wsroute figure pays for:
+
+- 50 routes (the three benchmark endpoints plus the filler table of
+  :func:`benchmarks.apps.filler_paths`, a quarter of them parameterised);
+- an auth middleware that checks the ``Authorization`` header of every
+  handshake (a dict lookup, so it measures the middleware machinery, not a
+  token check);
+- the headers plugin (``wsroute_headers``) when it is installed; when it is
+  not, the run says so in its notes.
+
+``/json`` is a ``wsroute.Handler`` class with one ``@wsroute.on("echo")``
+method: the per-message dispatch path.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from typing import Any
+
+from benchmarks.apps import SERVE_OPTIONS, TOKEN, Running, filler_paths
+
+VALID_TOKENS = {TOKEN: "bench-user"}
+
+
+def unavailable() -> str | None:
+    """Return why the wsroute kind cannot run yet, or None when it can."""
+    try:
+        wsroute = importlib.import_module("wsroute")
+    except ImportError as exc:
+        return f"wsroute not importable ({exc}): wsroute kind skipped"
+    missing = [n for n in ("App", "Handler", "on") if not hasattr(wsroute, n)]
+    if missing:
+        return f"wsroute has no {', '.join(missing)} yet: wsroute kind skipped"
+    return None
+
+
+def headers_plugin() -> Any | None:
+    """Return the headers plugin module when it is installed, else None."""
+    if importlib.util.find_spec("wsroute_headers") is None:
+        return None
+    return importlib.import_module("wsroute_headers")
+
+
+def build_app() -> tuple[Any, str]:
+    """Build the 50-route app; return it and a note about the headers plugin."""
+    import wsroute
+
+    app = wsroute.App()
+
+    @app.middleware
+    def auth(conn: Any, request: Any) -> Any:
+        user = VALID_TOKENS.get(request.headers.get("Authorization", ""))
+        if user is None:
+            return conn.respond(401, "bad token\n")
+        conn.ctx.user = user
+        return None
+
+    @app.route("/echo")
+    async def echo(ws: Any) -> None:
+        async for message in ws:
+            await ws.send(message)
+
+    @app.route("/json")
+    class JsonEcho(wsroute.Handler):
+        @wsroute.on("echo")
+        async def echo(self, data: Any) -> None:
+            await self.send_json(data)
+
+    @app.route("/idle")
+    async def idle(ws: Any) -> None:
+        await ws.wait_closed()
+
+    for pattern, _ in filler_paths():
+        app.route(pattern)(echo)
+
+    plugin = headers_plugin()
+    if plugin is None:
+        return app, "wsroute headers plugin not installed: wsroute measured without it"
+    app.plugins.register(plugin)
+    return app, "wsroute measured with the headers plugin loaded"
+
+
+async def start_wsroute(path: str) -> tuple[Any, Running]:
+    """Start the app on 127.0.0.1 port 0; ``path`` is unused (all routes are served)."""
+    app, note = build_app()
+    manager = app.serve("127.0.0.1", 0, **SERVE_OPTIONS)
+    server = await manager.__aenter__()
+    port = int(next(iter(server.sockets)).getsockname()[1])
+
+    def broadcast(message: str) -> Any:
+        return app.hub.broadcast(message)
+
+    return manager, Running(port, broadcast, lambda: len(server.connections), note)
