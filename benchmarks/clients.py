@@ -154,6 +154,7 @@ class Client:
 
     async def cmd_idle(self, uri: str, count: int, concurrency: int) -> dict[str, Any]:
         """Open ``count`` connections and keep reading them in the background."""
+        self.received, self.last_receipt, self.target = 0, 0.0, 0
         self.idle = await _connect_many(uri, count, concurrency)
         self.readers = [asyncio.ensure_future(self._read(ws)) for ws in self.idle]
         return {"connected": len(self.idle)}
