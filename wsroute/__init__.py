@@ -1,0 +1,58 @@
+"""wsroute: routing, middleware, plugins and messaging for websockets servers.
+
+The public API is exactly what ``__all__`` lists; a test guards it.
+"""
+
+from __future__ import annotations
+
+from websockets.http11 import Request, Response
+
+from .app import App
+from .connection import Connection
+from .dispatch import Rejection
+from .errors import (
+    BrokerError,
+    BrokerUnavailable,
+    ConfigurationError,
+    DependencyError,
+    HandlerError,
+    LoadError,
+    PluginError,
+    RouteError,
+    ServerError,
+    WsrouteError,
+)
+from .handlers import Handler, on
+from .hookspecs import hookimpl
+from .middleware import allow_origins, bearer_auth, query_token_auth
+from .routes import Route
+from .routing import Converter
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "App",
+    "BrokerError",
+    "BrokerUnavailable",
+    "ConfigurationError",
+    "Connection",
+    "Converter",
+    "DependencyError",
+    "Handler",
+    "HandlerError",
+    "LoadError",
+    "PluginError",
+    "Rejection",
+    "Request",
+    "Response",
+    "Route",
+    "RouteError",
+    "ServerError",
+    "WsrouteError",
+    "__version__",
+    "allow_origins",
+    "bearer_auth",
+    "hookimpl",
+    "on",
+    "query_token_auth",
+]

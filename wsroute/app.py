@@ -1,0 +1,361 @@
+"""The App: where routes, middleware, dependencies, plugins and the hub meet.
+
+Registration (``@app.route``, ``@app.middleware``, ``app.provide``) only
+records and validates. When the app starts serving, :meth:`App.startup`
+configures the plugins, binds every handler's dependencies once and builds
+the :class:`~wsroute.handshake.Handshake` and :class:`~wsroute.session.Session`
+that websockets calls for each connection, so nothing is looked up per
+request.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, TypeVar
+
+from .connection import Connection
+from .di import bind
+from .errors import ConfigurationError, PluginError, RouteError
+from .forwarding import TrustedProxies
+from .handshake import Handshake
+from .hookspecs import hookimpl
+from .hub import Hub
+from .middleware import Chain
+from .plugins import HookFailed, Plugins, call_each
+from .routes import Route, RouteGroup, check_handler
+from .routing import DEFAULT_CONVERTERS, Converter, Pattern, Router
+from .serving import Serving
+from .session import Session
+
+__all__ = ["App"]
+
+logger = logging.getLogger("wsroute")
+
+H = TypeVar("H")
+M = TypeVar("M", bound=Callable[..., Any])
+
+_POLICIES = ("disconnect", "drop_oldest", "keep_latest")
+_RESERVED_OPTIONS = {
+    "handler": "routes are registered with @app.route",
+    "process_request": "wsroute routes in process_request; use @app.middleware",
+    "process_response": "use a plugin implementing wsroute_extra_headers",
+}
+
+
+class App:
+    """A WebSocket application.
+
+    Args:
+        message_key: the JSON field holding a message's type (first-message
+            routing and ``@on`` dispatch).
+        first_message_timeout: seconds a message-routed connection has to
+            send its first message before it is closed with 1008.
+        routes: declarative routes, ``(path, handler)`` or
+            ``(path, handler, {options})``, as ``app.add_route`` takes them.
+        plugins: plugin modules or objects to register.
+        load_entrypoints: load plugins installed with a ``wsroute`` entry point.
+        disable_plugins: plugin names to block.
+        settings: per-plugin settings, ``{"wsroute-health": {...}}``.
+        broker: the hub's broker: ``None`` (in memory), ``"redis://..."``, or
+            a broker object.
+        slow_consumer: the hub's default policy for clients that do not keep
+            up: ``"disconnect"``, ``"drop_oldest"`` or ``"keep_latest"``.
+        hub_options: further keyword arguments for :class:`~wsroute.hub.Hub`.
+        forwarded_allow_ips: proxies whose ``X-Forwarded-For``/``Forwarded``
+            headers are believed for ``ws.client_ip``.
+        **serve_options: passed on to websockets' ``serve()`` (``ping_interval``,
+            ``max_size``, ``compression``, ``ssl``…).
+
+    Example::
+
+        app = wsroute.App()
+
+        @app.route("/echo")
+        async def echo(ws):
+            async for message in ws:
+                await ws.send(message)
+
+        app.run("127.0.0.1", 8765)
+    """
+
+    def __init__(
+        self,
+        *,
+        message_key: str = "type",
+        first_message_timeout: float = 10.0,
+        routes: Iterable[Sequence[Any]] = (),
+        plugins: Iterable[object] = (),
+        load_entrypoints: bool = True,
+        disable_plugins: Iterable[str] = (),
+        settings: Mapping[str, Mapping[str, Any]] | None = None,
+        broker: Any = None,
+        slow_consumer: str = "disconnect",
+        hub_options: Mapping[str, Any] | None = None,
+        forwarded_allow_ips: str | Iterable[str] | None = None,
+        **serve_options: Any,
+    ) -> None:
+        _check_options(message_key, first_message_timeout, slow_consumer, serve_options)
+        self.message_key = message_key
+        self.first_message_timeout = float(first_message_timeout)
+        self.serve_options = serve_options
+        self.settings: dict[str, Mapping[str, Any]] = dict(settings or {})
+        self.forwarded_allow_ips = TrustedProxies.parse(forwarded_allow_ips)
+        self.router: Router[RouteGroup] = Router()
+        self.converters: dict[str, Converter] = dict(DEFAULT_CONVERTERS)
+        self.middleware_chain: list[Callable[..., Any]] = []
+        self.provided: dict[str, Any] = {}
+        self.shutting_down = False
+        self.hub = Hub(broker=broker, policy=slow_consumer, **dict(hub_options or {}))
+        self.plugins = Plugins(load_entrypoints=load_entrypoints, disable=disable_plugins)
+        self.plugins.register(_HubPlugin(self.hub), "wsroute.hub", source="built-in")
+        for plugin in plugins:
+            self.plugins.register(plugin, source="App(plugins=...)")
+        for spec in routes:
+            self._add_route_spec(spec, "App(routes=...)")
+        self._handshake: Handshake | None = None
+        self._session: Session | None = None
+        self._plugins_configured = False
+
+    # -- registration ------------------------------------------------------
+
+    def route(
+        self,
+        path: str,
+        *,
+        message: str | None = None,
+        middleware: Iterable[Callable[..., Any]] = (),
+        slow_consumer: str | None = None,
+        **bound: Any,
+    ) -> Callable[[H], H]:
+        """Register the decorated handler for ``path``; returns it unchanged.
+
+        Args:
+            path: a pattern such as ``/items/{item_id:int}``.
+            message: route by the first message's type instead of by path alone.
+            middleware: route-level middleware, run after the app's.
+            slow_consumer: this route's hub policy (default: the app's).
+            **bound: values for handler parameters, bound with ``functools.partial``.
+        """
+
+        def register(handler: H) -> H:
+            self.add_route(path, handler, message=message, middleware=middleware, slow_consumer=slow_consumer, **bound)
+            return handler
+
+        return register
+
+    def add_route(
+        self,
+        path: str,
+        handler: Any,
+        *,
+        message: str | None = None,
+        middleware: Iterable[Callable[..., Any]] = (),
+        slow_consumer: str | None = None,
+        **bound: Any,
+    ) -> Route:
+        """Register ``handler`` for ``path`` (what ``@app.route`` calls).
+
+        Raises:
+            RouteError: malformed pattern, unknown converter, or a conflict.
+            HandlerError: ``handler`` is not ``async def`` nor a Handler subclass.
+        """
+        pattern = Pattern.parse(path, self.converters)
+        check_handler(path, handler)
+        if message is not None and (not isinstance(message, str) or not message):
+            raise RouteError(f"route {path!r}: message= must be a non-empty str (got {message!r})")
+        if slow_consumer is not None and slow_consumer not in _POLICIES:
+            raise RouteError(f"route {path!r}: slow_consumer={slow_consumer!r}; expected one of {', '.join(_POLICIES)}")
+        middleware = tuple(middleware)
+        for item in middleware:
+            _check_middleware(item, f"route {path!r}")
+        route = Route(pattern, handler, message, middleware, dict(bound), slow_consumer)
+        group = self.router.get(pattern.source)
+        if group is None:
+            group = RouteGroup(pattern)
+            group.add(route)
+            self.router.add(pattern, group)
+        else:
+            group.add(route)
+        self._handshake = None
+        return route
+
+    def middleware(self, func: M) -> M:
+        """Register app-level middleware (``(conn, request) -> Response | None``)."""
+        _check_middleware(func, "@app.middleware")
+        self.middleware_chain.append(func)
+        self._handshake = None
+        return func
+
+    def provide(self, **values: Any) -> None:
+        """Make values injectable into handlers by parameter name."""
+        self.provided.update(values)
+        self._handshake = None
+
+    def add_converter(self, converter: Converter) -> None:
+        """Make ``{name:converter.name}`` available to patterns registered after."""
+        if not isinstance(converter, Converter):
+            raise TypeError(f"add_converter() takes a wsroute.Converter (got {converter!r})")
+        self.converters[converter.name] = converter
+
+    @property
+    def routes(self) -> list[Route]:
+        """Every registered route, in registration order."""
+        return [route for _, group in self.router for route in group.routes()]
+
+    def plugin_settings(self, name: str, defaults: Mapping[str, Any]) -> dict[str, Any]:
+        """The settings of plugin ``name``: ``defaults`` updated by ``App(settings=...)``.
+
+        Raises:
+            PluginError: a key that the plugin does not know (a typo).
+        """
+        given = dict(self.settings.get(name, {}))
+        unknown = sorted(set(given) - set(defaults))
+        if unknown:
+            raise PluginError(
+                f"settings for plugin {name!r}: unknown key {unknown[0]!r} (known: {', '.join(sorted(defaults))})"
+            )
+        return {**defaults, **given}
+
+    # -- serving -----------------------------------------------------------
+
+    def serve(self, host: str | None = None, port: int | None = None, **options: Any) -> Serving:
+        """Start serving; use as ``async with app.serve(host, port) as server``.
+
+        ``server`` is websockets' ``Server``. Options are those of websockets'
+        ``serve()`` and override the ones given to ``App()``.
+        """
+        _check_serve_options(options)
+        return Serving(self, host, port, {**self.serve_options, **options})
+
+    def run(self, host: str = "127.0.0.1", port: int = 8765, **options: Any) -> None:
+        """Serve until SIGINT or SIGTERM, then close connections cleanly (blocking)."""
+        from .server import run
+
+        run(self, host=host, port=port, **options)
+
+    async def startup(self) -> None:
+        """Configure plugins, bind dependencies, start the hub; before listening."""
+        await self._configure_plugins()
+        self._prepare()
+        await self.hub.start()
+        await self._call_lifecycle("wsroute_startup")
+
+    async def shutdown(self) -> None:
+        """Stop the hub and tell plugins; after the server closed."""
+        try:
+            await self.hub.stop()
+        finally:
+            await self._call_lifecycle("wsroute_shutdown")
+
+    def websockets_options(self, options: Mapping[str, Any]) -> dict[str, Any]:
+        """What to pass to websockets' ``serve()`` besides host and port."""
+        if self._handshake is None or self._session is None:
+            self._prepare()
+        assert self._handshake is not None and self._session is not None
+        kwargs = dict(options)
+        kwargs.setdefault("create_connection", Connection)
+        kwargs["process_request"] = self._handshake.process_request
+        if self._handshake.plugin_headers:
+            kwargs["process_response"] = self._handshake.process_response
+        return {"handler": self._session, **kwargs}
+
+    def _prepare(self) -> None:
+        """Build the handshake and session objects from the current registrations."""
+        self.plugins.check()
+        app_chain = Chain.of(self.middleware_chain)
+        groups = [group for _, group in self.router]
+        bindings = {route: bind(route, self.provided) for group in groups for route in group.routes()}
+        plugins = self.plugins
+        self._handshake = Handshake(
+            app=self,
+            router=self.router,
+            chains={group: app_chain + Chain.of(_route_middleware(group)) for group in groups},
+            task_names={group: f"wsroute {group.pattern.source}" for group in groups},
+            plugin_request=plugins.implemented("wsroute_process_request"),
+            plugin_headers=plugins.implemented("wsroute_extra_headers"),
+        )
+        self._session = Session(
+            app=self,
+            bindings=bindings,
+            message_key=self.message_key,
+            first_message_timeout=self.first_message_timeout,
+            hook_open=plugins.implemented("wsroute_connection_open"),
+            hook_closed=plugins.implemented("wsroute_connection_closed"),
+            hook_exception=plugins.implemented("wsroute_handle_exception"),
+        )
+
+    async def _configure_plugins(self) -> None:
+        if self._plugins_configured:
+            return
+        self._plugins_configured = True
+        self.plugins.check()
+        hook = self.plugins.hook
+        await self._call_lifecycle("wsroute_configure")
+        for specs in await self._call_registration(hook.wsroute_register_routes):
+            for spec in specs:
+                self._add_route_spec(spec, "wsroute_register_routes")
+        for middleware in await self._call_registration(hook.wsroute_register_middleware):
+            for item in middleware:
+                self.middleware(item)
+        for values in await self._call_registration(hook.wsroute_register_dependencies):
+            self.provide(**values)
+
+    async def _call_registration(self, hook: Any) -> list[Any]:
+        try:
+            return await call_each(hook, app=self)
+        except HookFailed as failure:
+            raise PluginError(f"{failure}: {failure.__cause__!r}") from failure.__cause__
+
+    async def _call_lifecycle(self, name: str) -> None:
+        await self._call_registration(getattr(self.plugins.hook, name))
+
+    def _add_route_spec(self, spec: Sequence[Any], source: str) -> None:
+        if not isinstance(spec, Sequence) or len(spec) not in (2, 3):
+            raise ConfigurationError(f"{source}: {spec!r} is not (path, handler) or (path, handler, {{options}})")
+        options = dict(spec[2]) if len(spec) == 3 else {}
+        self.add_route(spec[0], spec[1], **options)
+
+    def __repr__(self) -> str:
+        return f"<wsroute.App routes={len(self.routes)}>"
+
+
+class _HubPlugin:
+    """Built-in plugin: the hub's broker readiness checks (e.g. Redis)."""
+
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
+
+    @hookimpl
+    def wsroute_register_health_checks(self, app: App) -> Any:
+        return self.hub.health_checks()
+
+
+def _route_middleware(group: RouteGroup) -> list[Callable[..., Any]]:
+    return list(group.plain.middleware) if group.plain is not None else []
+
+
+def _check_middleware(func: Any, where: str) -> None:
+    if not callable(func):
+        raise ConfigurationError(f"{where}: middleware {func!r} is not callable; expected (conn, request) -> Response | None")
+
+
+def _check_options(message_key: Any, timeout: Any, slow_consumer: Any, serve_options: Mapping[str, Any]) -> None:
+    if not isinstance(message_key, str) or not message_key:
+        raise ConfigurationError(f"App(message_key={message_key!r}): expected a non-empty str such as 'type'")
+    if not isinstance(timeout, (int, float)) or timeout <= 0:
+        raise ConfigurationError(f"App(first_message_timeout={timeout!r}): expected a number of seconds > 0")
+    if slow_consumer not in _POLICIES:
+        raise ConfigurationError(f"App(slow_consumer={slow_consumer!r}): expected one of {', '.join(_POLICIES)}")
+    _check_serve_options(serve_options)
+
+
+def _check_serve_options(options: Mapping[str, Any]) -> None:
+    for name, why in _RESERVED_OPTIONS.items():
+        if name in options:
+            raise ConfigurationError(f"{name}= cannot be passed to wsroute: {why}")
+    factory = options.get("create_connection")
+    if factory is not None and not (isinstance(factory, type) and issubclass(factory, Connection)):
+        raise ConfigurationError(
+            f"create_connection={factory!r}: must be a subclass of wsroute.Connection, which carries params and ctx"
+        )

@@ -1,0 +1,42 @@
+"""One helper to treat sync functions and coroutines alike.
+
+Middleware, verify functions and plugin hooks may be plain functions or
+``async def``; wsroute decides which once, at registration, so the hot path
+does not ask again. ``functools.partial`` objects are unwrapped first, as
+websockets and Starlette do.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+__all__ = ["describe", "is_async_callable", "maybe_await"]
+
+T = TypeVar("T")
+
+
+def is_async_callable(obj: Any) -> bool:
+    """Whether calling ``obj`` returns a coroutine (partials and ``__call__`` included)."""
+    while isinstance(obj, functools.partial):
+        obj = obj.func
+    return inspect.iscoroutinefunction(obj) or inspect.iscoroutinefunction(getattr(obj, "__call__", None))
+
+
+async def maybe_await(value: T | Awaitable[T]) -> T:
+    """Await ``value`` if it is awaitable, else return it as is."""
+    if inspect.isawaitable(value):
+        return await value
+    return value  # type: ignore[return-value]
+
+
+def describe(obj: Any) -> str:
+    """A short name for messages and logs: ``module.qualname``."""
+    while isinstance(obj, functools.partial):
+        obj = obj.func
+    name = getattr(obj, "__qualname__", None) or type(obj).__qualname__
+    module = getattr(obj, "__module__", None)
+    return f"{module}.{name}" if module and module != "builtins" else str(name)
+

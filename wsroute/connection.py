@@ -1,0 +1,77 @@
+"""The connection object handlers receive: websockets' ``ServerConnection`` plus
+what routing and middleware found out about it.
+
+wsroute passes ``create_connection=Connection`` to websockets' ``serve()``, so
+``ws`` in a handler *is* the websockets connection — ``send``, ``recv``,
+``async for``, ``close``, ``request``, ``remote_address`` all behave exactly as
+documented by websockets — with a few more attributes:
+
+* ``ws.params``: the converted path parameters of the matched route;
+* ``ws.ctx``: a plain namespace that middleware fills (``conn.ctx.user = …``).
+  It is not called ``state`` because ``state`` is websockets' protocol state;
+* ``ws.route``: the matched :class:`~wsroute.app.Route`;
+* ``ws.query``: the parsed query string, ``{name: [values]}``;
+* ``ws.first_message``: the decoded first message on message-routed paths;
+* ``ws.client_ip``: the peer's address, or the client's address from
+  ``X-Forwarded-For`` / ``Forwarded`` when the peer is a trusted proxy.
+"""
+
+from __future__ import annotations
+
+import json
+import types
+import urllib.parse
+from typing import TYPE_CHECKING, Any
+
+from websockets.asyncio.server import ServerConnection
+
+from .forwarding import client_ip_of
+
+if TYPE_CHECKING:
+    from .app import App, Route, RouteGroup
+
+__all__ = ["Connection"]
+
+
+class Connection(ServerConnection):
+    """A websockets ``ServerConnection`` with routing results attached."""
+
+    app: App
+    route: Route | None
+    group: RouteGroup | None
+    params: dict[str, Any]
+    first_message: Any
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.ctx = types.SimpleNamespace()
+        self.params = {}
+        self.route = None
+        self.group = None
+        self.first_message = None
+        self._query: dict[str, list[str]] | None = None
+
+    @property
+    def path(self) -> str:
+        """The request path without its query string."""
+        if self.request is None:
+            return ""
+        return self.request.path.partition("?")[0]
+
+    @property
+    def query(self) -> dict[str, list[str]]:
+        """The query string, parsed once on first use: ``{"token": ["abc"]}``."""
+        if self._query is None:
+            raw = self.request.path.partition("?")[2] if self.request is not None else ""
+            self._query = urllib.parse.parse_qs(raw, keep_blank_values=True)
+        return self._query
+
+    @property
+    def client_ip(self) -> str | None:
+        """The client's IP address, honouring proxy headers only from trusted peers."""
+        trusted = getattr(getattr(self, "app", None), "forwarded_allow_ips", None)
+        return client_ip_of(self.remote_address, self.request, trusted)
+
+    async def send_json(self, obj: Any) -> None:
+        """Send ``obj`` encoded as JSON in a text frame."""
+        await self.send(json.dumps(obj, separators=(",", ":")))

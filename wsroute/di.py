@@ -1,0 +1,112 @@
+"""Dependency binding, done once when the app starts serving.
+
+The websockets FAQ answers "how do I pass arguments to the handler?" with
+``functools.partial``. wsroute does the same for you: each handler parameter
+is resolved by name — a path parameter (passed per connection), a value given
+to ``app.route(path, name=value)``, or one given to ``app.provide(name=value)``
+— and every non-path value is bound once with ``functools.partial``. Nothing
+is looked up per connection.
+
+A parameter that nothing provides and that has no default is an error at
+start-up naming the route and the parameter, never a ``TypeError`` on the
+first connection.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import attrs
+
+from .callbacks import describe
+from .errors import DependencyError, HandlerError
+from .routes import Route
+
+__all__ = ["Binding", "bind"]
+
+
+@attrs.frozen
+class Binding:
+    """A handler with its dependencies bound.
+
+    Attributes:
+        call: the handler (or class) wrapped in ``functools.partial``.
+        path_args: names of the path parameters to pass as keyword arguments
+            on each connection; ``None`` means all of them (``**kwargs``).
+    """
+
+    call: Callable[..., Any]
+    path_args: tuple[str, ...] | None
+
+
+def bind(route: Route, provided: Mapping[str, Any]) -> Binding:
+    """Resolve the parameters of ``route.handler`` and bind what is known now.
+
+    Raises:
+        DependencyError: a parameter has no source, or a bound name is unused.
+    """
+    handler = route.handler
+    parameters = list(_signature(route).parameters.values())
+    if not route.is_class:
+        parameters = _without_connection_parameter(route, parameters)
+    path_names = set(route.pattern.param_names)
+    bound: dict[str, Any] = {}
+    path_args: list[str] = []
+    takes_any_keyword = False
+    for parameter in parameters:
+        name = parameter.name
+        if parameter.kind is inspect.Parameter.VAR_KEYWORD:
+            takes_any_keyword = True
+        elif parameter.kind is inspect.Parameter.VAR_POSITIONAL:
+            continue
+        elif name in path_names:
+            path_args.append(name)
+        elif name in route.bound:
+            bound[name] = route.bound[name]
+        elif name in provided:
+            bound[name] = provided[name]
+        elif parameter.default is inspect.Parameter.empty:
+            raise _missing(route, name)
+    unused = sorted(set(route.bound) - set(bound))
+    if unused and not takes_any_keyword:
+        raise DependencyError(
+            f"route {route.name!r}: app.route(..., {unused[0]}=...) is bound but "
+            f"{describe(handler)} has no parameter {unused[0]!r}"
+        )
+    if takes_any_keyword:
+        bound.update(route.bound)
+    call = functools.partial(handler, **bound) if bound else handler
+    return Binding(call, None if takes_any_keyword else tuple(path_args))
+
+
+def _signature(route: Route) -> inspect.Signature:
+    try:
+        return inspect.signature(route.handler)
+    except (TypeError, ValueError) as exc:  # pragma: no cover - builtins only
+        raise HandlerError(f"route {route.name!r}: cannot read the signature of {describe(route.handler)}: {exc}")
+
+
+def _without_connection_parameter(route: Route, parameters: list[inspect.Parameter]) -> list[inspect.Parameter]:
+    """A function handler's first parameter receives the connection."""
+    if parameters and parameters[0].kind in (
+        inspect.Parameter.POSITIONAL_ONLY,
+        inspect.Parameter.POSITIONAL_OR_KEYWORD,
+    ):
+        return parameters[1:]
+    if parameters and parameters[0].kind is inspect.Parameter.VAR_POSITIONAL:
+        return parameters
+    raise HandlerError(
+        f"route {route.name!r}: {describe(route.handler)} must take the connection as its first "
+        "positional parameter: 'async def handler(ws, ...)'"
+    )
+
+
+def _missing(route: Route, name: str) -> DependencyError:
+    return DependencyError(
+        f"route {route.name!r}: parameter {name!r} of {describe(route.handler)} is not a path parameter, "
+        f"not provided and has no default; add app.provide({name}=...), "
+        f"pass app.route({route.path!r}, {name}=...), or give it a default"
+    )

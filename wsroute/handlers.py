@@ -1,0 +1,227 @@
+"""Handler classes: one instance per connection, the framework owns the loop.
+
+The websockets FAQ's most common questions — "why does the server close the
+connection after one message?", "why does it close prematurely?" — come from
+hand-written receive loops. A :class:`Handler` has no loop to get wrong::
+
+    @app.route("/rooms/{room}")
+    class Room(wsroute.Handler):
+        async def on_connect(self):
+            await self.subscribe(f"room:{self.params['room']}")
+
+        @wsroute.on("say")                 # JSON messages {"type": "say", ...}
+        async def say(self, data):
+            await self.app.hub.publish_json(f"room:{self.params['room']}", data)
+
+        async def on_message(self, message):   # everything else
+            ...
+
+Dependencies are constructor arguments: declare them as attrs fields (or
+``__init__`` parameters) and wsroute binds them once with
+``functools.partial``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+
+from websockets.exceptions import ConnectionClosed
+from websockets.frames import CloseCode
+
+from .dispatch import decode_typed
+
+if TYPE_CHECKING:
+    from websockets.http11 import Request
+
+    from .app import App
+    from .connection import Connection
+
+__all__ = ["Handler", "on"]
+
+logger = logging.getLogger("wsroute.handlers")
+
+F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
+
+_ON_ATTR = "__wsroute_on__"
+
+
+def on(message_type: str) -> Callable[[F], F]:
+    """Mark a ``Handler`` method as the receiver of JSON messages of one type.
+
+    The method is called with the decoded message (a dict). Messages without a
+    matching method go to :meth:`Handler.on_message`.
+    """
+    if not isinstance(message_type, str) or not message_type:
+        raise TypeError(f"@wsroute.on() needs a non-empty message type str (got {message_type!r})")
+
+    def mark(method: F) -> F:
+        if not asyncio.iscoroutinefunction(method):
+            raise TypeError(f"@wsroute.on({message_type!r}): {method.__qualname__} must be 'async def'")
+        setattr(method, _ON_ATTR, message_type)
+        return method
+
+    return mark
+
+
+class Handler:
+    """Base class for per-connection handler objects.
+
+    Override any of :meth:`on_connect`, :meth:`on_message`,
+    :meth:`on_disconnect`, and add ``@wsroute.on("type")`` methods.
+
+    Attributes available from ``on_connect`` on:
+        ws: the :class:`~wsroute.connection.Connection` (websockets'
+            ``ServerConnection``).
+        app: the :class:`~wsroute.App`.
+        params: converted path parameters.
+        request: the opening handshake request (headers, path).
+        ctx: what middleware stored in ``conn.ctx``.
+        first_message: the decoded first message on message-routed paths.
+    """
+
+    #: ``{"type": method name}``, built once per subclass.
+    _wsroute_dispatch: ClassVar[dict[str, str]] = {}
+
+    ws: Connection
+    app: App
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        table: dict[str, str] = {}
+        for klass in reversed(cls.__mro__):
+            for name, value in vars(klass).items():
+                kind = getattr(value, _ON_ATTR, None)
+                if kind is not None:
+                    table[kind] = name
+        cls._wsroute_dispatch = table
+
+    # -- what subclasses override ------------------------------------------
+
+    async def on_connect(self) -> None:
+        """Called once the connection is open, before any message."""
+
+    async def on_message(self, message: str | bytes) -> None:
+        """Called with every message no ``@on`` method took. Default: ignore it."""
+        logger.debug("%s: unhandled message ignored", type(self).__qualname__)
+
+    async def on_disconnect(self, code: int, reason: str) -> None:
+        """Called once when the connection is closed, whatever closed it."""
+
+    # -- what subclasses call ----------------------------------------------
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return self.ws.params
+
+    @property
+    def ctx(self) -> Any:
+        return self.ws.ctx
+
+    @property
+    def request(self) -> Request | None:
+        return self.ws.request
+
+    @property
+    def first_message(self) -> Any:
+        return self.ws.first_message
+
+    @property
+    def client_ip(self) -> str | None:
+        return self.ws.client_ip
+
+    async def send(self, message: str | bytes) -> None:
+        """Send a text (``str``) or binary (``bytes``) message."""
+        await self.ws.send(message)
+
+    async def send_json(self, obj: Any) -> None:
+        """Send ``obj`` as JSON text."""
+        await self.ws.send(json.dumps(obj, separators=(",", ":")))
+
+    async def close(self, code: int = CloseCode.NORMAL_CLOSURE, reason: str = "") -> None:
+        """Close the connection; ``on_disconnect`` follows."""
+        await self.ws.close(code, reason)
+
+    def spawn(self, coro: Coroutine[Any, Any, Any], *, name: str | None = None) -> asyncio.Task[Any]:
+        """Run ``coro`` in the background for the life of this connection.
+
+        The task is cancelled when the connection closes, so it cannot outlive
+        the client (the FAQ's "handler exits prematurely" without the leak).
+        An exception in it is logged and closes the connection with 1011.
+        """
+        task = asyncio.get_running_loop().create_task(coro, name=name or f"{asyncio.current_task()}:spawned")
+        self._tasks().add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    async def subscribe(self, topic: str, *, presence: bool = False) -> None:
+        """Receive what is published to ``topic`` until unsubscribed or closed.
+
+        With ``presence=True``, :meth:`on_presence` is called when users join
+        or leave the topic.
+        """
+        callback = self.on_presence if presence else None
+        await self.app.hub.subscribe(self.ws, topic, on_presence=callback)
+
+    async def unsubscribe(self, topic: str) -> None:
+        """Stop receiving ``topic``."""
+        await self.app.hub.unsubscribe(self.ws, topic)
+
+    async def on_presence(self, topic: str, event: str, user_id: str) -> None:
+        """Called with ``event`` "join" or "leave" for topics subscribed with presence."""
+
+    # -- the lifecycle the framework runs ----------------------------------
+
+    def _tasks(self) -> set[asyncio.Task[Any]]:
+        tasks: set[asyncio.Task[Any]] | None = self.__dict__.get("_wsroute_tasks")
+        if tasks is None:
+            tasks = self.__dict__["_wsroute_tasks"] = set()
+        return tasks
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks().discard(task)
+        if task.cancelled() or task.exception() is None:
+            return
+        exc = task.exception()
+        if isinstance(exc, ConnectionClosed):
+            return
+        logger.error("background task of %s failed", type(self).__qualname__, exc_info=exc)
+        asyncio.get_running_loop().create_task(self.ws.close(CloseCode.INTERNAL_ERROR, "internal error"))
+
+    async def _run(self, message_key: str) -> None:
+        """Connect, dispatch every message, always disconnect."""
+        ws = self.ws
+        try:
+            await self.on_connect()
+            dispatch = self._wsroute_dispatch
+            if dispatch:
+                while True:
+                    message = await ws.recv()
+                    typed = decode_typed(message, message_key)
+                    name = dispatch.get(typed[0]) if typed is not None else None
+                    if name is None:
+                        await self.on_message(message)
+                    else:
+                        await getattr(self, name)(typed[1])  # type: ignore[index]
+            else:
+                while True:
+                    await self.on_message(await ws.recv())
+        except ConnectionClosed:
+            pass
+        finally:
+            for task in list(self.__dict__.get("_wsroute_tasks", ())):
+                task.cancel()
+            await self._disconnect()
+
+    async def _disconnect(self) -> None:
+        ws = self.ws
+        if ws.close_code is None:
+            # The handler is leaving (exception or cancellation) with the
+            # connection open: report what the client is about to see.
+            code, reason = int(CloseCode.INTERNAL_ERROR), ""
+        else:
+            code, reason = ws.close_code, ws.close_reason or ""
+        await self.on_disconnect(code, reason)

@@ -1,0 +1,123 @@
+"""The opening handshake: plugins, route match and middleware, before the upgrade.
+
+:class:`Handshake` is built once when the app starts serving, with everything
+the per-request path needs already looked up; its methods are websockets'
+``process_request`` and ``process_response``. A request that matches no route
+gets 404 here, and a rejected one gets its middleware's response: in both
+cases no handler runs and no WebSocket is opened.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import attrs
+from websockets.http11 import Request, Response
+
+from .middleware import Chain
+from .plugins import HookFailed, call_each, call_first
+from .routes import RouteGroup
+from .routing import Router
+
+if TYPE_CHECKING:
+    from .app import App
+    from .connection import Connection
+
+__all__ = ["Handshake"]
+
+logger = logging.getLogger("wsroute")
+
+_FAILED = "Failed to open a WebSocket connection.\nSee server log for more information.\n"
+
+
+@attrs.frozen
+class Handshake:
+    """``process_request`` / ``process_response`` for one prepared app.
+
+    Attributes:
+        app: the app (stored on each connection as ``conn.app``).
+        router: path → :class:`RouteGroup`.
+        chains: the middleware chain of each group (app-level + route-level).
+        task_names: each group's connection task name.
+        plugin_request: whether any plugin implements ``wsroute_process_request``.
+        plugin_headers: whether any plugin implements ``wsroute_extra_headers``.
+    """
+
+    app: App
+    router: Router[RouteGroup]
+    chains: Mapping[RouteGroup, Chain]
+    task_names: Mapping[RouteGroup, str]
+    plugin_request: bool
+    plugin_headers: bool
+
+    def process_request(self, conn: Connection, request: Request) -> Response | None | Awaitable[Response | None]:
+        """Answer plain HTTP, refuse unknown paths, or run the middleware.
+
+        Synchronous unless middleware must run, so a request without
+        middleware costs no coroutine.
+        """
+        conn.app = self.app
+        if self.plugin_request:
+            answer = self._plugin_answer(conn, request)
+            if answer is not None:
+                return answer
+        path = request.path
+        if "?" in path:
+            path = path.partition("?")[0]
+        found = self.router.match(path)
+        if found is None:
+            return conn.respond(404, "Not Found\n")
+        group, params = found
+        conn.group = group
+        conn.route = group.plain
+        conn.params = params
+        task = asyncio.current_task()
+        if task is not None:
+            task.set_name(self.task_names[group])
+        chain = self.chains[group]
+        if chain:
+            return self._run_chain(chain, conn, request)
+        return None
+
+    async def _run_chain(self, chain: Chain, conn: Connection, request: Request) -> Response | None:
+        """Run middleware; an exception fails closed with 500, logged once."""
+        try:
+            return await chain.run(conn, request)
+        except Exception:
+            logger.exception("middleware failed for %s; answered 500", conn.path)
+            return conn.respond(500, _FAILED)
+
+    def _plugin_answer(self, conn: Connection, request: Request) -> Response | None:
+        try:
+            answer: Response | None = call_first(
+                self.app.plugins.hook.wsroute_process_request, app=self.app, conn=conn, request=request
+            )
+        except HookFailed as failure:
+            logger.error("%s; answered 500", failure, exc_info=failure.__cause__)
+            return conn.respond(500, _FAILED)
+        return answer
+
+    async def process_response(self, conn: Connection, request: Request, response: Response) -> Response | None:
+        """Add the headers plugins ask for; a failing plugin answers 500."""
+        try:
+            additions = await call_each(
+                self.app.plugins.hook.wsroute_extra_headers, app=self.app, conn=conn, request=request, response=response
+            )
+        except HookFailed as failure:
+            logger.error("%s; answered 500", failure, exc_info=failure.__cause__)
+            return conn.respond(500, _FAILED)
+        for headers in additions:
+            for name, value in _pairs(headers):
+                response.headers[name] = value
+        return None
+
+
+def _pairs(headers: Any) -> Any:
+    if headers is None:
+        return ()
+    if isinstance(headers, Mapping):
+        return headers.items()
+    return headers

@@ -1,0 +1,150 @@
+"""Middleware: checks that run in ``process_request``, before the upgrade.
+
+A middleware is ``(conn, request) -> Response | None``, sync or async — the
+same shape as websockets' ``process_request``. ``None`` lets the request go
+on; a ``Response`` (``conn.respond(401, "...")``) is sent instead of the
+upgrade and no handler runs. Middleware sees the matched route
+(``conn.route``) and its params (``conn.params``), and stores per-connection
+data in ``conn.ctx``.
+
+The helpers below return middleware and check their arguments at once, as
+websockets' ``basic_auth()`` does::
+
+    app.middleware(bearer_auth(verify_token))
+    app.middleware(allow_origins(["https://example.com"]))
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import attrs
+from websockets.http11 import Request, Response
+
+from .callbacks import describe, is_async_callable
+
+if TYPE_CHECKING:
+    from .connection import Connection
+
+__all__ = ["Middleware", "Chain", "allow_origins", "bearer_auth", "query_token_auth"]
+
+logger = logging.getLogger("wsroute.middleware")
+
+Middleware = Callable[["Connection", Request], "Response | None | Awaitable[Response | None]"]
+Verify = Callable[[str], Any]
+
+
+@attrs.frozen
+class Chain:
+    """Middleware in the order they run, each tagged sync or async once."""
+
+    steps: tuple[tuple[Callable[..., Any], bool], ...] = ()
+
+    @classmethod
+    def of(cls, middleware: Iterable[Callable[..., Any]]) -> Chain:
+        return cls(tuple((m, is_async_callable(m)) for m in middleware))
+
+    def __add__(self, other: Chain) -> Chain:
+        return Chain(self.steps + other.steps)
+
+    def __bool__(self) -> bool:
+        return bool(self.steps)
+
+    async def run(self, conn: Connection, request: Request) -> Response | None:
+        """Run each middleware until one answers.
+
+        Raises:
+            TypeError: a middleware returned something that is not a Response.
+        """
+        for middleware, is_async in self.steps:
+            result = await middleware(conn, request) if is_async else middleware(conn, request)
+            if result is not None:
+                if not isinstance(result, Response):
+                    raise TypeError(
+                        f"middleware {describe(middleware)} returned {result!r}; "
+                        "return None to continue or conn.respond(status, text) to reject"
+                    )
+                return result
+        return None
+
+
+def bearer_auth(verify: Verify, *, realm: str = "wsroute") -> Middleware:
+    """Authenticate with ``Authorization: Bearer <token>``.
+
+    ``verify(token)`` (sync or async) returns the user, or ``None``/``False``
+    to refuse. The user is stored as ``conn.ctx.user`` and its id as
+    ``conn.ctx.user_id`` (the user itself when it is a ``str``/``int``, else
+    its ``id`` attribute, as a ``str``) — the hub uses it for ``send_to_user``.
+    Missing header: 401; refused token: 403.
+    """
+    check = _checked_verify(verify, "bearer_auth")
+
+    async def bearer(conn: Connection, request: Request) -> Response | None:
+        scheme, _, token = (request.headers.get("Authorization") or "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            response = conn.respond(401, "Missing bearer token.\n")
+            response.headers["WWW-Authenticate"] = f'Bearer realm="{realm}"'
+            return response
+        return await _admit(conn, check, token.strip())
+
+    return bearer
+
+
+def query_token_auth(verify: Verify, *, param: str = "token") -> Middleware:
+    """Authenticate with a token in the query string (``/ws?token=...``).
+
+    Browsers cannot set headers on a WebSocket, so a short-lived token in the
+    URL is the usual alternative. Missing token: 401; refused token: 403.
+    """
+    check = _checked_verify(verify, "query_token_auth")
+    if not isinstance(param, str) or not param:
+        raise TypeError(f"query_token_auth: 'param' must be a non-empty str (got {param!r})")
+
+    async def query_token(conn: Connection, request: Request) -> Response | None:
+        values = conn.query.get(param)
+        if not values or not values[0]:
+            return conn.respond(401, f"Missing {param!r} query parameter.\n")
+        return await _admit(conn, check, values[0])
+
+    return query_token
+
+
+def allow_origins(origins: Sequence[str], *, allow_missing: bool = False) -> Middleware:
+    """Refuse (403) handshakes whose ``Origin`` header is not in ``origins``.
+
+    Browsers always send ``Origin``; non-browser clients usually do not, so a
+    missing header is refused unless ``allow_missing=True``. This is the
+    defence against cross-site WebSocket hijacking.
+    """
+    if isinstance(origins, str) or not all(isinstance(o, str) for o in origins):
+        raise TypeError(f"allow_origins: 'origins' must be a list of str (got {origins!r})")
+    allowed = frozenset(o.rstrip("/") for o in origins)
+
+    def origin_check(conn: Connection, request: Request) -> Response | None:
+        origin = request.headers.get("Origin")
+        if origin is None:
+            return None if allow_missing else conn.respond(403, "Missing Origin header.\n")
+        if origin.rstrip("/") not in allowed:
+            return conn.respond(403, "Origin not allowed.\n")
+        return None
+
+    return origin_check
+
+
+def _checked_verify(verify: Verify, helper: str) -> tuple[Verify, bool]:
+    if not callable(verify):
+        raise TypeError(f"{helper}: 'verify' must be a callable taking the token (got {verify!r})")
+    return verify, is_async_callable(verify)
+
+
+async def _admit(conn: Connection, check: tuple[Verify, bool], token: str) -> Response | None:
+    verify, is_async = check
+    user = await verify(token) if is_async else verify(token)
+    if user is None or user is False:
+        return conn.respond(403, "Invalid token.\n")
+    conn.ctx.user = user
+    user_id = user if isinstance(user, (str, int)) else getattr(user, "id", None)
+    conn.ctx.user_id = None if user_id is None else str(user_id)
+    return None

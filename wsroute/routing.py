@@ -1,0 +1,278 @@
+"""Path patterns, converters and the router that matches request paths.
+
+A pattern is a path whose segments are either literal text or one parameter
+``{name}`` / ``{name:converter}``::
+
+    /blue
+    /items/{item_id:int}
+    /files/{rest:path}          # ``path`` takes the rest, slashes included
+
+Patterns are parsed when a route is registered, so a typo fails at once with
+the pattern in the message. Matching never scans a list of regular
+expressions: static paths are one dict lookup, parameterised paths walk a tree
+of segments (static children by dict, then parameters), so the cost depends on
+the depth of the path, not on the number of routes. Matching is pure (no I/O)
+and is tested without sockets.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any, Generic, TypeVar
+
+import attrs
+
+from .errors import RouteError
+
+__all__ = ["Converter", "DEFAULT_CONVERTERS", "Pattern", "Router"]
+
+T = TypeVar("T")
+
+
+@attrs.frozen
+class Converter:
+    """Turns one path segment into a Python value.
+
+    Args:
+        name: what patterns call it: ``{x:name}``.
+        regex: the text a segment must match entirely.
+        convert: builds the value from the text; raising ``ValueError`` rejects
+            the segment (the request then gets 404).
+        disjoint_from: names of converters that never accept the same text,
+            so two routes that differ only there do not conflict.
+
+    Example::
+
+        app.add_converter(Converter("slug", r"[a-z0-9-]+"))
+    """
+
+    name: str
+    regex: str
+    convert: Callable[[str], Any] = str
+    disjoint_from: frozenset[str] = attrs.field(default=frozenset(), converter=frozenset)
+    fullmatch: Callable[[str], Any] = attrs.field(init=False, repr=False, eq=False)
+
+    def __attrs_post_init__(self) -> None:
+        try:
+            compiled = re.compile(self.regex)
+        except re.error as exc:
+            raise RouteError(f"converter {self.name!r}: bad regex {self.regex!r} ({exc})") from None
+        object.__setattr__(self, "fullmatch", compiled.fullmatch)
+
+    def to_python(self, text: str) -> Any:
+        """Return the converted value, or raise ``ValueError`` to reject ``text``."""
+        if self.fullmatch(text) is None:
+            raise ValueError(text)
+        return self.convert(text)
+
+
+_UUID_RE = r"[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}"
+
+DEFAULT_CONVERTERS: dict[str, Converter] = {
+    "str": Converter("str", r"[^/]+"),
+    "int": Converter("int", r"[0-9]+", int, disjoint_from={"uuid"}),
+    "uuid": Converter("uuid", _UUID_RE, uuid.UUID, disjoint_from={"int"}),
+    "path": Converter("path", r".+"),
+}
+
+_PARAM_RE = re.compile(r"^\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::(?P<conv>[A-Za-z_][A-Za-z0-9_]*))?\}$")
+
+
+@attrs.frozen
+class Segment:
+    """One parsed segment: literal text, or a named parameter with a converter."""
+
+    text: str
+    param: str | None = None
+    converter: Converter | None = None
+
+    def overlaps(self, other: Segment) -> bool:
+        """Whether some segment text could be accepted by both."""
+        if self.converter is None or other.converter is None:
+            return self.converter is None and other.converter is None and self.text == other.text
+        a, b = self.converter, other.converter
+        return b.name not in a.disjoint_from and a.name not in b.disjoint_from
+
+
+@attrs.frozen
+class Pattern:
+    """A parsed route pattern.
+
+    Raises:
+        RouteError: when the pattern is malformed or names an unknown converter.
+    """
+
+    source: str
+    segments: tuple[Segment, ...]
+
+    @property
+    def is_static(self) -> bool:
+        return all(segment.converter is None for segment in self.segments)
+
+    @property
+    def param_names(self) -> tuple[str, ...]:
+        return tuple(s.param for s in self.segments if s.param is not None)
+
+    @classmethod
+    def parse(cls, source: str, converters: dict[str, Converter]) -> Pattern:
+        if not isinstance(source, str) or not source.startswith("/"):
+            raise RouteError(f"route {source!r}: a path pattern must be a str starting with '/'")
+        segments = tuple(_parse_segment(source, text, converters) for text in source[1:].split("/"))
+        names = [s.param for s in segments if s.param is not None]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise RouteError(f"route {source!r}: parameter {duplicates[0]!r} appears twice; give each a unique name")
+        for segment in segments[:-1]:
+            if segment.converter is not None and segment.converter.name == "path":
+                raise RouteError(
+                    f"route {source!r}: '{{{segment.param}:path}}' takes the rest of the path, "
+                    "so it must be the last segment"
+                )
+        return cls(source, segments)
+
+    def overlaps(self, other: Pattern) -> bool:
+        """Whether one request path could match both patterns with equal priority.
+
+        A literal segment always wins over a parameter (``/users/me`` before
+        ``/users/{id}``), so only parameter-against-parameter and
+        literal-against-literal positions are compared.
+        """
+        if len(self.segments) != len(other.segments):
+            return False
+        return all(a.overlaps(b) for a, b in zip(self.segments, other.segments))
+
+
+def _parse_segment(source: str, text: str, converters: dict[str, Converter]) -> Segment:
+    if "{" not in text and "}" not in text:
+        return Segment(text)
+    found = _PARAM_RE.match(text)
+    if found is None:
+        raise RouteError(
+            f"route {source!r}: malformed segment {text!r}; a parameter is a whole segment "
+            "written {name} or {name:converter}"
+        )
+    conv_name = found["conv"] or "str"
+    converter = converters.get(conv_name)
+    if converter is None:
+        known = ", ".join(sorted(converters))
+        raise RouteError(f"route {source!r}: unknown converter {conv_name!r} (known: {known})")
+    return Segment(text, found["name"], converter)
+
+
+class _Node(Generic[T]):
+    """One level of the segment tree."""
+
+    __slots__ = ("static", "params", "rest", "target")
+
+    def __init__(self) -> None:
+        self.static: dict[str, _Node[T]] = {}
+        self.params: list[tuple[str, Converter, _Node[T]]] = []
+        self.rest: list[tuple[str, Converter, T]] = []
+        self.target: T | None = None
+
+
+class Router(Generic[T]):
+    """Maps request paths to targets (wsroute stores a route group per path).
+
+    ``add()`` rejects a pattern that conflicts with one already added;
+    ``match()`` returns ``(target, params)`` or ``None``.
+
+    Example::
+
+        router = Router()
+        router.add(Pattern.parse("/items/{id:int}", DEFAULT_CONVERTERS), "items")
+        router.match("/items/3")   # ("items", {"id": 3})
+    """
+
+    def __init__(self) -> None:
+        self._static: dict[str, T] = {}
+        self._root: _Node[T] = _Node()
+        self._patterns: list[Pattern] = []
+        self._targets: dict[str, T] = {}
+
+    def __len__(self) -> int:
+        return len(self._patterns)
+
+    def __iter__(self) -> Iterator[tuple[Pattern, T]]:
+        for pattern in self._patterns:
+            yield pattern, self._targets[pattern.source]
+
+    def get(self, source: str) -> T | None:
+        """The target registered under exactly this pattern text, if any."""
+        return self._targets.get(source)
+
+    def add(self, pattern: Pattern, target: T) -> None:
+        for existing in self._patterns:
+            if existing.overlaps(pattern):
+                raise RouteError(
+                    f"route {pattern.source!r} conflicts with route {existing.source!r}: "
+                    "both would match the same requests; change one of the patterns"
+                )
+        self._patterns.append(pattern)
+        self._targets[pattern.source] = target
+        if pattern.is_static:
+            self._static[pattern.source] = target
+            return
+        node = self._root
+        for index, segment in enumerate(pattern.segments):
+            last = index == len(pattern.segments) - 1
+            if segment.converter is None:
+                node = node.static.setdefault(segment.text, _Node())
+            elif segment.converter.name == "path":
+                node.rest.append((segment.param or "", segment.converter, target))
+                return
+            else:
+                child: _Node[T] = _Node()
+                node.params.append((segment.param or "", segment.converter, child))
+                node = child
+            if last:
+                node.target = target
+
+    def match(self, path: str) -> tuple[T, dict[str, Any]] | None:
+        """Find the target for ``path`` (without its query string)."""
+        target = self._static.get(path)
+        if target is not None:
+            return target, {}
+        if not path.startswith("/"):
+            return None
+        params: dict[str, Any] = {}
+        found = _walk(self._root, path[1:].split("/"), 0, params)
+        if found is None:
+            return None
+        return found, params
+
+
+def _walk(node: _Node[T], parts: list[str], index: int, params: dict[str, Any]) -> T | None:
+    """Depth-first search: literal children first, then parameters, then ``path``."""
+    if index == len(parts):
+        return node.target
+    part = parts[index]
+    child = node.static.get(part)
+    if child is not None:
+        found = _walk(child, parts, index + 1, params)
+        if found is not None:
+            return found
+    for name, converter, child in node.params:
+        if converter.fullmatch(part) is None:
+            continue
+        try:
+            value = converter.convert(part)
+        except ValueError:
+            continue
+        found = _walk(child, parts, index + 1, params)
+        if found is not None:
+            params[name] = value
+            return found
+    if node.rest:
+        rest = "/".join(parts[index:])
+        for name, converter, target in node.rest:
+            if converter.fullmatch(rest) is None:
+                continue
+            try:
+                params[name] = converter.convert(rest)
+            except ValueError:
+                continue
+            return target
+    return None

@@ -1,0 +1,144 @@
+"""One connection after the upgrade: pick the route, run it, report how it ended.
+
+:class:`Session` is websockets' connection handler for a prepared app. It
+reads the first message when the path is routed by message, registers the
+connection with the hub, runs the bound handler, and turns the outcome into a
+close code:
+
+* the handler returns → 1000 (websockets closes normally);
+* the client leaves (``ConnectionClosed``) → nothing to log;
+* the handler raises → 1011 (or the code a plugin chooses), logged once with
+  the route; other connections are untouched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import attrs
+from websockets.exceptions import ConnectionClosed
+from websockets.frames import CloseCode
+
+from .di import Binding
+from .dispatch import Rejection, choose_by_first_message
+from .plugins import HookFailed, call_each, call_first
+from .routes import Route, RouteGroup
+
+if TYPE_CHECKING:
+    from .app import App
+    from .connection import Connection
+
+__all__ = ["Session"]
+
+logger = logging.getLogger("wsroute")
+
+
+@attrs.frozen
+class Session:
+    """The per-connection lifecycle, with everything looked up in advance."""
+
+    app: App
+    bindings: Mapping[Route, Binding]
+    message_key: str
+    first_message_timeout: float
+    hook_open: bool
+    hook_closed: bool
+    hook_exception: bool
+
+    async def __call__(self, conn: Connection) -> None:
+        route = conn.route
+        try:
+            if route is None:
+                route = await self._route_by_first_message(conn, conn.group)
+                if route is None:
+                    return
+            await self._run(conn, route)
+        except ConnectionClosed:
+            pass
+        except Exception as exc:
+            await self._failed(conn, route, exc)
+        finally:
+            if self.hook_closed:
+                await self._report_closed(conn)
+
+    async def _run(self, conn: Connection, route: Route) -> None:
+        binding = self.bindings[route]
+        params = conn.params
+        kwargs = params if binding.path_args is None else {name: params[name] for name in binding.path_args}
+        hub = self.app.hub
+        hub.attach(conn, route.slow_consumer)
+        try:
+            if self.hook_open:
+                await call_each(self.app.plugins.hook.wsroute_connection_open, app=self.app, conn=conn)
+            if route.is_class:
+                handler = binding.call(**kwargs)
+                handler.ws = conn
+                handler.app = self.app
+                await handler._run(self.message_key)
+            else:
+                await binding.call(conn, **kwargs)
+        finally:
+            hub.detach(conn)
+
+    async def _route_by_first_message(self, conn: Connection, group: RouteGroup | None) -> Route | None:
+        """Read and decode the first message; close 1008/1003 when it is wrong."""
+        if group is None:  # pragma: no cover - process_request refused unmatched paths
+            return None
+        try:
+            async with asyncio.timeout(self.first_message_timeout):
+                message = await conn.recv()
+        except TimeoutError:
+            await conn.close(
+                CloseCode.POLICY_VIOLATION, f"no first message within {self.first_message_timeout:g} s"
+            )
+            return None
+        try:
+            route, data = choose_by_first_message(message, self.message_key, group.by_message)
+        except Rejection as rejection:
+            await conn.close(rejection.code, rejection.reason)
+            return None
+        conn.route = route
+        conn.first_message = data
+        task = asyncio.current_task()
+        if task is not None:
+            task.set_name(f"wsroute {route.name}")
+        return route
+
+    async def _failed(self, conn: Connection, route: Route | None, exc: Exception) -> None:
+        name = route.name if route is not None else conn.path
+        logger.error("handler for route %s failed; closing with 1011 unless a plugin says otherwise", name, exc_info=exc)
+        code = self._close_code_for(conn, route, exc)
+        try:
+            await conn.close(code, "internal error")
+        except Exception:  # pragma: no cover - the transport is already gone
+            pass
+
+    def _close_code_for(self, conn: Connection, route: Route | None, exc: Exception) -> int:
+        if not self.hook_exception:
+            return int(CloseCode.INTERNAL_ERROR)
+        try:
+            code: Any = call_first(
+                self.app.plugins.hook.wsroute_handle_exception, app=self.app, conn=conn, route=route, exc=exc
+            )
+        except HookFailed as failure:
+            logger.error("%s", failure, exc_info=failure.__cause__)
+            return int(CloseCode.INTERNAL_ERROR)
+        return int(code) if code is not None else int(CloseCode.INTERNAL_ERROR)
+
+    async def _report_closed(self, conn: Connection) -> None:
+        # The handler has returned: close now (1000, a no-op if already
+        # closed) so observers see the final code rather than None.
+        await conn.close()
+        try:
+            await call_each(
+                self.app.plugins.hook.wsroute_connection_closed,
+                app=self.app,
+                conn=conn,
+                code=conn.close_code,
+                reason=conn.close_reason or "",
+            )
+        except HookFailed as failure:
+            logger.error("%s", failure, exc_info=failure.__cause__)
