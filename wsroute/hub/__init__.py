@@ -1,0 +1,276 @@
+"""The messaging hub: broadcast, one user, topics, presence, with backpressure.
+
+Handlers and apps call one object, ``app.hub``::
+
+    await app.hub.broadcast("server restarting")
+    await app.hub.send_to_user("alice", "you have mail")
+    await app.hub.subscribe(ws, "room:1")
+    await app.hub.publish_json("room:1", {"type": "say", "text": "hi"})
+
+The hub keeps local maps of connections (:mod:`.registry`), writes to them
+with backpressure (:mod:`.delivery`) and shares messages between processes
+through a broker (:mod:`.broker`: in memory by default, Redis for several
+processes). From outside a server, :class:`Publisher` speaks the same wire
+format as the Redis broker.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from websockets.asyncio.connection import Connection
+
+from ..errors import BrokerError
+from .broker import Broker, HealthCheck, PresenceEvent, Sink, make_broker
+from .delivery import Delivery
+from .memory import MemoryBroker
+from .policy import SlowConsumer, parse_policy
+from .publisher import Publisher
+from .registry import PresenceCallback, Registry
+from .stats import HubStats
+from .wire import to_frame
+
+__all__ = [
+    "Hub",
+    "HubStats",
+    "SlowConsumer",
+    "Broker",
+    "Sink",
+    "MemoryBroker",
+    "Publisher",
+    "PresenceCallback",
+    "PresenceEvent",
+    "HealthCheck",
+    "make_broker",
+]
+
+logger = logging.getLogger("wsroute.hub")
+
+_dumps: Callable[[Any], str] = json.JSONEncoder(separators=(",", ":")).encode
+
+
+class Hub:
+    """Connection registry and message fan-out for one server process.
+
+    Args:
+        broker: ``None`` or ``"memory://"`` for one process (the default);
+            ``"redis://host:6379/0"`` to share messages between processes
+            (needs ``pip install 'wsroute[redis]'``); or a :class:`Broker`.
+        policy: the default slow-consumer policy, ``"disconnect"`` (close
+            with 1013, the default), ``"drop_oldest"`` or ``"keep_latest"``;
+            a route may override it per connection in :meth:`attach`.
+        max_queue: frames a connection that fell behind may have waiting
+            before the policy applies (default 64).
+        max_buffer: bytes in a connection's transport write buffer above
+            which it counts as behind (default 64 KiB). Below it, frames are
+            written synchronously like ``websockets.broadcast()``.
+        close_timeout: seconds a slow consumer gets to finish the closing
+            handshake before its TCP connection is aborted (default 2).
+
+    Memory per connection stays bounded by about ``max_buffer`` plus one
+    frame in the transport and ``max_queue`` frames in the outbox, plus the
+    kernel's socket buffer.
+    """
+
+    def __init__(
+        self,
+        *,
+        broker: Broker | str | None = None,
+        policy: SlowConsumer | str = SlowConsumer.DISCONNECT,
+        max_queue: int = 64,
+        max_buffer: int = 64 * 1024,
+        close_timeout: float = 2.0,
+    ) -> None:
+        for name, value in (("max_queue", max_queue), ("max_buffer", max_buffer)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(
+                    f"{name} must be a positive <int> (got {value!r} that is a "
+                    f"<{type(value).__name__}>)"
+                )
+        self.broker: Broker = make_broker(broker)
+        self.stats = HubStats()
+        self._registry = Registry()
+        self._delivery = Delivery(
+            policy=parse_policy(policy),
+            max_queue=max_queue,
+            max_buffer=max_buffer,
+            close_timeout=close_timeout,
+            stats=self.stats,
+        )
+        self._sink = _HubSink(self)
+
+    def __repr__(self) -> str:
+        return f"<Hub {self.broker!r} connections={len(self._registry)}>"
+
+    # Lifecycle
+
+    async def start(self) -> None:
+        """Connect the broker; call before the server listens.
+
+        Raises:
+            BrokerUnavailable: the broker cannot be reached.
+        """
+        await self.broker.start(self._sink)
+
+    async def stop(self) -> None:
+        """Flush the broker, disconnect it, stop pending slow-consumer work."""
+        try:
+            await self.broker.stop()
+        finally:
+            await self._delivery.aclose()
+
+    def health_checks(self) -> dict[str, HealthCheck]:
+        """Named readiness checks (the Redis broker contributes ``"redis"``)."""
+        return self.broker.health_checks()
+
+    # Connections
+
+    def attach(self, conn: Connection, policy: SlowConsumer | str | None = None) -> None:
+        """Register a connection after its handshake (synchronous and cheap).
+
+        Args:
+            conn: the connection; ``conn.ctx.user_id``, if set, is its user.
+            policy: this route's slow-consumer policy; None uses the hub's.
+        """
+        self._registry.add(conn)
+        if policy is not None:
+            self._delivery.set_policy(conn, parse_policy(policy))
+
+    def detach(self, conn: Connection) -> None:
+        """Forget a connection everywhere; broker-side cleanup runs later."""
+        user_id = self._registry.user_of(conn)
+        broker = self.broker
+        for topic, user_left in self._registry.remove(conn):
+            broker.unsubscribe(topic)
+            if user_left and user_id is not None:
+                broker.set_presence(topic, user_id, False)
+        self._delivery.forget(conn)
+
+    @property
+    def connections(self) -> int:
+        """How many connections are attached in this process."""
+        return len(self._registry)
+
+    def backlog(self, conn: Connection) -> int:
+        """Frames waiting for ``conn`` because it fell behind (0 normally)."""
+        return self._delivery.backlog(conn)
+
+    # Topics and presence
+
+    async def subscribe(
+        self, conn: Connection, topic: str, on_presence: PresenceCallback | None = None
+    ) -> None:
+        """Subscribe ``conn`` to ``topic``; return once messages flow.
+
+        Args:
+            on_presence: ``async (topic, "join" | "leave", user_id)`` called
+                when a user joins or leaves the topic (in any process).
+        """
+        if conn not in self._registry.conns:
+            raise ValueError(f"subscribe({topic!r}): connection {conn!r} is not attached")
+        new, joined = self._registry.subscribe(conn, topic, on_presence)
+        if not new:
+            return
+        user_id = self._registry.user_of(conn)
+        if joined and user_id is not None:
+            self.broker.set_presence(topic, user_id, True)
+        await self.broker.subscribe(topic)
+
+    async def unsubscribe(self, conn: Connection, topic: str) -> None:
+        """Unsubscribe ``conn`` from ``topic`` (no error if it was not)."""
+        was, left = self._registry.unsubscribe(conn, topic)
+        if not was:
+            return
+        self.broker.unsubscribe(topic)
+        user_id = self._registry.user_of(conn)
+        if left and user_id is not None:
+            self.broker.set_presence(topic, user_id, False)
+
+    async def presence(self, topic: str) -> set[str]:
+        """User ids subscribed to ``topic`` (in every process with Redis)."""
+        return await self.broker.presence(topic)
+
+    # Sending
+
+    async def broadcast(self, message: str | bytes) -> None:
+        """Send to every connection of every process.
+
+        Raises:
+            BrokerUnavailable: the broker is down (the failure is counted).
+        """
+        text, payload = to_frame(message)
+        try:
+            await self.broker.publish_all(text, payload)
+        except BrokerError:
+            self.stats.publish_failures += 1
+            raise
+
+    async def send_to_user(self, user_id: str, message: str | bytes) -> None:
+        """Send to every open connection of ``user_id``, in every process."""
+        text, payload = to_frame(message)
+        try:
+            await self.broker.publish_user(str(user_id), text, payload)
+        except BrokerError:
+            self.stats.publish_failures += 1
+            raise
+
+    async def publish(self, topic: str, message: str | bytes) -> None:
+        """Send to every subscriber of ``topic``, in every process."""
+        text, payload = to_frame(message)
+        try:
+            await self.broker.publish_topic(topic, text, payload)
+        except BrokerError:
+            self.stats.publish_failures += 1
+            raise
+
+    async def broadcast_json(self, obj: Any) -> None:
+        """:meth:`broadcast` ``obj`` encoded once as compact JSON."""
+        await self.broadcast(_dumps(obj))
+
+    async def send_json_to_user(self, user_id: str, obj: Any) -> None:
+        """:meth:`send_to_user` ``obj`` encoded once as compact JSON."""
+        await self.send_to_user(user_id, _dumps(obj))
+
+    async def publish_json(self, topic: str, obj: Any) -> None:
+        """:meth:`publish` ``obj`` encoded once as compact JSON."""
+        await self.publish(topic, _dumps(obj))
+
+
+class _HubSink:
+    """The hub's face towards its broker: local delivery only."""
+
+    __slots__ = ("_delivery", "_registry")
+
+    def __init__(self, hub: Hub) -> None:
+        self._registry = hub._registry
+        self._delivery = hub._delivery
+
+    def deliver_all(self, text: bool, payload: bytes) -> None:
+        self._delivery.send(self._registry.conns, text, payload)
+
+    def deliver_user(self, user_id: str, text: bool, payload: bytes) -> None:
+        conns = self._registry.users.get(user_id)
+        if conns:
+            self._delivery.send(conns, text, payload)
+
+    def deliver_topic(self, topic: str, text: bool, payload: bytes) -> None:
+        conns = self._registry.topics.get(topic)
+        if conns:
+            self._delivery.send(conns, text, payload)
+
+    def presence_event(self, topic: str, event: PresenceEvent, user_id: str) -> None:
+        for callback in self._registry.listeners(topic):
+            self._delivery.spawn(_call_listener(callback, topic, event, user_id))
+
+
+async def _call_listener(
+    callback: PresenceCallback, topic: str, event: PresenceEvent, user_id: str
+) -> None:
+    """Run a presence callback; an error is logged, never propagated."""
+    try:
+        await callback(topic, event, user_id)
+    except Exception:
+        logger.exception("presence callback for %r failed", topic)

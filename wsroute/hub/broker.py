@@ -1,0 +1,138 @@
+"""The broker interface: how hubs in several processes share messages.
+
+A :class:`Broker` carries three kinds of messages -- to everyone, to one
+user, to one topic -- plus presence (which users are in a topic). The hub
+calls the broker to publish and to say which topics it needs; the broker
+calls back the hub's :class:`Sink` with every message this process must
+deliver to its own connections.
+
+The rule that keeps delivery exactly-once: a message published by this
+process reaches its local connections *through the sink only*. The memory
+broker calls the sink synchronously inside ``publish``; the Redis broker
+never delivers locally and lets Redis echo the message back, once, on the
+subscription. Never both.
+
+Two implementations: :class:`~wsroute.hub.memory.MemoryBroker` (one process,
+the default) and :class:`~wsroute.hub.redis.RedisBroker` (``redis://``).
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Awaitable, Callable
+from typing import Literal, Protocol
+
+__all__ = ["Broker", "Sink", "PresenceEvent", "HealthCheck", "make_broker"]
+
+PresenceEvent = Literal["join", "leave"]
+HealthCheck = Callable[[], Awaitable[None]]
+
+
+class Sink(Protocol):
+    """What a broker calls to deliver to this process's connections.
+
+    Every method is synchronous and must not block: it runs the fan-out.
+    """
+
+    def deliver_all(self, text: bool, payload: bytes) -> None:
+        """Deliver a broadcast frame to every local connection."""
+
+    def deliver_user(self, user_id: str, text: bool, payload: bytes) -> None:
+        """Deliver a frame to every local connection of ``user_id``."""
+
+    def deliver_topic(self, topic: str, text: bool, payload: bytes) -> None:
+        """Deliver a frame to every local subscriber of ``topic``."""
+
+    def presence_event(self, topic: str, event: PresenceEvent, user_id: str) -> None:
+        """Tell local presence listeners of ``topic`` that a user joined or left."""
+
+
+class Broker(abc.ABC):
+    """Moves messages between the hubs of all processes.
+
+    Subscriptions are reference-counted per process: the hub calls
+    :meth:`subscribe` / :meth:`unsubscribe` once per local connection and the
+    broker only talks to its backend on the first and the last one.
+    Synchronous methods are safe to call from ``Hub.detach`` (a ``finally``):
+    they record the change and apply it in the background, never losing it.
+    """
+
+    @abc.abstractmethod
+    async def start(self, sink: Sink) -> None:
+        """Connect; raise :class:`~wsroute.errors.BrokerUnavailable` if unreachable."""
+
+    @abc.abstractmethod
+    async def stop(self) -> None:
+        """Apply pending changes (best effort) and disconnect."""
+
+    @abc.abstractmethod
+    async def publish_all(self, text: bool, payload: bytes) -> None:
+        """Send a frame to every connection of every process."""
+
+    @abc.abstractmethod
+    async def publish_user(self, user_id: str, text: bool, payload: bytes) -> None:
+        """Send a frame to every connection of ``user_id`` in every process."""
+
+    @abc.abstractmethod
+    async def publish_topic(self, topic: str, text: bool, payload: bytes) -> None:
+        """Send a frame to every subscriber of ``topic`` in every process."""
+
+    @abc.abstractmethod
+    async def subscribe(self, topic: str) -> None:
+        """Count one more local subscriber; return once messages flow."""
+
+    @abc.abstractmethod
+    def unsubscribe(self, topic: str) -> None:
+        """Count one less local subscriber (synchronous, applied later)."""
+
+    @abc.abstractmethod
+    def set_presence(self, topic: str, user_id: str, present: bool) -> None:
+        """Record that ``user_id`` is (or no longer is) in ``topic`` here."""
+
+    @abc.abstractmethod
+    async def presence(self, topic: str) -> set[str]:
+        """Return the user ids present in ``topic`` in every process."""
+
+    async def flush(self) -> None:  # noqa: B027 - an optional hook, no-op by default
+        """Wait until pending subscription and presence changes are applied."""
+
+    def health_checks(self) -> dict[str, HealthCheck]:
+        """Named readiness checks; each raises when the broker is not ready."""
+        return {}
+
+
+def make_broker(spec: Broker | str | None) -> Broker:
+    """Build a broker from ``App(broker=...)`` / ``--broker``.
+
+    Args:
+        spec: ``None`` or ``"memory://"`` (one process), ``"redis://…"`` /
+            ``"rediss://…"`` / ``"unix://…"``, or a :class:`Broker` instance.
+
+    Raises:
+        ValueError: an unknown URL scheme; the message lists the known ones.
+        ImportError: ``redis://`` without the optional ``redis`` package.
+    """
+    if spec is None or isinstance(spec, Broker):
+        if spec is None:
+            from .memory import MemoryBroker
+
+            return MemoryBroker()
+        return spec
+    if not isinstance(spec, str):
+        raise TypeError(
+            f"broker must be None, a URL <str> or a Broker (got {spec!r} that is "
+            f"a <{type(spec).__name__}>)"
+        )
+    scheme = spec.partition("://")[0].lower()
+    if scheme == "memory":
+        from .memory import MemoryBroker
+
+        return MemoryBroker()
+    if scheme in ("redis", "rediss", "unix"):
+        from .redis import RedisBroker
+
+        return RedisBroker(spec)
+    raise ValueError(
+        f"broker {spec!r}: unknown scheme {scheme!r} "
+        "(known: memory://, redis://, rediss://, unix://)"
+    )

@@ -1,0 +1,270 @@
+"""Fan-out to local connections, with backpressure.
+
+This is the hot path of the hub. It writes one frame to many connections the
+way :func:`websockets.broadcast` does -- ``protocol.send_text`` (or
+``send_binary``) then ``connection.send_data()``, synchronously, no task and
+no ``await`` per connection -- as long as the connection keeps up. What
+``broadcast()`` lacks is backpressure: it appends to the transport's write
+buffer whatever its size, so one client that never reads grows the server
+without bound. Here a connection whose transport buffer is over ``max_buffer``
+(or that is in the middle of a fragmented send) gets an :class:`Outbox`: a
+bounded queue and one writer task that waits until the transport is writable
+again, writes what is waiting in order, and removes itself when it caught up,
+so the connection returns to the fast path. When the outbox is full the
+slow-consumer policy applies (see :mod:`wsroute.hub.policy`).
+
+Ordering: a connection that has an outbox receives every later frame through
+it, so frames from one publisher reach each subscriber in order, exactly once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+from collections.abc import Coroutine, Iterable
+from typing import Any, Final
+
+from websockets.asyncio.connection import Connection
+from websockets.protocol import State
+
+from .policy import SlowConsumer
+from .stats import HubStats
+
+__all__ = ["Delivery", "Outbox"]
+
+logger = logging.getLogger("wsroute.hub")
+
+OPEN: Final = State.OPEN
+
+#: Close code and reason sent to a client closed for being slow (RFC 6455
+#: 1013 "try again later": the client may reconnect and resynchronise).
+SLOW_CODE: Final = 1013
+SLOW_REASON: Final = "slow consumer"
+
+
+class Outbox:
+    """The bounded queue and writer task of one connection that fell behind.
+
+    It exists only while the connection is behind: a connection that keeps up
+    costs nothing here. ``put`` is synchronous and O(1); the policy decides
+    what happens when ``max_queue`` frames are already waiting.
+    """
+
+    __slots__ = ("_closing", "_conn", "_delivery", "_policy", "_queue", "_task")
+
+    def __init__(self, delivery: Delivery, conn: Connection, policy: SlowConsumer) -> None:
+        self._delivery = delivery
+        self._conn = conn
+        self._policy = policy
+        self._queue: collections.deque[tuple[bool, bytes]] = collections.deque()
+        self._closing = False
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    def __len__(self) -> int:
+        return len(self._queue)
+
+    def put(self, text: bool, payload: bytes) -> None:
+        """Queue a frame, applying the policy if the queue is full."""
+        stats = self._delivery.stats
+        if self._closing:
+            stats.dropped += 1
+            return
+        queue = self._queue
+        if self._policy is SlowConsumer.KEEP_LATEST:
+            stats.dropped += len(queue)
+            queue.clear()
+        elif len(queue) >= self._delivery.max_queue:
+            if self._policy is SlowConsumer.DISCONNECT:
+                self._close_slow()
+                stats.dropped += 1
+                return
+            queue.popleft()
+            stats.dropped += 1
+        queue.append((text, payload))
+        stats.queued += 1
+
+    def cancel(self) -> None:
+        """Forget waiting frames and stop the writer (the connection ended)."""
+        self._queue.clear()
+        self._task.cancel()
+
+    def _close_slow(self) -> None:
+        """Drop the backlog and close the connection with 1013, in a task."""
+        stats = self._delivery.stats
+        stats.slow_disconnects += 1
+        stats.dropped += len(self._queue)
+        self._queue.clear()
+        self._closing = True
+        self._task.cancel()
+        self._delivery.spawn(_close_slow(self._conn, self._delivery.close_timeout))
+        logger.info("closing slow consumer %s: outbox full", self._conn.id)
+
+    async def _run(self) -> None:
+        """Write waiting frames whenever the transport can take them."""
+        conn = self._conn
+        queue = self._queue
+        limit = self._delivery.max_buffer
+        written = 0
+        try:
+            while queue:
+                if conn.protocol.state is not OPEN:
+                    break
+                if conn.send_in_progress is not None:
+                    # The handler is sending a fragmented message: wait for
+                    # its end instead of dropping the frame like broadcast().
+                    await asyncio.shield(conn.send_in_progress)
+                    continue
+                if conn.transport.get_write_buffer_size() > limit:
+                    await _wait_writable(conn)
+                    continue
+                text, payload = queue.popleft()
+                if text:
+                    conn.protocol.send_text(payload)
+                else:
+                    conn.protocol.send_binary(payload)
+                conn.send_data()
+                written += 1
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the transport failed: the connection is ending
+            logger.debug("outbox of %s stopped: %r", conn.id, exc)
+            self._delivery.stats.dropped += len(queue)
+            queue.clear()
+        finally:
+            self._delivery.stats.delivered += written
+            # No await since ``while queue`` saw it empty: no frame can have
+            # arrived in between, so the fast path may take over again. A
+            # connection being closed for slowness keeps its (closing) outbox
+            # so that it never returns to the fast path.
+            if not self._closing:
+                self._delivery.release(conn, self)
+
+
+async def _wait_writable(conn: Connection) -> None:
+    """Wait until the transport drained below its low-water mark.
+
+    ``Connection.drain()`` waits while asyncio paused writing (the buffer
+    passed websockets' ``write_limit``). If the hub's ``max_buffer`` is below
+    that limit writing is not paused yet, so poll gently instead of spinning.
+    """
+    if conn.paused:
+        await conn.drain()
+    else:
+        await asyncio.sleep(0.005)
+
+
+async def _close_slow(conn: Connection, timeout: float) -> None:
+    """Close with 1013; abort the TCP connection if the client never reads.
+
+    ``Connection.close()`` queues the close frame behind the unread data and
+    waits for the write buffer to drain, which never happens for a client
+    that stopped reading; the timeout frees the buffers anyway.
+    """
+    try:
+        async with asyncio.timeout(timeout):
+            await conn.close(SLOW_CODE, SLOW_REASON)
+    except TimeoutError:
+        conn.transport.abort()
+
+
+class Delivery:
+    """Writes frames to local connections, fast when they keep up.
+
+    Args:
+        policy: the default slow-consumer policy.
+        max_queue: frames an outbox holds before the policy applies.
+        max_buffer: bytes in a transport's write buffer above which the
+            connection is behind and frames go to its outbox.
+        close_timeout: seconds a slow consumer gets to complete the closing
+            handshake before its TCP connection is aborted.
+        stats: the counters to update.
+    """
+
+    def __init__(
+        self,
+        *,
+        policy: SlowConsumer,
+        max_queue: int,
+        max_buffer: int,
+        close_timeout: float,
+        stats: HubStats,
+    ) -> None:
+        self.policy = policy
+        self.max_queue = max_queue
+        self.max_buffer = max_buffer
+        self.close_timeout = close_timeout
+        self.stats = stats
+        self._behind: dict[Connection, Outbox] = {}
+        self._policies: dict[Connection, SlowConsumer] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def set_policy(self, conn: Connection, policy: SlowConsumer) -> None:
+        """Override the default policy for one connection (a route's choice)."""
+        self._policies[conn] = policy
+
+    def forget(self, conn: Connection) -> None:
+        """Drop everything kept for a connection that ended."""
+        self._policies.pop(conn, None)
+        outbox = self._behind.pop(conn, None)
+        if outbox is not None:
+            self.stats.dropped += len(outbox)
+            outbox.cancel()
+
+    def backlog(self, conn: Connection) -> int:
+        """Frames waiting in the connection's outbox (0 when it keeps up)."""
+        outbox = self._behind.get(conn)
+        return 0 if outbox is None else len(outbox)
+
+    def send(self, conns: Iterable[Connection], text: bool, payload: bytes) -> None:
+        """Write one frame to every open connection in ``conns``.
+
+        The loop mirrors ``websockets.broadcast()`` plus one dict lookup and
+        one buffer-size check per connection; it never awaits.
+        """
+        behind = self._behind
+        limit = self.max_buffer
+        delivered = 0
+        for conn in conns:
+            outbox = behind.get(conn)
+            if outbox is None:
+                if conn.protocol.state is not OPEN:
+                    continue
+                if (
+                    conn.send_in_progress is None
+                    and conn.transport.get_write_buffer_size() <= limit
+                ):
+                    try:
+                        if text:
+                            conn.protocol.send_text(payload)
+                        else:
+                            conn.protocol.send_binary(payload)
+                        conn.send_data()
+                    except Exception as exc:
+                        logger.debug("skipped %s: %r", conn.id, exc)
+                        continue
+                    delivered += 1
+                    continue
+                outbox = behind[conn] = Outbox(
+                    self, conn, self._policies.get(conn, self.policy)
+                )
+            outbox.put(text, payload)
+        self.stats.delivered += delivered
+
+    def release(self, conn: Connection, outbox: Outbox) -> None:
+        """Called by an outbox whose writer ended: back to the fast path."""
+        if self._behind.get(conn) is outbox:
+            del self._behind[conn]
+
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run a background coroutine, keeping a reference until it ends."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def aclose(self) -> None:
+        """Cancel outboxes and wait for slow-consumer closes in progress."""
+        for conn in list(self._behind):
+            self.forget(conn)
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)

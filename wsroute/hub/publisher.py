@@ -1,0 +1,113 @@
+"""Publish to a running wsroute deployment from anywhere: a script, a web app.
+
+A :class:`Publisher` speaks the Redis broker's wire format (see
+:mod:`.wire`) without a server or a hub::
+
+    async with wsroute.hub.Publisher("redis://127.0.0.1:6379/0") as pub:
+        await pub.publish("room:1", "hi")
+        await pub.send_json_to_user("alice", {"type": "notice"})
+        await pub.broadcast(b"\\x00binary")
+
+Every process of the deployment delivers the message to its own
+connections, exactly as if a handler had called ``app.hub``.
+"""
+
+from __future__ import annotations
+
+import json
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from ..errors import BrokerUnavailable
+from .wire import Channels, encode_frame, encode_user_frame, to_frame
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+__all__ = ["Publisher"]
+
+
+class Publisher:
+    """A publish-only client of the Redis broker.
+
+    Args:
+        url: the same URL the servers use with ``--broker``.
+        prefix: the same prefix as the servers' broker.
+        connect_timeout: seconds to wait for Redis at :meth:`connect`.
+        wait: keep retrying for ``connect_timeout`` instead of failing at once.
+    """
+
+    def __init__(
+        self, url: str, *, prefix: str = "wsroute", connect_timeout: float = 5.0,
+        wait: bool = False,
+    ) -> None:
+        self.url = url
+        self.channels = Channels(prefix)
+        self.connect_timeout = connect_timeout
+        self.wait = wait
+        self._client: Redis | None = None
+
+    async def connect(self) -> None:
+        """Open the connection (done by ``async with``).
+
+        Raises:
+            BrokerUnavailable: Redis cannot be reached.
+            ImportError: the ``redis`` package is missing.
+        """
+        from .redis import connect_redis
+
+        self._client = await connect_redis(self.url, timeout=self.connect_timeout,
+                                           wait=self.wait)
+
+    async def aclose(self) -> None:
+        """Close the connection."""
+        client, self._client = self._client, None
+        if client is not None:
+            await client.aclose()
+
+    async def __aenter__(self) -> Publisher:
+        await self.connect()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def _publish(self, channel: str, data: bytes) -> int:
+        from .redis import FAULTS, unavailable
+
+        if self._client is None:
+            raise BrokerUnavailable("Publisher is not connected: use `async with Publisher(...)`")
+        try:
+            return int(await self._client.publish(channel, data))
+        except FAULTS as exc:
+            raise unavailable(self.url, exc, "publishing") from exc
+
+    async def broadcast(self, message: str | bytes) -> int:
+        """Send to every connection; returns how many processes received it."""
+        return await self._publish(self.channels.all, encode_frame(*to_frame(message)))
+
+    async def send_to_user(self, user_id: str, message: str | bytes) -> int:
+        """Send to every connection of ``user_id``."""
+        text, payload = to_frame(message)
+        return await self._publish(self.channels.users,
+                                   encode_user_frame(str(user_id), text, payload))
+
+    async def publish(self, topic: str, message: str | bytes) -> int:
+        """Send to every subscriber of ``topic``; returns processes reached."""
+        return await self._publish(self.channels.topic(topic),
+                                   encode_frame(*to_frame(message)))
+
+    async def broadcast_json(self, obj: Any) -> int:
+        """:meth:`broadcast` compact JSON."""
+        return await self.broadcast(json.dumps(obj, separators=(",", ":")))
+
+    async def send_json_to_user(self, user_id: str, obj: Any) -> int:
+        """:meth:`send_to_user` compact JSON."""
+        return await self.send_to_user(user_id, json.dumps(obj, separators=(",", ":")))
+
+    async def publish_json(self, topic: str, obj: Any) -> int:
+        """:meth:`publish` compact JSON."""
+        return await self.publish(topic, json.dumps(obj, separators=(",", ":")))

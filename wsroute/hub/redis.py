@@ -1,0 +1,442 @@
+"""The Redis broker: every process receives what any process publishes.
+
+Each process holds one pub/sub connection (channels in :mod:`.wire`) and one
+small pool for commands. Topic channels are reference-counted: the first
+local subscriber makes the process SUBSCRIBE, the last one UNSUBSCRIBE --
+never one Redis subscription per connection. A publish goes to Redis only;
+the message comes back on the subscription and is delivered from there,
+exactly once, in the order Redis received it.
+
+Faults: if Redis goes away while running, connections stay open, publishes
+raise :class:`~wsroute.errors.BrokerUnavailable` (the hub counts them), and
+the subscriber reconnects with capped exponential backoff, re-subscribes
+every channel and rewrites this process's presence. One warning is logged
+per outage and one line on recovery. Messages published during an outage
+are lost: Redis pub/sub is at-most-once.
+
+Subscriptions and presence are *reconciled*: ``unsubscribe`` and
+``set_presence`` only update the wanted state (synchronously, so
+``Hub.detach`` can call them in a ``finally``), and one background task
+applies the difference to Redis. A change made while Redis is down is
+applied when it is back, so nothing is lost and churn is coalesced.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import urllib.parse
+import uuid
+from typing import Any
+
+try:
+    from redis.asyncio import Redis
+    from redis.asyncio.retry import Retry
+    from redis.backoff import NoBackoff
+    from redis.exceptions import RedisError
+except ImportError as exc:  # pragma: no cover - depends on the environment
+    raise ImportError(
+        "the Redis broker needs the redis package: pip install 'wsroute[redis]'"
+    ) from exc
+
+import contextlib
+
+from ..errors import BrokerUnavailable
+from .broker import Broker, HealthCheck, Sink
+from .presence import RedisPresence
+from .wire import (
+    Channels,
+    decode_frame,
+    decode_presence,
+    decode_user_frame,
+    encode_frame,
+    encode_user_frame,
+)
+
+__all__ = ["RedisBroker", "connect_redis", "redact"]
+
+logger = logging.getLogger("wsroute.hub.redis")
+
+#: What a dead or unreachable Redis raises: redis-py errors and socket errors.
+FAULTS = (RedisError, OSError, asyncio.TimeoutError)
+
+
+def redact(url: str) -> str:
+    """The URL without its password, for messages and logs."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+
+
+def unavailable(url: str, exc: BaseException, doing: str) -> BrokerUnavailable:
+    """A :class:`BrokerUnavailable` that names the URL and the fix."""
+    return BrokerUnavailable(
+        f"Redis at {redact(url)} is unavailable ({doing}: {exc or type(exc).__name__}); "
+        "start Redis or pass the right --broker URL"
+    )
+
+
+async def connect_redis(url: str, *, timeout: float, wait: bool) -> Redis:
+    """A client for ``url`` whose first PING succeeded.
+
+    redis-py's own retries are off: the broker decides when to retry, so a
+    publish during an outage fails at once instead of blocking the handler.
+
+    Args:
+        timeout: seconds to keep trying when ``wait`` is true.
+        wait: retry until ``timeout`` instead of failing at the first error.
+
+    Raises:
+        BrokerUnavailable: Redis could not be reached.
+    """
+    client = Redis.from_url(
+        url, retry=Retry(NoBackoff(), 0), socket_connect_timeout=min(timeout, 5.0),
+        socket_timeout=5.0,
+    )
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        try:
+            await client.ping()
+            return client
+        except FAULTS as exc:
+            if not wait or loop.time() >= deadline:
+                await client.aclose()
+                raise unavailable(url, exc, "connecting") from exc
+            await asyncio.sleep(0.2)
+
+
+class RedisBroker(Broker):
+    """A broker backed by Redis pub/sub.
+
+    Args:
+        url: ``redis://[:password@]host:port/db`` (or ``rediss://``, ``unix://``).
+        prefix: prefix of every channel and key, to share one Redis.
+        wait: at start, retry for ``connect_timeout`` seconds instead of
+            failing at once (useful when Redis starts with the app).
+        connect_timeout: seconds ``wait`` keeps trying.
+        backoff_max: cap of the reconnection backoff, in seconds.
+        presence_ttl: seconds after which a dead process's presence entries
+            stop counting; live processes refresh theirs every third of it.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        prefix: str = "wsroute",
+        wait: bool = False,
+        connect_timeout: float = 10.0,
+        backoff_max: float = 5.0,
+        presence_ttl: float = 30.0,
+    ) -> None:
+        self.url = url
+        self.channels = Channels(prefix)
+        self.process_id = uuid.uuid4().hex
+        self.wait = wait
+        self.connect_timeout = connect_timeout
+        self.backoff_max = backoff_max
+        self.presence_ttl = presence_ttl
+        self._sink: Sink | None = None
+        self._client: Redis | None = None
+        self._presence: RedisPresence | None = None
+        self._refs: dict[str, int] = {}
+        self._base = (self.channels.all, self.channels.users, self.channels.presence)
+        self._pubsub: Any = None
+        self._sent: set[str] = set()
+        self._confirmed: set[str] = set()
+        self._waiters: dict[str, asyncio.Future[None]] = {}
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._online = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._down_since: float | None = None
+
+    def __repr__(self) -> str:
+        return f"RedisBroker({redact(self.url)!r})"
+
+    # Lifecycle
+
+    async def start(self, sink: Sink) -> None:
+        """Connect, subscribe the shared channels, start background tasks.
+
+        Raises:
+            BrokerUnavailable: Redis cannot be reached (names the URL).
+        """
+        self._sink = sink
+        self._client = await connect_redis(
+            self.url, timeout=self.connect_timeout, wait=self.wait
+        )
+        self._presence = RedisPresence(self._client, self.channels, self.process_id,
+                                       self.presence_ttl)
+        loop = asyncio.get_running_loop()
+        self._tasks = [
+            loop.create_task(self._subscriber()),
+            loop.create_task(self._reconciler()),
+            loop.create_task(self._heartbeat()),
+        ]
+        try:
+            async with asyncio.timeout(self.connect_timeout):
+                await self._online.wait()
+        except TimeoutError as exc:
+            await self.stop()
+            raise unavailable(self.url, exc, "subscribing") from exc
+
+    async def stop(self) -> None:
+        """Apply pending changes for up to 2 s, then disconnect."""
+        if self._client is None:
+            return
+        if self._online.is_set():
+            await self.flush(timeout=2.0)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+        if self._presence is not None:
+            with contextlib.suppress(*FAULTS):
+                await self._presence.forget_process()
+        await self._close_pubsub()
+        await self._client.aclose()
+        self._client = None
+
+    async def flush(self, timeout: float = 5.0) -> None:
+        """Wait (bounded) until Redis reflects local subscriptions and presence."""
+        try:
+            async with asyncio.timeout(timeout):
+                while True:
+                    await self._idle.wait()
+                    await self._online.wait()
+                    if self._idle.is_set():
+                        return
+        except TimeoutError:
+            logger.debug("flush timed out; changes will be applied later")
+
+    def health_checks(self) -> dict[str, HealthCheck]:
+        """One check, ``"redis"``: PING works and the subscriber is online."""
+        return {"redis": self._check}
+
+    async def _check(self) -> None:
+        if self._client is None:
+            raise BrokerUnavailable(f"Redis broker {redact(self.url)} is not started")
+        try:
+            await self._client.ping()
+        except FAULTS as exc:
+            raise unavailable(self.url, exc, "health check") from exc
+        if not self._online.is_set():
+            raise BrokerUnavailable(f"Redis subscriber for {redact(self.url)} is reconnecting")
+
+    # Publishing
+
+    def _require(self) -> Redis:
+        if self._client is None:
+            raise BrokerUnavailable(f"Redis broker {redact(self.url)} is not started")
+        return self._client
+
+    async def _publish(self, channel: str, data: bytes) -> None:
+        try:
+            await self._require().publish(channel, data)
+        except FAULTS as exc:
+            raise unavailable(self.url, exc, "publishing") from exc
+
+    async def publish_all(self, text: bool, payload: bytes) -> None:
+        """PUBLISH on the broadcast channel."""
+        await self._publish(self.channels.all, encode_frame(text, payload))
+
+    async def publish_user(self, user_id: str, text: bool, payload: bytes) -> None:
+        """PUBLISH on the users channel, tagged with the user id."""
+        await self._publish(self.channels.users, encode_user_frame(user_id, text, payload))
+
+    async def publish_topic(self, topic: str, text: bool, payload: bytes) -> None:
+        """PUBLISH on the topic's channel."""
+        await self._publish(self.channels.topic(topic), encode_frame(text, payload))
+
+    # Subscriptions
+
+    async def subscribe(self, topic: str) -> None:
+        """Count a subscriber; on the first, SUBSCRIBE and wait for the ack.
+
+        While Redis is down this returns at once: the channel is subscribed
+        when the connection comes back.
+        """
+        channel = self.channels.topic(topic)
+        count = self._refs.get(channel, 0)
+        self._refs[channel] = count + 1
+        if count == 0:
+            self._changed()
+        if channel in self._confirmed or not self._online.is_set():
+            return
+        waiter = self._waiters.get(channel)
+        if waiter is None:
+            waiter = self._waiters[channel] = asyncio.get_running_loop().create_future()
+        try:
+            async with asyncio.timeout(self.connect_timeout):
+                await asyncio.shield(waiter)
+        except TimeoutError:
+            logger.warning("no SUBSCRIBE ack for %s yet; it will apply later", channel)
+
+    def unsubscribe(self, topic: str) -> None:
+        """Count one subscriber less; on the last, UNSUBSCRIBE (later)."""
+        channel = self.channels.topic(topic)
+        count = self._refs.get(channel, 0) - 1
+        if count > 0:
+            self._refs[channel] = count
+            return
+        self._refs.pop(channel, None)
+        self._changed()
+
+    def set_presence(self, topic: str, user_id: str, present: bool) -> None:
+        """Record a local join/leave; Redis is updated in the background."""
+        if self._presence is None:
+            raise RuntimeError("RedisBroker used before Hub.start()")
+        self._presence.set_local(topic, user_id, present)
+        self._changed()
+
+    async def presence(self, topic: str) -> set[str]:
+        """User ids in ``topic`` across live processes."""
+        if self._presence is None:
+            raise BrokerUnavailable(f"Redis broker {redact(self.url)} is not started")
+        try:
+            return await self._presence.read(topic)
+        except FAULTS as exc:
+            raise unavailable(self.url, exc, "reading presence") from exc
+
+    def _changed(self) -> None:
+        self._idle.clear()
+        self._wake.set()
+
+    # Background tasks
+
+    async def _reconciler(self) -> None:
+        """Apply subscription and presence changes whenever they happen."""
+        while True:
+            await self._wake.wait()
+            await self._online.wait()
+            self._wake.clear()
+            try:
+                await self._sync_channels()
+                assert self._presence is not None
+                await self._presence.sync()
+            except FAULTS as exc:
+                logger.debug("reconcile failed, retrying when Redis is back: %r", exc)
+                self._wake.set()
+                await asyncio.sleep(0.1)
+                continue
+            if not self._wake.is_set():
+                self._idle.set()
+
+    async def _sync_channels(self) -> None:
+        """SUBSCRIBE what is wanted and not sent; UNSUBSCRIBE the reverse."""
+        pubsub = self._pubsub
+        if pubsub is None:
+            return
+        wanted = set(self._base)
+        wanted.update(self._refs)
+        add = wanted - self._sent
+        remove = self._sent - wanted
+        self._sent = wanted
+        if add:
+            await pubsub.subscribe(*add)
+        if remove:
+            self._confirmed.difference_update(remove)
+            await pubsub.unsubscribe(*remove)
+
+    async def _heartbeat(self) -> None:
+        """Keep this process's presence alive while it runs."""
+        assert self._presence is not None
+        while True:
+            try:
+                await self._presence.heartbeat()
+            except FAULTS as exc:
+                logger.debug("presence heartbeat failed: %r", exc)
+            await asyncio.sleep(self.presence_ttl / 3)
+
+    async def _subscriber(self) -> None:
+        """Read the pub/sub connection forever, reconnecting with backoff."""
+        delay = 0.05
+        while True:
+            try:
+                await self._listen()
+            except FAULTS as exc:
+                if self._online.is_set():
+                    delay = 0.05  # it worked until now: a new outage
+                self._went_offline(exc)
+            await self._close_pubsub()
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, self.backoff_max)
+
+    async def _listen(self) -> None:
+        """Open a pub/sub connection, subscribe everything, dispatch messages."""
+        assert self._client is not None
+        pubsub = self._client.pubsub()
+        self._pubsub = pubsub
+        self._sent = set()
+        self._confirmed = set()
+        wanted = set(self._base)
+        wanted.update(self._refs)
+        self._sent = wanted
+        await pubsub.subscribe(*wanted)
+        while True:
+            message = await pubsub.get_message(timeout=None)
+            if message is not None:
+                self._dispatch(message)
+
+    def _went_offline(self, exc: BaseException) -> None:
+        """Log once per outage, then stay quiet until recovery."""
+        self._online.clear()
+        if self._down_since is None:
+            self._down_since = asyncio.get_running_loop().time()
+            logger.warning(
+                "lost Redis at %s (%s); connections stay open, publishes fail, "
+                "reconnecting with backoff up to %.1f s",
+                redact(self.url), exc or type(exc).__name__, self.backoff_max,
+            )
+
+    def _came_online(self) -> None:
+        if self._down_since is not None:
+            outage = asyncio.get_running_loop().time() - self._down_since
+            self._down_since = None
+            logger.warning("Redis at %s is back after %.1f s; resubscribed",
+                           redact(self.url), outage)
+            assert self._presence is not None
+            self._presence.rewrite()
+        self._online.set()
+        self._changed()
+
+    async def _close_pubsub(self) -> None:
+        pubsub, self._pubsub = self._pubsub, None
+        if pubsub is not None:
+            with contextlib.suppress(*FAULTS):
+                await pubsub.aclose()
+
+    def _dispatch(self, message: dict[str, Any]) -> None:
+        """Route one pub/sub message to the sink or to a subscribe waiter."""
+        kind = message["type"]
+        channel = message["channel"].decode()
+        if kind == "message":
+            self._deliver(channel, message["data"])
+        elif kind == "subscribe":
+            self._confirmed.add(channel)
+            waiter = self._waiters.pop(channel, None)
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
+            if not self._online.is_set() and self._confirmed.issuperset(self._base):
+                self._came_online()
+
+    def _deliver(self, channel: str, data: bytes) -> None:
+        sink = self._sink
+        if sink is None:
+            return
+        try:
+            if channel == self.channels.all:
+                sink.deliver_all(*decode_frame(data))
+            elif channel == self.channels.users:
+                sink.deliver_user(*decode_user_frame(data))
+            elif channel == self.channels.presence:
+                sink.presence_event(*decode_presence(data))
+            elif channel.startswith(self.channels.topic_prefix):
+                topic = channel[len(self.channels.topic_prefix):]
+                sink.deliver_topic(topic, *decode_frame(data))
+        except Exception:
+            logger.exception("cannot deliver a message from %s", channel)
