@@ -337,7 +337,9 @@ def _route_middleware(group: RouteGroup) -> list[Callable[..., Any]]:
 
 def _check_middleware(func: Any, where: str) -> None:
     if not callable(func):
-        raise ConfigurationError(f"{where}: middleware {func!r} is not callable; expected (conn, request) -> Response | None")
+        raise ConfigurationError(
+            f"{where}: middleware {func!r} is not callable; expected (conn, request) -> Response | None"
+        )
 
 
 def _check_options(message_key: Any, timeout: Any, slow_consumer: Any, serve_options: Mapping[str, Any]) -> None:

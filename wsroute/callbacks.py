@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from typing import Any, TypeVar
 
 __all__ = ["describe", "is_async_callable", "maybe_await"]
@@ -22,14 +22,16 @@ def is_async_callable(obj: Any) -> bool:
     """Whether calling ``obj`` returns a coroutine (partials and ``__call__`` included)."""
     while isinstance(obj, functools.partial):
         obj = obj.func
-    return inspect.iscoroutinefunction(obj) or inspect.iscoroutinefunction(getattr(obj, "__call__", None))
+    if inspect.iscoroutinefunction(obj):
+        return True
+    return not inspect.isroutine(obj) and callable(obj) and inspect.iscoroutinefunction(obj.__call__)
 
 
 async def maybe_await(value: T | Awaitable[T]) -> T:
     """Await ``value`` if it is awaitable, else return it as is."""
     if inspect.isawaitable(value):
         return await value
-    return value  # type: ignore[return-value]
+    return value
 
 
 def describe(obj: Any) -> str:

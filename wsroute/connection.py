@@ -28,7 +28,8 @@ from websockets.asyncio.server import ServerConnection
 from .forwarding import client_ip_of
 
 if TYPE_CHECKING:
-    from .app import App, Route, RouteGroup
+    from .app import App
+    from .routes import Route, RouteGroup
 
 __all__ = ["Connection"]
 

@@ -86,7 +86,9 @@ def _signature(route: Route) -> inspect.Signature:
     try:
         return inspect.signature(route.handler)
     except (TypeError, ValueError) as exc:  # pragma: no cover - builtins only
-        raise HandlerError(f"route {route.name!r}: cannot read the signature of {describe(route.handler)}: {exc}")
+        raise HandlerError(
+            f"route {route.name!r}: cannot read the signature of {describe(route.handler)}: {exc}"
+        ) from None
 
 
 def _without_connection_parameter(route: Route, parameters: list[inspect.Parameter]) -> list[inspect.Parameter]:

@@ -64,7 +64,9 @@ def decode_typed(message: str | bytes, key: str) -> tuple[str, dict[str, Any]] |
     return kind, data
 
 
-def choose_by_first_message(message: str | bytes, key: str, choices: Mapping[str, T]) -> tuple[T, dict[str, Any]]:
+def choose_by_first_message(
+    message: str | bytes, key: str, choices: Mapping[str, T]
+) -> tuple[T, dict[str, Any]]:
     """Pick the route named by the first message's type.
 
     Raises:
@@ -72,22 +74,23 @@ def choose_by_first_message(message: str | bytes, key: str, choices: Mapping[str
             JSON object with a known type; the reason says what was expected.
     """
     if not isinstance(message, str):
-        return _reject(CloseCode.UNSUPPORTED_DATA, f"first message must be JSON text with a {key!r} field, got binary")
+        binary = f"first message must be JSON text with a {key!r} field, got binary"
+        raise _rejection(CloseCode.UNSUPPORTED_DATA, binary)
     try:
         data = json.loads(message)
     except ValueError:
-        return _reject(CloseCode.POLICY_VIOLATION, "first message is not valid JSON")
+        raise _rejection(CloseCode.POLICY_VIOLATION, "first message is not valid JSON") from None
     if type(data) is not dict:
-        return _reject(CloseCode.POLICY_VIOLATION, f"first message must be a JSON object with a {key!r} field")
+        raise _rejection(CloseCode.POLICY_VIOLATION, f"first message must be a JSON object with a {key!r} field")
     kind = data.get(key)
     if type(kind) is not str:
-        return _reject(CloseCode.POLICY_VIOLATION, f"first message has no string {key!r} field")
+        raise _rejection(CloseCode.POLICY_VIOLATION, f"first message has no string {key!r} field")
     target = choices.get(kind)
     if target is None:
         expected = ", ".join(sorted(choices))
-        return _reject(CloseCode.POLICY_VIOLATION, f"unknown message type {kind!r} (expected: {expected})")
+        raise _rejection(CloseCode.POLICY_VIOLATION, f"unknown message type {kind!r} (expected: {expected})")
     return target, data
 
 
-def _reject(code: int, reason: str) -> Any:
-    raise Rejection(int(code), close_reason(reason))
+def _rejection(code: int, reason: str) -> Rejection:
+    return Rejection(int(code), close_reason(reason))

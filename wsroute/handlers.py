@@ -24,6 +24,7 @@ Dependencies are constructor arguments: declare them as attrs fields (or
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
@@ -59,7 +60,8 @@ def on(message_type: str) -> Callable[[F], F]:
         raise TypeError(f"@wsroute.on() needs a non-empty message type str (got {message_type!r})")
 
     def mark(method: F) -> F:
-        if not asyncio.iscoroutinefunction(method):
+        is_async = inspect.iscoroutinefunction(method)
+        if not is_async:
             raise TypeError(f"@wsroute.on({message_type!r}): {method.__qualname__} must be 'async def'")
         setattr(method, _ON_ATTR, message_type)
         return method

@@ -32,7 +32,7 @@ __all__ = ["Middleware", "Chain", "allow_origins", "bearer_auth", "query_token_a
 
 logger = logging.getLogger("wsroute.middleware")
 
-Middleware = Callable[["Connection", Request], "Response | None | Awaitable[Response | None]"]
+Middleware = Callable[["Connection", Request], "Awaitable[Response | None] | Response | None"]
 Verify = Callable[[str], Any]
 
 

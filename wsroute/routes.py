@@ -42,7 +42,9 @@ def check_handler(path: str, handler: Any) -> None:
             f"route {path!r}: handler {describe(handler)} is not a coroutine function; "
             "define it with 'async def' (blocking code would stop every other connection)"
         )
-    raise HandlerError(f"route {path!r}: {handler!r} is not a handler; expected 'async def' or a wsroute.Handler subclass")
+    raise HandlerError(
+        f"route {path!r}: {handler!r} is not a handler; expected 'async def' or a wsroute.Handler subclass"
+    )
 
 
 @attrs.frozen(eq=False)

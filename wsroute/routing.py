@@ -46,12 +46,13 @@ class Converter:
     Example::
 
         app.add_converter(Converter("slug", r"[a-z0-9-]+"))
+        app.add_converter(Converter("even", r"[0-9]*[02468]", int, frozenset({"uuid"})))
     """
 
     name: str
     regex: str
     convert: Callable[[str], Any] = str
-    disjoint_from: frozenset[str] = attrs.field(default=frozenset(), converter=frozenset)
+    disjoint_from: frozenset[str] = frozenset()
     fullmatch: Callable[[str], Any] = attrs.field(init=False, repr=False, eq=False)
 
     def __attrs_post_init__(self) -> None:
@@ -72,8 +73,8 @@ _UUID_RE = r"[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-
 
 DEFAULT_CONVERTERS: dict[str, Converter] = {
     "str": Converter("str", r"[^/]+"),
-    "int": Converter("int", r"[0-9]+", int, disjoint_from={"uuid"}),
-    "uuid": Converter("uuid", _UUID_RE, uuid.UUID, disjoint_from={"int"}),
+    "int": Converter("int", r"[0-9]+", int, disjoint_from=frozenset({"uuid"})),
+    "uuid": Converter("uuid", _UUID_RE, uuid.UUID, disjoint_from=frozenset({"int"})),
     "path": Converter("path", r".+"),
 }
 
@@ -141,7 +142,7 @@ class Pattern:
         """
         if len(self.segments) != len(other.segments):
             return False
-        return all(a.overlaps(b) for a, b in zip(self.segments, other.segments))
+        return all(a.overlaps(b) for a, b in zip(self.segments, other.segments, strict=True))
 
 
 def _parse_segment(source: str, text: str, converters: dict[str, Converter]) -> Segment:
@@ -164,7 +165,7 @@ def _parse_segment(source: str, text: str, converters: dict[str, Converter]) -> 
 class _Node(Generic[T]):
     """One level of the segment tree."""
 
-    __slots__ = ("static", "params", "rest", "target")
+    __slots__ = ("params", "rest", "static", "target")
 
     def __init__(self) -> None:
         self.static: dict[str, _Node[T]] = {}

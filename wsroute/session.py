@@ -14,6 +14,7 @@ close code:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -109,12 +110,10 @@ class Session:
 
     async def _failed(self, conn: Connection, route: Route | None, exc: Exception) -> None:
         name = route.name if route is not None else conn.path
-        logger.error("handler for route %s failed; closing with 1011 unless a plugin says otherwise", name, exc_info=exc)
+        logger.error("handler for route %s failed", name, exc_info=exc)
         code = self._close_code_for(conn, route, exc)
-        try:
+        with contextlib.suppress(Exception):  # the transport may already be gone
             await conn.close(code, "internal error")
-        except Exception:  # pragma: no cover - the transport is already gone
-            pass
 
     def _close_code_for(self, conn: Connection, route: Route | None, exc: Exception) -> int:
         if not self.hook_exception:

@@ -1,0 +1,83 @@
+"""A crashing handler: 1011, logged once with its route, others untouched."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import pytest
+from websockets.exceptions import ConnectionClosed
+
+import wsroute
+from wsroute.testing import serve_app
+
+
+def make_app() -> wsroute.App:
+    app = wsroute.App(load_entrypoints=False)
+
+    @app.route("/echo")
+    async def echo(ws):
+        async for message in ws:
+            await ws.send(message)
+
+    @app.route("/crash")
+    async def crash(ws):
+        await ws.recv()
+        raise ValueError("handler bug")
+
+    @app.route("/crash-class")
+    class Crash(wsroute.Handler):
+        async def on_message(self, message):
+            raise KeyError("class bug")
+
+    @app.route("/leave")
+    async def leave(ws):
+        await ws.recv()  # the client closes: ConnectionClosed is not an error
+
+    return app
+
+
+@pytest.mark.parametrize(("path", "route"), [("/crash", "/crash"), ("/crash-class", "/crash-class")])
+async def test_crashing_handler_closes_1011_logged_once_others_fine(caplog, path, route) -> None:
+    """The crashing connection gets 1011, one error names the route, a neighbour keeps echoing."""
+    caplog.set_level(logging.DEBUG)
+    async with serve_app(make_app()) as server, server.connect("/echo") as healthy:
+        async with server.connect(path) as ws:
+            await ws.send("go")
+            with pytest.raises(ConnectionClosed):
+                await ws.recv()
+            assert ws.close_code == 1011
+        await healthy.send("still here")
+        assert await healthy.recv() == "still here"
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1, [r.getMessage() for r in errors]
+    assert f"handler for route {route} failed" in errors[0].getMessage()
+
+
+async def test_client_close_is_not_logged_as_error(caplog) -> None:
+    """A client that leaves mid-handler produces no error log."""
+    caplog.set_level(logging.DEBUG)
+    async with serve_app(make_app()) as server:
+        async with server.connect("/leave"):
+            pass
+        async with server.connect("/crash-class") as ws:
+            await ws.close()
+        await asyncio.sleep(0.05)
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
+
+
+async def test_plugin_can_choose_the_close_code() -> None:
+    """wsroute_handle_exception returning a code replaces 1011."""
+
+    class Codes:
+        @wsroute.hookimpl
+        def wsroute_handle_exception(self, app, conn, route, exc):
+            return 4500 if isinstance(exc, ValueError) else None
+
+    app = make_app()
+    app.plugins.register(Codes(), "codes")
+    async with serve_app(app) as server, server.connect("/crash") as ws:
+        await ws.send("go")
+        with pytest.raises(ConnectionClosed):
+            await ws.recv()
+        assert ws.close_code == 4500

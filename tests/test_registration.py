@@ -1,0 +1,196 @@
+"""Mistakes in putting an app together fail early, with messages that say the fix."""
+
+from __future__ import annotations
+
+import functools
+
+import pytest
+
+import wsroute
+from wsroute import ConfigurationError, DependencyError, HandlerError, RouteError
+from wsroute.testing import serve_app
+
+
+async def handler(ws):
+    pass
+
+
+def test_route_returns_the_decorated_object_unchanged() -> None:
+    """@app.route gives back the very function or class it decorated."""
+    app = wsroute.App(load_entrypoints=False)
+
+    async def f(ws):
+        pass
+
+    class C(wsroute.Handler):
+        pass
+
+    assert app.route("/f")(f) is f
+    assert app.route("/c")(C) is C
+    assert [r.path for r in app.routes] == ["/f", "/c"]
+
+
+def test_sync_function_is_rejected() -> None:
+    """A plain def handler is refused with the reason and the fix."""
+    app = wsroute.App(load_entrypoints=False)
+
+    def sync(ws):
+        pass
+
+    with pytest.raises(HandlerError) as info:
+        app.route("/s")(sync)
+    assert "is not a coroutine function; define it with 'async def'" in str(info.value)
+    assert "route '/s'" in str(info.value)
+
+
+def test_class_that_is_not_a_handler_is_rejected() -> None:
+    """A class not derived from wsroute.Handler is refused."""
+    app = wsroute.App(load_entrypoints=False)
+
+    class NotAHandler:
+        async def on_message(self, message):
+            pass
+
+    with pytest.raises(HandlerError, match=r"is not a wsroute\.Handler subclass; subclass wsroute\.Handler"):
+        app.route("/n")(NotAHandler)
+
+
+def test_non_callable_is_rejected() -> None:
+    """Something that is not callable at all is refused."""
+    app = wsroute.App(load_entrypoints=False)
+    with pytest.raises(HandlerError, match="is not a handler"):
+        app.add_route("/x", 42)
+
+
+def test_conflicting_routes_fail_at_registration() -> None:
+    """Registering a second route for the same requests names both patterns."""
+    app = wsroute.App(load_entrypoints=False)
+    app.add_route("/items/{id:int}", handler)
+    with pytest.raises(RouteError, match=r"route '/items/\{n\}' conflicts with route '/items/\{id:int\}'"):
+        app.add_route("/items/{n}", handler)
+    app.add_route("/same", handler)
+    with pytest.raises(RouteError, match=r"conflicts with '/same'"):
+        app.add_route("/same", handler)
+
+
+def test_message_routes_cannot_mix_with_a_plain_route() -> None:
+    """A path is either routed by first message or has one route; duplicate types fail."""
+    app = wsroute.App(load_entrypoints=False)
+    app.add_route("/p", handler, message="a")
+    with pytest.raises(RouteError, match=r"route '/p\[a\]' conflicts"):
+        app.add_route("/p", handler, message="a")
+    with pytest.raises(RouteError, match="route '/p' conflicts"):
+        app.add_route("/p", handler)
+
+
+def test_route_middleware_on_message_routes_is_refused() -> None:
+    """Route middleware cannot run for message routes (the message is unknown before the upgrade)."""
+    app = wsroute.App(load_entrypoints=False)
+    with pytest.raises(RouteError, match="first message is not known yet"):
+        app.add_route("/p", handler, message="a", middleware=[lambda c, r: None])
+
+
+def test_user_converter_registration() -> None:
+    """add_converter makes a converter usable; unknown ones list the known names."""
+    app = wsroute.App(load_entrypoints=False)
+    with pytest.raises(RouteError, match="unknown converter 'slug' \\(known: int, path, str, uuid\\)"):
+        app.add_route("/post/{s:slug}", handler)
+    app.add_converter(wsroute.Converter("slug", r"[a-z-]+"))
+    app.add_route("/post/{s:slug}", handler)
+
+
+@pytest.mark.parametrize(
+    ("options", "fragment"),
+    [
+        ({"process_request": lambda c, r: None}, "process_request= cannot be passed to wsroute"),
+        ({"message_key": ""}, "App(message_key=''): expected a non-empty str"),
+        ({"first_message_timeout": 0}, "App(first_message_timeout=0): expected a number of seconds > 0"),
+        ({"slow_consumer": "explode"}, "App(slow_consumer='explode'): expected one of"),
+        ({"create_connection": object}, "must be a subclass of wsroute.Connection"),
+    ],
+)
+def test_bad_app_options(options, fragment) -> None:
+    """Wrong App() options raise ConfigurationError naming the option."""
+    with pytest.raises(ConfigurationError) as info:
+        wsroute.App(load_entrypoints=False, **options)
+    assert fragment in str(info.value)
+
+
+async def test_missing_dependency_fails_at_startup_naming_route_and_parameter() -> None:
+    """A parameter nothing provides stops start-up with the route, the parameter and the fixes."""
+    app = wsroute.App(load_entrypoints=False)
+
+    @app.route("/items/{item_id:int}")
+    async def item(ws, item_id, db):
+        pass
+
+    with pytest.raises(DependencyError) as info:
+        async with serve_app(app):
+            pass
+    message = str(info.value)
+    assert "route '/items/{item_id:int}': parameter 'db'" in message
+    assert "add app.provide(db=...)" in message
+
+
+async def test_bound_argument_without_parameter_is_an_error() -> None:
+    """app.route(path, x=...) for a handler without x names the unused binding."""
+    app = wsroute.App(load_entrypoints=False)
+    app.add_route("/x", handler, cache={})
+    with pytest.raises(DependencyError, match=r"app.route\(..., cache=...\) is bound but .* has no parameter 'cache'"):
+        async with serve_app(app):
+            pass
+
+
+async def test_handler_without_connection_parameter_is_an_error() -> None:
+    """A function handler must take the connection first."""
+    app = wsroute.App(load_entrypoints=False)
+
+    async def nothing():
+        pass
+
+    app.add_route("/x", nothing)
+    with pytest.raises(HandlerError, match="must take the connection as its first positional parameter"):
+        async with serve_app(app):
+            pass
+
+
+async def test_dependencies_are_bound_once_with_partial() -> None:
+    """Provided and route-bound values reach the handler; route values win over app values."""
+    app = wsroute.App(load_entrypoints=False)
+    app.provide(db="app-db", cache="app-cache")
+
+    @app.route("/x/{n:int}", cache="route-cache")
+    async def x(ws, n, db, cache, unused="default"):
+        await ws.send_json([n, db, cache, unused])
+
+    async with serve_app(app) as server, server.connect("/x/3") as ws:
+        assert await ws.recv() == '[3,"app-db","route-cache","default"]'
+    binding = app._session.bindings[app.routes[0]]
+    assert isinstance(binding.call, functools.partial)
+    assert binding.call.keywords == {"db": "app-db", "cache": "route-cache"}
+    assert binding.path_args == ("n",)
+
+
+async def test_declarative_routes() -> None:
+    """App(routes=[...]) registers routes like the decorator does."""
+
+    async def hello(ws, who):
+        await ws.send(f"hello {who}")
+
+    app = wsroute.App(load_entrypoints=False, routes=[("/hello", hello, {"who": "you"})])
+    async with serve_app(app) as server, server.connect("/hello") as ws:
+        assert await ws.recv() == "hello you"
+
+
+def test_public_api_is_guarded() -> None:
+    """wsroute.__all__ is the public API; every name resolves."""
+    assert sorted(wsroute.__all__) == sorted(
+        [
+            "App", "BrokerError", "BrokerUnavailable", "ConfigurationError", "Connection", "Converter",
+            "DependencyError", "Handler", "HandlerError", "LoadError", "PluginError", "Rejection", "Request",
+            "Response", "Route", "RouteError", "ServerError", "WsrouteError", "__version__", "allow_origins",
+            "bearer_auth", "hookimpl", "on", "query_token_auth",
+        ]
+    )
+    for name in wsroute.__all__:
+        assert getattr(wsroute, name) is not None
