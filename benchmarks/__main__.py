@@ -24,21 +24,29 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """Parse the command line; every option has help text."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     size = parser.add_mutually_exclusive_group()
-    size.add_argument("--quick", action="store_const", dest="preset", const="quick",
-                      help="one round, uvloop only, 1,000 fan-out clients (~1 min)")
-    size.add_argument("--smoke", action="store_const", dest="preset", const="smoke",
-                      help="tiny counts, a few seconds: for the test suite")
-    parser.add_argument("--loop", choices=["asyncio", "uvloop", "both"],
-                        help="server event loop(s) (default: the preset's)")
+    size.add_argument(
+        "--quick",
+        action="store_const",
+        dest="preset",
+        const="quick",
+        help="one round, uvloop only, 1,000 fan-out clients (~1 min)",
+    )
+    size.add_argument(
+        "--smoke",
+        action="store_const",
+        dest="preset",
+        const="smoke",
+        help="tiny counts, a few seconds: for the test suite",
+    )
+    parser.add_argument(
+        "--loop", choices=["asyncio", "uvloop", "both"], help="server event loop(s) (default: the preset's)"
+    )
     parser.add_argument("--rounds", type=int, help="rounds per scenario")
     parser.add_argument("--duration", type=float, help="seconds per load phase")
-    parser.add_argument("--scenarios", help="comma-separated subset of "
-                        "handshake,echo,fanout,routing")
+    parser.add_argument("--scenarios", help="comma-separated subset of handshake,echo,fanout,routing")
     parser.add_argument("--kinds", help="comma-separated subset of raw,werkzeug,wsroute")
-    parser.add_argument("--output", type=Path, default=RESULTS,
-                        help=f"JSON results file (default: {RESULTS})")
-    parser.add_argument("--docs", type=Path,
-                        help="also write a Markdown report there (docs/benchmarks.md)")
+    parser.add_argument("--output", type=Path, default=RESULTS, help=f"JSON results file (default: {RESULTS})")
+    parser.add_argument("--docs", type=Path, help="also write a Markdown report there (docs/benchmarks.md)")
     parser.set_defaults(preset="full")
     return parser.parse_args(argv)
 
@@ -68,8 +76,11 @@ def run(s: Settings) -> dict[str, Any]:
     reason = wsroute_app.unavailable()
     if reason:
         notes.add(reason)
-        s = dataclasses.replace(s, kinds=tuple(k for k in s.kinds if k != "wsroute"),
-                                fanout_kinds=tuple(k for k in s.fanout_kinds if k != "wsroute"))
+        s = dataclasses.replace(
+            s,
+            kinds=tuple(k for k in s.kinds if k != "wsroute"),
+            fanout_kinds=tuple(k for k in s.fanout_kinds if k != "wsroute"),
+        )
     loops: dict[str, Any] = {}
     network = {"handshake", "echo", "fanout"} & set(s.scenarios)
     if network:
@@ -82,8 +93,7 @@ def run(s: Settings) -> dict[str, Any]:
                 child.stop()
     routing = {}
     if "routing" in s.scenarios:
-        routing = routing_bench.run(s.route_counts, max(1, s.rounds), s.route_duration,
-                                    s.max_ops)
+        routing = routing_bench.run(s.route_counts, max(1, s.rounds), s.route_duration, s.max_ops)
     info = machine.describe()
     return {
         "machine": info,

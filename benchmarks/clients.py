@@ -12,14 +12,16 @@ error count, never a hung benchmark.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import multiprocessing.connection
 import time
+import urllib.parse
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import WebSocketException
 
-from benchmarks import procs
+from benchmarks import light, procs
 from benchmarks.apps import TOKEN
 
 Conn = multiprocessing.connection.Connection
@@ -27,8 +29,9 @@ NETWORK_ERRORS = (OSError, TimeoutError, WebSocketException)
 """What a loaded server may legitimately cause: counted as errors, never fatal."""
 MAX_SAMPLES = 200_000
 """Latency samples kept per process; bounds memory and pipe traffic."""
+HEADERS = {"Authorization": TOKEN}
 CLIENT_OPTIONS: dict[str, Any] = {
-    "additional_headers": {"Authorization": TOKEN},
+    "additional_headers": HEADERS,
     "compression": None,
     "ping_interval": None,
     "open_timeout": 10,
@@ -68,8 +71,7 @@ class Client:
 
     def __init__(self, conn: Conn) -> None:
         self.conn = conn
-        self.idle: list[ClientConnection] = []
-        self.readers: list[asyncio.Task[None]] = []
+        self.idle: list[light.Receiver] = []
         self.received = 0
         self.last_receipt = 0.0
         self.target = 0
@@ -99,9 +101,7 @@ class Client:
         except EOFError:
             return ("stop",)
 
-    async def cmd_handshake(
-        self, uri: str, concurrency: int, duration: float, max_ops: int
-    ) -> dict[str, Any]:
+    async def cmd_handshake(self, uri: str, concurrency: int, duration: float, max_ops: int) -> dict[str, Any]:
         """Open and close connections, ``concurrency`` at a time."""
         budget = Budget(duration, max_ops)
 
@@ -117,12 +117,9 @@ class Client:
                 budget.record(started)
 
         wall = await _timed_gather([worker() for _ in range(concurrency)], duration)
-        return {"ops": budget.ops, "errors": budget.errors, "wall": wall,
-                "latencies": budget.latencies}
+        return {"ops": budget.ops, "errors": budget.errors, "wall": wall, "latencies": budget.latencies}
 
-    async def cmd_echo(
-        self, uri: str, connections: int, message: str, duration: float, max_ops: int
-    ) -> dict[str, Any]:
+    async def cmd_echo(self, uri: str, connections: int, message: str, duration: float, max_ops: int) -> dict[str, Any]:
         """Round-trip ``message`` on ``connections`` connections, one in flight each.
 
         Connections are opened (and warmed with one round trip) before the
@@ -149,44 +146,49 @@ class Client:
         cpu = procs.cpu_seconds() - cpu0
         await _close_all(sockets)
         errors = budget.errors + connections - len(sockets)
-        return {"ops": budget.ops, "errors": errors, "wall": wall,
-                "latencies": budget.latencies, "cpu_measured": cpu}
+        return {"ops": budget.ops, "errors": errors, "wall": wall, "latencies": budget.latencies, "cpu_measured": cpu}
 
     async def cmd_idle(self, uri: str, count: int, concurrency: int) -> dict[str, Any]:
-        """Open ``count`` connections and keep reading them in the background."""
+        """Open ``count`` light receivers (see :mod:`benchmarks.light`) and count messages."""
         self.received, self.last_receipt, self.target = 0, 0.0, 0
-        self.idle = await _connect_many(uri, count, concurrency)
-        self.readers = [asyncio.ensure_future(self._read(ws)) for ws in self.idle]
+        parsed = urllib.parse.urlsplit(uri)
+        host, port, path = parsed.hostname or "127.0.0.1", parsed.port or 80, parsed.path
+        semaphore = asyncio.Semaphore(concurrency)
+
+        async def one() -> light.Receiver | None:
+            async with semaphore:
+                return await light.open_receiver(host, port, path, HEADERS, self._count)
+
+        opened = await asyncio.gather(*(one() for _ in range(count)))
+        self.idle = [r for r in opened if r is not None]
         return {"connected": len(self.idle)}
 
-    async def _read(self, ws: ClientConnection) -> None:
-        try:
-            async for _ in ws:
-                self.received += 1
-                self.last_receipt = time.monotonic()
-                if self.received == self.target:
-                    self.reached.set()
-        except NETWORK_ERRORS:
-            return  # a dropped connection shows up as missing deliveries
+    def _count(self) -> None:
+        """Called by a receiver for each data frame: the process-wide tally."""
+        self.received += 1
+        self.last_receipt = time.monotonic()
+        if self.received == self.target:
+            self.reached.set()
 
     async def cmd_expect(self, per_connection: int, timeout: float) -> dict[str, Any]:
         """Wait until every idle connection has received ``per_connection`` messages."""
         self.target = per_connection * len(self.idle)
         if self.received < self.target:
             self.reached.clear()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.reached.wait(), timeout)
-            except TimeoutError:
-                pass
-        return {"received": self.received, "t_last": self.last_receipt,
-                "complete": self.received >= self.target}
+        return {"received": self.received, "t_last": self.last_receipt, "complete": self.received >= self.target}
 
     async def cmd_close_idle(self) -> dict[str, Any]:
-        """Close every idle connection (bounded in time)."""
-        for task in self.readers:
-            task.cancel()
-        await _close_all(self.idle)
-        self.idle, self.readers = [], []
+        """Close every idle receiver cleanly, waiting (bounded) for the server's FIN."""
+        for receiver in self.idle:
+            receiver.close()
+        if self.idle:
+            await asyncio.wait([r.closed for r in self.idle], timeout=10)
+        for receiver in self.idle:
+            if receiver.transport is not None:
+                receiver.transport.close()
+        self.idle = []
         return {"closed": True}
 
 

@@ -36,13 +36,23 @@ class Settings:
 PRESETS = {
     "full": Settings(),
     "quick": Settings(
-        rounds=1, duration=1.0, loops=("uvloop",), fanout_clients=(1000,),
+        rounds=1,
+        duration=1.0,
+        loops=("uvloop",),
+        fanout_clients=(1000,),
         route_duration=0.2,
     ),
     "smoke": Settings(
-        rounds=1, duration=0.3, max_ops=2_000, loops=("asyncio",),
-        client_procs=1, handshake_concurrency=5, echo_connections=5,
-        fanout_clients=(20,), fanout_messages=3, route_counts=(10,),
+        rounds=1,
+        duration=0.3,
+        max_ops=2_000,
+        loops=("asyncio",),
+        client_procs=1,
+        handshake_concurrency=5,
+        echo_connections=5,
+        fanout_clients=(20,),
+        fanout_messages=3,
+        route_counts=(10,),
         route_duration=0.05,
     ),
 }

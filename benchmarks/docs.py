@@ -28,18 +28,26 @@ def machine_section(result: dict[str, Any]) -> str:
     """Describe the machine, the software and the command of this run."""
     m = result["machine"]
     s = result["settings"]
-    return "\n".join([
-        "## Machine and command",
-        "",
-        f"- `nproc`: {m['nproc']}; CPU: {m['cpu_model']}; {m['platform']}",
-        (f"- Python {m['python']}, websockets {m['websockets']}, uvloop {m['uvloop']}, "
-        f"werkzeug {m['werkzeug']}; wsroute commit `{m['commit']}`; {m['date']}"),
-        (f"- command: `{result.get('command', 'python -m benchmarks')}` "
-        f"({s['rounds']} rounds x {s['duration']} s per phase, "
-        f"{s['client_procs']} client processes; took {result['elapsed_s']:.0f} s)"),
-        ("- srv/cli cpu: CPU-seconds per wall-second of the server process and of all "
-        "client processes together; a server near 1.00 was the limit (one core)."),
-    ])
+    return "\n".join(
+        [
+            "## Machine and command",
+            "",
+            f"- `nproc`: {m['nproc']}; CPU: {m['cpu_model']}; {m['platform']}",
+            (
+                f"- Python {m['python']}, websockets {m['websockets']}, uvloop {m['uvloop']}, "
+                f"werkzeug {m['werkzeug']}; wsroute commit `{m['commit']}`; {m['date']}"
+            ),
+            (
+                f"- command: `{result.get('command', 'python -m benchmarks')}` "
+                f"({s['rounds']} rounds x {s['duration']} s per phase, "
+                f"{s['client_procs']} client processes; took {result['elapsed_s']:.0f} s)"
+            ),
+            (
+                "- srv/cli cpu: CPU-seconds per wall-second of the server process and of all "
+                "client processes together; a server near 1.00 was the limit (one core)."
+            ),
+        ]
+    )
 
 
 def write(path: Path, result: dict[str, Any], analysis: str = "") -> None:

@@ -14,6 +14,7 @@ benchmark.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import multiprocessing
 import multiprocessing.connection
 import os
@@ -116,10 +117,8 @@ class Child:
 
     def stop(self, timeout: float = 5.0) -> None:
         """Ask the child to exit, then kill it if it is still alive."""
-        try:
+        with contextlib.suppress(BrokenPipeError, OSError):
             self.conn.send(("stop",))
-        except (BrokenPipeError, OSError):
-            pass
         self.process.join(timeout)
         if self.process.is_alive():
             self.process.kill()

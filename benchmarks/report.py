@@ -44,26 +44,40 @@ def summarize_network(loops: dict[str, Any], cores: int) -> list[dict[str, Any]]
     return rows
 
 
-def _row(loop: str, scenario: str, kind: str, rounds: list[dict[str, Any]],
-         reference: list[dict[str, Any]], cores: int) -> dict[str, Any]:
+def _row(
+    loop: str, scenario: str, kind: str, rounds: list[dict[str, Any]], reference: list[dict[str, Any]], cores: int
+) -> dict[str, Any]:
     def med(key: str) -> float:
         return stats.median(r.get(key, math.nan) for r in rounds)
 
     def vs_ref(key: str) -> float:
-        return stats.median_ratio([r.get(key, math.nan) for r in rounds],
-                                  [r.get(key, math.nan) for r in reference])
+        return stats.median_ratio([r.get(key, math.nan) for r in rounds], [r.get(key, math.nan) for r in reference])
 
-    row = {"loop": loop, "scenario": scenario, "kind": kind, "rounds": len(rounds),
-           "rate": med("rate"), "ratio": vs_ref("rate"),
-           "server_cpu": med("server_cpu")}
+    row = {
+        "loop": loop,
+        "scenario": scenario,
+        "kind": kind,
+        "rounds": len(rounds),
+        "rate": med("rate"),
+        "ratio": vs_ref("rate"),
+        "server_cpu": med("server_cpu"),
+    }
     if scenario.startswith("fanout"):
-        row.update(first_last_ms=med("first_last_ms"), burst_last_ms=med("burst_last_ms"),
-                   memory_per_conn=med("memory_per_conn"),
-                   memory_ratio=vs_ref("memory_per_conn"),
-                   delivered=med("delivered"), expected=med("expected"))
+        row.update(
+            first_last_ms=med("first_last_ms"),
+            burst_last_ms=med("burst_last_ms"),
+            memory_per_conn=med("memory_per_conn"),
+            send_ms=med("send_ms"),
+            server_cpu_ms=med("server_cpu_ms"),
+            client_cpu_ms=med("client_cpu_ms"),
+            memory_ratio=vs_ref("memory_per_conn"),
+            delivered=med("delivered"),
+            expected=med("expected"),
+        )
+        busy = row["server_cpu_ms"] / row["burst_last_ms"] if row["burst_last_ms"] > 0 else math.nan
+        row["limit"] = "server" if busy >= 0.85 else "clients/latency"
     else:
-        row.update(p50_ms=med("p50_ms"), p99_ms=med("p99_ms"),
-                   client_cpu=med("client_cpu"), errors=med("errors"))
+        row.update(p50_ms=med("p50_ms"), p99_ms=med("p99_ms"), client_cpu=med("client_cpu"), errors=med("errors"))
         row["limit"] = limit(row["server_cpu"], row["client_cpu"], cores)
     return row
 
@@ -76,30 +90,67 @@ def _num(value: float, digits: int = 0) -> str:
 
 def network_table(rows: list[dict[str, Any]]) -> list[list[str]]:
     """Return the handshake/echo rows as table cells (header first)."""
-    out = [["loop", "scenario", "kind", "rate", "x raw", "p50 ms", "p99 ms",
-            "srv cpu", "cli cpu", "limit"]]
+    out = [["loop", "scenario", "kind", "rate", "x raw", "p50 ms", "p99 ms", "srv cpu", "cli cpu", "limit"]]
     for r in rows:
         if r["scenario"].startswith("fanout"):
             continue
         unit = NETWORK_UNITS[r["scenario"].split("_")[0]]
-        out.append([r["loop"], r["scenario"], r["kind"], f"{_num(r['rate'])} {unit}",
-                    _num(r["ratio"], 2), _num(r["p50_ms"], 2), _num(r["p99_ms"], 2),
-                    _num(r["server_cpu"], 2), _num(r["client_cpu"], 2), r["limit"]])
+        out.append(
+            [
+                r["loop"],
+                r["scenario"],
+                r["kind"],
+                f"{_num(r['rate'])} {unit}",
+                _num(r["ratio"], 2),
+                _num(r["p50_ms"], 2),
+                _num(r["p99_ms"], 2),
+                _num(r["server_cpu"], 2),
+                _num(r["client_cpu"], 2),
+                r["limit"],
+            ]
+        )
     return out
 
 
 def fanout_table(rows: list[dict[str, Any]]) -> list[list[str]]:
     """Return the fan-out/memory rows as table cells (header first)."""
-    out = [["loop", "scenario", "kind", "deliveries/s", "x raw", "1 msg last ms",
-            "burst last ms", "delivered", "mem/conn KiB", "mem x raw"]]
+    out = [
+        [
+            "loop",
+            "scenario",
+            "kind",
+            "deliveries/s",
+            "x raw",
+            "1 msg last ms",
+            "burst last ms",
+            "srv cpu ms",
+            "cli cpu ms",
+            "limit",
+            "delivered",
+            "mem/conn KiB",
+            "mem x raw",
+        ]
+    ]
     for r in rows:
         if not r["scenario"].startswith("fanout"):
             continue
-        out.append([r["loop"], r["scenario"], r["kind"], _num(r["rate"]),
-                    _num(r["ratio"], 2), _num(r["first_last_ms"], 1),
-                    _num(r["burst_last_ms"], 1),
-                    f"{_num(r['delivered'])}/{_num(r['expected'])}",
-                    _num(r["memory_per_conn"] / 1024, 1), _num(r["memory_ratio"], 2)])
+        out.append(
+            [
+                r["loop"],
+                r["scenario"],
+                r["kind"],
+                _num(r["rate"]),
+                _num(r["ratio"], 2),
+                _num(r["first_last_ms"], 1),
+                _num(r["burst_last_ms"], 1),
+                _num(r["server_cpu_ms"], 1),
+                _num(r["client_cpu_ms"], 1),
+                r["limit"],
+                f"{_num(r['delivered'])}/{_num(r['expected'])}",
+                _num(r["memory_per_conn"] / 1024, 1),
+                _num(r["memory_ratio"], 2),
+            ]
+        )
     return out
 
 
@@ -120,16 +171,19 @@ def render(cells: list[list[str]], markdown: bool = False) -> str:
         lines.insert(1, "|" + "---|" * len(cells[0]))
         return "\n".join(lines)
     widths = [max(len(row[i]) for row in cells) for i in range(len(cells[0]))]
-    return "\n".join("  ".join(c.rjust(w) if i >= 3 else c.ljust(w)
-                               for i, (c, w) in enumerate(zip(row, widths)))
-                     for row in cells)
+    return "\n".join(
+        "  ".join(c.rjust(w) if i >= 3 else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths, strict=False)))
+        for row in cells
+    )
 
 
 def tables(result: dict[str, Any], markdown: bool = False) -> str:
     """Render every table of a result document."""
-    parts = [render(network_table(result["summary"]), markdown),
-             render(fanout_table(result["summary"]), markdown),
-             render(routing_table(result.get("routing", {})), markdown)]
+    parts = [
+        render(network_table(result["summary"]), markdown),
+        render(fanout_table(result["summary"]), markdown),
+        render(routing_table(result.get("routing", {})), markdown),
+    ]
     return "\n\n".join(p for p in parts if p)
 
 

@@ -29,8 +29,7 @@ def table(count: int, kind: str) -> list[tuple[str, str, str]]:
         if kind == "static":
             rows.append((f"/svc{i}/items", f"/svc{i}/items", f"/svc{i}/items"))
         else:
-            rows.append((f"/svc{i}/items/{{id:int}}", f"/svc{i}/items/<int:id>",
-                         f"/svc{i}/items/{i * 7 + 1}"))
+            rows.append((f"/svc{i}/items/{{id:int}}", f"/svc{i}/items/<int:id>", f"/svc{i}/items/{i * 7 + 1}"))
     return rows
 
 
@@ -60,8 +59,7 @@ def wsroute_matcher(rows: list[tuple[str, str, str]]) -> Callable[[str], Any]:
     return router.match
 
 
-def rate(match: Callable[[str], Any], paths: list[str], duration: float,
-         max_ops: int) -> float:
+def rate(match: Callable[[str], Any], paths: list[str], duration: float, max_ops: int) -> float:
     """Return matches per second, bounded by ``duration`` and ``max_ops``.
 
     Each batch runs the whole path list, so the clock is read once per
@@ -81,8 +79,7 @@ def rate(match: Callable[[str], Any], paths: list[str], duration: float,
     return ops / (time.perf_counter() - started)
 
 
-def run(counts: tuple[int, ...], rounds: int, duration: float,
-        max_ops: int) -> dict[str, dict[str, Any]]:
+def run(counts: tuple[int, ...], rounds: int, duration: float, max_ops: int) -> dict[str, dict[str, Any]]:
     """Measure both matchers for each size and table kind, ``rounds`` times."""
     results: dict[str, dict[str, Any]] = {}
     for count in counts:

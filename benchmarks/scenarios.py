@@ -61,16 +61,14 @@ class Server:
         self.child.stop()
 
 
-def command_all(clients: list[procs.Child], commands: list[tuple[Any, ...]],
-                timeout: float) -> list[Result]:
+def command_all(clients: list[procs.Child], commands: list[tuple[Any, ...]], timeout: float) -> list[Result]:
     """Send one command to each client at once and collect every reply."""
-    for child, command in zip(clients, commands):
+    for child, command in zip(clients, commands, strict=False):
         child.send(command)
     return list(procs.wait_all(clients[: len(commands)], timeout))
 
 
-def load_phase(server: Server, clients: list[procs.Child],
-               commands: list[tuple[Any, ...]], timeout: float) -> Result:
+def load_phase(server: Server, clients: list[procs.Child], commands: list[tuple[Any, ...]], timeout: float) -> Result:
     """Run one load command on all clients; return rate, latency and CPU use."""
     before = server.stats()
     started = time.monotonic()
@@ -107,8 +105,7 @@ def echo_message(mode: str, size: int) -> str:
     return json.dumps({"type": "echo", "data": "x" * max(0, size - len(envelope))})
 
 
-def echo(server: Server, clients: list[procs.Child], s: Settings,
-         mode: str, size: int) -> Result:
+def echo(server: Server, clients: list[procs.Child], s: Settings, mode: str, size: int) -> Result:
     """Round trips on ``s.echo_connections`` connections, one in flight each."""
     shares = split(s.echo_connections, len(clients))
     budget = s.max_ops // len(shares)
@@ -131,14 +128,12 @@ def fanout(server: Server, clients: list[procs.Child], s: Settings, count: int) 
     """Connect ``count`` idle clients, measure memory, then broadcast to them."""
     baseline = server.stats()
     shares = split(count, len(clients))
-    replies = command_all(clients, [("idle", server.uri, n, 50) for n in shares],
-                          60 + count / 50)
+    replies = command_all(clients, [("idle", server.uri, n, 50) for n in shares], 60 + count / 50)
     connected = sum(r["connected"] for r in replies)
     loaded = wait_connections(server, connected, 10)
     memory = (loaded["rss"] - baseline["rss"]) / max(1, loaded["connections"])
     first = _deliver(server, clients, len(shares), 1, 1, s.fanout_size)
-    burst = _deliver(server, clients, len(shares), 1 + s.fanout_messages,
-                     s.fanout_messages, s.fanout_size)
+    burst = _deliver(server, clients, len(shares), 1 + s.fanout_messages, s.fanout_messages, s.fanout_size)
     delivered = burst["received"] - first["received"]
     command_all(clients, [("close_idle",)] * len(shares), 60)
     return {
@@ -149,27 +144,38 @@ def fanout(server: Server, clients: list[procs.Child], s: Settings, count: int) 
         "rate": delivered / (burst["last_ms"] / 1e3) if burst["last_ms"] > 0 else 0.0,
         "delivered": delivered,
         "expected": connected * s.fanout_messages,
-        "server_cpu": burst["server_cpu"],
+        "send_ms": burst["send_ms"],
+        "server_cpu_ms": burst["server_cpu_ms"],
+        "client_cpu_ms": burst["client_cpu_ms"],
     }
 
 
-def _deliver(server: Server, clients: list[procs.Child], used: int,
-             per_connection: int, count: int, size: int) -> Result:
-    """Broadcast ``count`` messages and wait for clients to hold ``per_connection``."""
+def _deliver(
+    server: Server, clients: list[procs.Child], used: int, per_connection: int, count: int, size: int
+) -> Result:
+    """Broadcast ``count`` messages and wait for clients to hold ``per_connection``.
+
+    ``server_cpu_ms`` is the server's CPU from the broadcast command until
+    every client holds its messages: it includes work a hub defers to tasks
+    after ``broadcast()`` returns, which ``send_ms`` (the call alone) misses.
+    """
     for child in clients[:used]:
         child.send(("expect", per_connection, 20.0))
+    before = server.stats()
     sent = server.broadcast(count, size)
     replies = procs.wait_all(clients[:used], 60)
+    after = server.stats()
     last = max(r["t_last"] for r in replies)
     return {
         "received": sum(r["received"] for r in replies),
         "last_ms": max(0.0, last - sent["t0"]) * 1e3,
-        "server_cpu": sent["cpu"],
+        "send_ms": (sent["t1"] - sent["t0"]) * 1e3,
+        "server_cpu_ms": (after["cpu"] - before["cpu"]) * 1e3,
+        "client_cpu_ms": sum(r["cpu"] for r in replies) * 1e3,
     }
 
 
-def run_loop(s: Settings, loop: str, clients: list[procs.Child],
-             notes: set[str]) -> dict[str, dict[str, list[Result]]]:
+def run_loop(s: Settings, loop: str, clients: list[procs.Child], notes: set[str]) -> dict[str, dict[str, list[Result]]]:
     """Run every network scenario for one server loop, ``s.rounds`` times."""
     out: dict[str, dict[str, list[Result]]] = {}
 
@@ -190,8 +196,7 @@ def run_loop(s: Settings, loop: str, clients: list[procs.Child],
     return out
 
 
-def _echo_server(s: Settings, loop: str, kind: str, clients: list[procs.Child],
-                 add: Any, notes: set[str]) -> None:
+def _echo_server(s: Settings, loop: str, kind: str, clients: list[procs.Child], add: Any, notes: set[str]) -> None:
     """Handshake and function-echo on /echo, then class-echo on /json."""
     for mode in ("echo", "json"):
         if mode == "json" and "echo" not in s.scenarios:

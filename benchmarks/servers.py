@@ -28,6 +28,7 @@ from benchmarks import procs
 from benchmarks.apps import Running, start
 
 Conn = multiprocessing.connection.Connection
+_TASKS: set[asyncio.Future[None]] = set()
 
 
 def server_main(conn: Conn, kind: str, mode: str, loop: str, profile: str) -> None:
@@ -93,10 +94,11 @@ def _on_command(conn: Conn, running: Running, stopped: asyncio.Event) -> None:
     elif name == "stats":
         cpu = procs.cpu_seconds()  # before gc.collect(), which is not load
         gc.collect()
-        conn.send({"cpu": cpu, "rss": procs.rss_bytes(),
-                   "connections": running.connections()})
+        conn.send({"cpu": cpu, "rss": procs.rss_bytes(), "connections": running.connections()})
     elif name == "broadcast":
-        asyncio.ensure_future(_broadcast(conn, running, command[1], command[2]))
+        task = asyncio.ensure_future(_broadcast(conn, running, command[1], command[2]))
+        _TASKS.add(task)  # the loop only keeps weak references to tasks
+        task.add_done_callback(_TASKS.discard)
 
 
 async def _broadcast(conn: Conn, running: Running, count: int, size: int) -> None:

@@ -46,4 +46,4 @@ def ratio(value: float, reference: float) -> float:
 
 def median_ratio(values: Sequence[float], references: Sequence[float]) -> float:
     """Return the median of per-round ratios ``values[i] / references[i]``."""
-    return median(ratio(v, r) for v, r in zip(values, references))
+    return median(ratio(v, r) for v, r in zip(values, references, strict=False))
