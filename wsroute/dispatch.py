@@ -26,6 +26,7 @@ __all__ = ["Rejection", "choose_by_first_message", "decode_typed", "close_reason
 T = TypeVar("T")
 
 _MAX_REASON_BYTES = 123
+_OBJECT_START = frozenset("{ \t\r\n")
 
 
 def close_reason(text: str) -> str:
@@ -50,7 +51,9 @@ def decode_typed(message: str | bytes, key: str) -> tuple[str, dict[str, Any]] |
     Anything else (binary, not JSON, not an object, no type) gives ``None``:
     per-message dispatch then hands the raw message to ``on_message``.
     """
-    if not isinstance(message, str) or not message.lstrip().startswith("{"):
+    # Looking at the first character avoids json.loads() on text that cannot
+    # be an object, without copying the message as lstrip() would.
+    if not isinstance(message, str) or not message or message[0] not in _OBJECT_START:
         return None
     try:
         data = json.loads(message)
