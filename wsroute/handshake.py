@@ -10,6 +10,7 @@ cases no handler runs and no WebSocket is opened.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 from collections.abc import Awaitable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -53,17 +54,20 @@ class Handshake:
     plugin_request: bool
     plugin_headers: bool
 
-    def process_request(self, conn: Connection, request: Request) -> Response | None | Awaitable[Response | None]:
+    def process_request(self, conn: Connection, request: Request) -> Response | Awaitable[Response | None] | None:
         """Answer plain HTTP, refuse unknown paths, or run the middleware.
 
-        Synchronous unless middleware must run, so a request without
-        middleware costs no coroutine.
+        Synchronous unless a plugin answers asynchronously or middleware must
+        run, so a request without middleware costs no coroutine.
         """
         conn.app = self.app
         if self.plugin_request:
             answer = self._plugin_answer(conn, request)
             if answer is not None:
                 return answer
+        return self._route(conn, request)
+
+    def _route(self, conn: Connection, request: Request) -> Response | Awaitable[Response | None] | None:
         path = request.path
         if "?" in path:
             path = path.partition("?")[0]
@@ -90,15 +94,29 @@ class Handshake:
             logger.exception("middleware failed for %s; answered 500", conn.path)
             return conn.respond(500, _FAILED)
 
-    def _plugin_answer(self, conn: Connection, request: Request) -> Response | None:
+    def _plugin_answer(self, conn: Connection, request: Request) -> Response | Awaitable[Response | None] | None:
         try:
-            answer: Response | None = call_first(
-                self.app.plugins.hook.wsroute_process_request, app=self.app, conn=conn, request=request
-            )
+            answer = call_first(self.app.plugins.hook.wsroute_process_request, app=self.app, conn=conn, request=request)
         except HookFailed as failure:
             logger.error("%s; answered 500", failure, exc_info=failure.__cause__)
             return conn.respond(500, _FAILED)
-        return answer
+        if inspect.isawaitable(answer):
+            return self._await_plugin_answer(answer, conn, request)
+        return answer  # type: ignore[no-any-return]
+
+    async def _await_plugin_answer(
+        self, answer: Awaitable[Response | None], conn: Connection, request: Request
+    ) -> Response | None:
+        """A plugin answers asynchronously (e.g. readiness checks); None continues to routing."""
+        try:
+            response = await answer
+        except HookFailed as failure:
+            logger.error("%s; answered 500", failure, exc_info=failure.__cause__)
+            return conn.respond(500, _FAILED)
+        if response is not None:
+            return response
+        routed = self._route(conn, request)
+        return await routed if inspect.isawaitable(routed) else routed
 
     async def process_response(self, conn: Connection, request: Request, response: Response) -> Response | None:
         """Add the headers plugins ask for; a failing plugin answers 500."""
