@@ -1,0 +1,300 @@
+"""The ``wsroute`` command: ``run``, ``routes``, ``plugins`` (a thin shell over the library).
+
+Every option can also come from an environment variable ``WSROUTE_<NAME>``
+(``--drain-timeout`` from ``WSROUTE_DRAIN_TIMEOUT``). Installed plugins may add
+commands with the ``wsroute_register_commands(cli)`` hook. A user mistake
+(module not found, port in use, a route that cannot be bound…) prints one
+``Error: …`` line and exits with status 1; bad options exit with status 2.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import click
+
+from . import __version__
+from .app import App
+from .callbacks import describe
+from .di import bind
+from .errors import ConfigurationError, WsrouteError
+from .forwarding import TrustedProxies
+from .loading import AppSpec
+from .server import LOOPS, ServeConfig, configure_logging, loop_factory, run_config
+
+__all__ = ["cli", "main"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
+
+
+def _env(name: str) -> str:
+    return f"WSROUTE_{name}"
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """Turn wsroute's errors (and missing optional packages) into ``Error: message``, exit 1."""
+    try:
+        yield
+    except WsrouteError as exc:
+        raise click.ClickException(str(exc)) from None
+    except ImportError as exc:
+        if "pip install" not in str(exc):
+            raise
+        raise click.ClickException(str(exc)) from None
+
+
+def _app_options(func: F) -> F:
+    """The options every command that loads an app takes."""
+    func = click.argument("import_string", metavar="MODULE:ATTR", envvar=_env("APP"))(func)
+    func = click.option(
+        "--factory", is_flag=True, envvar=_env("FACTORY"), show_envvar=True,
+        help="MODULE:ATTR is a function returning the App, called with no arguments.",
+    )(func)
+    func = click.option(
+        "--app-dir", default=".", show_default=True, envvar=_env("APP_DIR"), show_envvar=True,
+        type=click.Path(file_okay=False), help="Directory put first on sys.path to import the app from.",
+    )(func)
+    return func
+
+
+def _check_broker(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is None:
+        return None
+    from .hub import make_broker
+
+    try:
+        make_broker(value)
+    except (ValueError, TypeError, ImportError) as exc:
+        raise click.BadParameter(str(exc)) from None
+    return value
+
+
+def _check_allow_ips(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    try:
+        TrustedProxies.parse(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    return value
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, "--version", prog_name="wsroute", message="%(prog)s %(version)s")
+def cli() -> None:
+    """wsroute: run and inspect wsroute WebSocket apps.
+
+    \b
+    Examples:
+      wsroute run app:app --port 8765
+      wsroute run app:app --workers 4 --broker redis://127.0.0.1:6379/0
+      wsroute routes app:app
+      wsroute plugins app:app
+    """
+
+
+@cli.command(context_settings={"show_default": True})
+@_app_options
+@click.option("--host", default="127.0.0.1", envvar=_env("HOST"), show_envvar=True,
+              help="Address to listen on; 0.0.0.0 for every IPv4 interface.")
+@click.option("--port", default=8765, type=click.IntRange(0, 65535), envvar=_env("PORT"), show_envvar=True,
+              help="TCP port (0: any free port).")
+@click.option("--uds", type=click.Path(dir_okay=False), envvar=_env("UDS"), show_envvar=True,
+              help="Listen on this Unix domain socket instead of --host/--port.")
+@click.option("--workers", default=1, type=click.IntRange(min=1), envvar=_env("WORKERS"), show_envvar=True,
+              help="Server processes sharing the port (SO_REUSEPORT), restarted when they die.")
+@click.option("--reload", is_flag=True, envvar=_env("RELOAD"), show_envvar=True,
+              help="Restart when Python files change (development only; needs wsroute[reload]).")
+@click.option("--reload-dir", "reload_dirs", multiple=True, type=click.Path(file_okay=False),
+              envvar=_env("RELOAD_DIR"), show_envvar=True,
+              help="Directory to watch with --reload [default: --app-dir].")
+@click.option("--loop", default="auto", type=click.Choice(LOOPS), envvar=_env("LOOP"), show_envvar=True,
+              help="Event loop; auto picks uvloop when it is installed.")
+@click.option("--log-level", default="info", type=click.Choice(LOG_LEVELS), envvar=_env("LOG_LEVEL"),
+              show_envvar=True, help="Logging level.")
+@click.option("--drain-timeout", default=10.0, type=click.FloatRange(min=0), envvar=_env("DRAIN_TIMEOUT"),
+              show_envvar=True, metavar="SECONDS",
+              help="On SIGTERM/SIGINT, seconds connections get to close before handlers are cancelled.")
+@click.option("--keep-connections", is_flag=True, envvar=_env("KEEP_CONNECTIONS"), show_envvar=True,
+              help="On stop, let clients leave by themselves until the drain timeout, then close with 1012.")
+@click.option("--proxy-headers", is_flag=True, envvar=_env("PROXY_HEADERS"), show_envvar=True,
+              help="Believe X-Forwarded-For/Forwarded from --forwarded-allow-ips for ws.client_ip.")
+@click.option("--forwarded-allow-ips", default="127.0.0.1", callback=_check_allow_ips,
+              envvar=_env("FORWARDED_ALLOW_IPS"), show_envvar=True,
+              help="Comma-separated proxy IPs or networks to trust with --proxy-headers; '*' trusts all.")
+@click.option("--broker", callback=_check_broker, envvar=_env("BROKER"), show_envvar=True, metavar="URL",
+              help="The hub's broker, replacing the app's: memory:// or redis://host:6379/0.")
+@click.option("--debug", is_flag=True, envvar=_env("DEBUG"), show_envvar=True,
+              help="asyncio debug mode, and warn when a route blocks the event loop.")
+@click.option("--lag-threshold", default=0.1, type=click.FloatRange(min=0.001), envvar=_env("LAG_THRESHOLD"),
+              show_envvar=True, metavar="SECONDS", help="With --debug: event-loop block worth a warning.")
+def run(
+    import_string: str, factory: bool, app_dir: str, host: str, port: int, uds: str | None, workers: int,
+    reload: bool, reload_dirs: tuple[str, ...], loop: str, log_level: str, drain_timeout: float,
+    keep_connections: bool, proxy_headers: bool, forwarded_allow_ips: str, broker: str | None, debug: bool,
+    lag_threshold: float,
+) -> None:
+    """Serve the App at MODULE:ATTR until SIGTERM or SIGINT.
+
+    On SIGTERM/SIGINT the server stops accepting, readiness turns 503,
+    connections are closed with 1001 and handlers still running after
+    --drain-timeout are cancelled; the exit status is 0. A second signal
+    stops at once.
+
+    \b
+    Examples:
+      wsroute run app:app
+      wsroute run app:app --host 0.0.0.0 --port 8000 --workers 4
+      wsroute run app:create_app --factory --reload
+      wsroute run app:app --uds /run/wsroute.sock --proxy-headers
+      WSROUTE_PORT=9000 WSROUTE_LOG_LEVEL=debug wsroute run app:app
+    """
+    if reload and workers > 1:
+        raise click.UsageError("--reload is for development and runs one process; drop --workers or --reload")
+    if uds is not None and workers > 1:
+        raise click.UsageError("--uds cannot be shared by several --workers; use --host/--port, or one process")
+    configure_logging(log_level)
+    spec = AppSpec(import_string, factory, app_dir, broker, proxy_headers, forwarded_allow_ips)
+    config = ServeConfig(
+        host=host, port=port, uds=uds, drain_timeout=drain_timeout, keep_connections=keep_connections,
+        loop=loop, debug=debug, lag_threshold=lag_threshold,
+    )
+    with user_errors():
+        loop_factory(loop)
+        if reload or workers > 1:
+            _supervise(spec, config, log_level, workers, list(reload_dirs or [app_dir]) if reload else None)
+            return
+        app = spec.load()
+        run_config(app, config)
+
+
+def _supervise(spec: AppSpec, config: ServeConfig, log_level: str, workers: int, dirs: list[str] | None) -> None:
+    from .workers import Launch, Supervisor
+
+    supervisor = Supervisor(Launch(spec, config, log_level), workers, reload_dirs=dirs)
+    code = supervisor.run()
+    if supervisor.failure is not None:
+        raise click.ClickException(supervisor.failure)
+    if code:
+        sys.exit(code)
+
+
+@cli.command()
+@_app_options
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def routes(import_string: str, factory: bool, app_dir: str, as_json: bool) -> None:
+    """List the routes of the App at MODULE:ATTR.
+
+    One line per route: its path, the first-message type that selects it
+    (message-routed paths), the handler, route-level middleware and the
+    dependencies bound to it. Routes added by plugins are included.
+
+    \b
+    Examples:
+      wsroute routes app:app
+      wsroute routes app:app --json
+    """
+    with user_errors():
+        app = _configured(AppSpec(import_string, factory, app_dir))
+    rows, problems = [], []
+    for route in app.routes:
+        try:
+            bound = _bound_names(app, route)
+        except ConfigurationError as exc:
+            bound = "(error)"
+            problems.append(str(exc))
+        rows.append({
+            "path": route.path,
+            "message": route.message or "-",
+            "handler": describe(route.handler),
+            "middleware": ", ".join(describe(m) for m in route.middleware) or "-",
+            "bound": bound or "-",
+        })
+    app_middleware = [describe(m) for m in app.middleware_chain]
+    if as_json:
+        report = {"routes": rows, "middleware": app_middleware, "provided": sorted(app.provided)}
+        click.echo(json.dumps(report, indent=2))
+    else:
+        click.echo(_table(rows, ["path", "message", "handler", "middleware", "bound"]))
+        click.echo(f"\napp middleware (every route, first): {', '.join(app_middleware) or '-'}")
+        click.echo(f"provided (injected by parameter name): {', '.join(sorted(app.provided)) or '-'}")
+    if problems:
+        raise click.ClickException("\n".join(problems))
+
+
+@cli.command()
+@_app_options
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def plugins(import_string: str, factory: bool, app_dir: str, as_json: bool) -> None:
+    """List the plugins loaded by the App at MODULE:ATTR.
+
+    For each plugin: its name, version, where it came from (entry point,
+    App(plugins=...), built-in) and the hooks it implements.
+
+    \b
+    Examples:
+      wsroute plugins app:app
+      WSROUTE_DISABLE_PLUGINS=health wsroute plugins app:app
+    """
+    with user_errors():
+        app = _configured(AppSpec(import_string, factory, app_dir))
+    rows = [
+        {"name": p.name, "version": p.version or "-", "source": p.source, "hooks": ", ".join(p.hooks) or "-"}
+        for p in app.plugins.list()
+    ]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+    else:
+        click.echo(_table(rows, ["name", "version", "source", "hooks"]))
+
+
+def _configured(spec: AppSpec) -> App:
+    """Load the app and let its plugins configure it (routes, middleware, dependencies)."""
+    app = spec.load()
+    # Plugins register routes and dependencies when configured; nothing listens.
+    asyncio.run(app._configure_plugins())
+    return app
+
+
+def _bound_names(app: App, route: Any) -> str:
+    call = bind(route, app.provided).call
+    keywords = getattr(call, "keywords", {})
+    return ", ".join(f"{name}={keywords[name]!r}"[:40] if name in route.bound else name for name in keywords)
+
+
+def _table(rows: list[dict[str, str]], columns: list[str]) -> str:
+    widths = {c: max([len(c), *(len(r[c]) for r in rows)]) for c in columns}
+    lines = ["  ".join(c.upper().ljust(widths[c]) for c in columns).rstrip()]
+    lines += ["  ".join(r[c].ljust(widths[c]) for c in columns).rstrip() for r in rows]
+    return "\n".join(lines)
+
+
+_plugin_commands_added = False
+
+
+def add_plugin_commands(group: click.Group = cli) -> None:
+    """Call ``wsroute_register_commands(cli)`` on the installed entry-point plugins (once)."""
+    global _plugin_commands_added
+    if _plugin_commands_added:
+        return
+    _plugin_commands_added = True
+    from .plugins import Plugins
+
+    try:
+        plugins = Plugins()
+        plugins.hook.wsroute_register_commands(cli=group)
+    except WsrouteError as exc:
+        logging.getLogger("wsroute.cli").warning("plugin commands unavailable: %s", exc)
+        click.echo(f"Warning: plugin commands unavailable: {exc}", err=True)
+
+
+def main(argv: list[str] | None = None) -> Any:
+    """The ``wsroute`` console script."""
+    add_plugin_commands(cli)
+    return cli.main(args=argv, prog_name="wsroute")
