@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -290,7 +289,6 @@ def add_plugin_commands(group: click.Group = cli) -> None:
         plugins = Plugins()
         plugins.hook.wsroute_register_commands(cli=group)
     except WsrouteError as exc:
-        logging.getLogger("wsroute.cli").warning("plugin commands unavailable: %s", exc)
         click.echo(f"Warning: plugin commands unavailable: {exc}", err=True)
 
 

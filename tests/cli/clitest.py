@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -35,12 +36,12 @@ def wsroute_env(**extra: str) -> dict[str, str]:
 
 
 def run_cli(
-    *args: str, timeout: float = 30, cwd: Path = ROOT, env: dict[str, str] | None = None
+    *args: str, timeout: float = 30, cwd: Path = ROOT, env: dict[str, str] | None = None, **kwargs: Any
 ) -> subprocess.CompletedProcess[str]:
     """Run ``python -m wsroute ARGS`` to completion and capture its output."""
     return subprocess.run(
         [sys.executable, "-m", "wsroute", *args],
-        cwd=cwd, env=env or wsroute_env(), capture_output=True, text=True, timeout=timeout,
+        cwd=cwd, env=env or wsroute_env(), capture_output=True, text=True, timeout=timeout, **kwargs,
     )
 
 

@@ -1,0 +1,134 @@
+"""``wsroute routes``, ``wsroute plugins``, plugin commands, ``--help`` and ``--version``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from clitest import run_cli, wsroute_env
+
+import wsroute
+
+pytestmark = pytest.mark.timeout(60)
+
+PLUGIN = '''
+import click
+import wsroute
+
+@wsroute.hookimpl
+def wsroute_register_commands(cli):
+    @cli.command()
+    def hello():
+        """Say hello (added by a plugin)."""
+        click.echo("hello from a plugin")
+
+@wsroute.hookimpl
+def wsroute_startup(app):
+    pass
+'''
+
+
+@pytest.fixture
+def plugin_env(tmp_path: Path) -> dict[str, str]:
+    """An environment where an installed distribution declares a ``wsroute`` entry point."""
+    (tmp_path / "fakeplugin.py").write_text(PLUGIN)
+    dist = tmp_path / "wsroute_fakeplugin-1.2.3.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: wsroute-fakeplugin\nVersion: 1.2.3\n")
+    (dist / "entry_points.txt").write_text("[wsroute]\nfake = fakeplugin\n")
+    return wsroute_env(PYTHONPATH=str(tmp_path))
+
+
+def test_version() -> None:
+    """``python -m wsroute --version`` prints the package version."""
+    result = run_cli("--version")
+    assert result.returncode == 0
+    assert result.stdout.strip() == f"wsroute {wsroute.__version__}"
+
+
+@pytest.mark.parametrize("command", [[], ["run"], ["routes"], ["plugins"]])
+def test_help_has_examples(command: list[str]) -> None:
+    """Every command's --help shows examples."""
+    result = run_cli(*command, "--help")
+    assert result.returncode == 0
+    assert "Examples:" in result.stdout
+    assert "wsroute " in result.stdout
+
+
+def test_run_help_lists_environment_variables() -> None:
+    """``run --help`` names the environment variable of each option."""
+    result = run_cli("run", "--help")
+    for name in ("HOST", "PORT", "WORKERS", "DRAIN_TIMEOUT", "KEEP_CONNECTIONS", "BROKER", "FORWARDED_ALLOW_IPS"):
+        assert f"WSROUTE_{name}" in result.stdout.replace("\n", " ").replace("  ", " ")
+
+
+def test_routes_table() -> None:
+    """``routes`` prints path, first-message type, handler, middleware and bound values per route."""
+    result = run_cli("routes", "examples.cli_app:app")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == ["PATH", "MESSAGE", "HANDLER", "MIDDLEWARE", "BOUND"]
+    rooms = next(line for line in lines if line.startswith("/rooms/{room}"))
+    assert rooms.split() == [
+        "/rooms/{room}", "-", "examples.cli_app.create_app.<locals>.room",
+        "examples.cli_app.create_app.<locals>.tag", "size=10,", "greeting",
+    ]
+    play = next(line for line in lines if line.startswith("/play"))
+    assert play.split()[:3] == ["/play", "join", "examples.cli_app.create_app.<locals>.Join"]
+    assert "provided (injected by parameter name): greeting" in lines
+
+
+def test_routes_json() -> None:
+    """``routes --json`` prints the same information as JSON."""
+    result = run_cli("routes", "examples.cli_app:app", "--json")
+    data = json.loads(result.stdout)
+    assert data["provided"] == ["greeting"]
+    assert {"path": "/echo", "message": "-", "handler": "examples.cli_app.create_app.<locals>.echo",
+            "middleware": "-", "bound": "-"} in data["routes"]
+
+
+def test_routes_reports_unbindable_route(tmp_path: Path) -> None:
+    """``routes`` still prints the table when a route cannot be bound, then fails with the reason."""
+    (tmp_path / "needsdb.py").write_text(
+        "import wsroute\napp = wsroute.App()\n\n@app.route('/x')\nasync def x(ws, db):\n    pass\n"
+    )
+    result = run_cli("routes", "needsdb:app", "--app-dir", str(tmp_path))
+    assert result.returncode == 1
+    assert "/x" in result.stdout and "(error)" in result.stdout
+    assert "parameter 'db' of needsdb.x is not a path parameter" in result.stderr
+
+
+def test_plugins_table() -> None:
+    """``plugins`` lists the built-in hub plugin with its source and hooks."""
+    result = run_cli("plugins", "examples.cli_app:app", env=wsroute_env(WSROUTE_DISABLE_PLUGIN_AUTOLOAD="1"))
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == ["NAME", "VERSION", "SOURCE", "HOOKS"]
+    assert ["wsroute.hub", "-", "built-in", "wsroute_register_health_checks"] in [line.split() for line in lines]
+
+
+def test_plugins_lists_entry_point_plugins(plugin_env: dict[str, str]) -> None:
+    """``plugins`` shows an entry-point plugin's version, entry point and hooks."""
+    result = run_cli("plugins", "examples.cli_app:app", "--json", env=plugin_env)
+    assert result.returncode == 0, result.stderr
+    fake = next(p for p in json.loads(result.stdout) if p["name"] == "fake")
+    assert fake["version"] == "1.2.3"
+    assert fake["source"] == "entry point 'fake = fakeplugin' of wsroute-fakeplugin 1.2.3"
+    assert fake["hooks"] == "wsroute_register_commands, wsroute_startup"
+
+
+def test_plugin_adds_a_command(plugin_env: dict[str, str]) -> None:
+    """An entry-point plugin's ``wsroute_register_commands`` adds a sub-command."""
+    result = run_cli("hello", env=plugin_env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "hello from a plugin\n"
+    assert "hello" in run_cli("--help", env=plugin_env).stdout
+
+
+def test_broken_plugin_does_not_break_the_cli(tmp_path: Path, plugin_env: dict[str, str]) -> None:
+    """A plugin that fails to import leaves the built-in commands usable, with a warning."""
+    (tmp_path / "fakeplugin.py").write_text("raise RuntimeError('boom')\n")
+    result = run_cli("--version", env=plugin_env)
+    assert result.returncode == 0
+    assert "Warning: plugin commands unavailable: Error importing plugin 'fake'" in result.stderr
