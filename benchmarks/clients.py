@@ -2,7 +2,9 @@
 
 One client process runs one command at a time from the orchestrator and
 replies with its measurements and its own CPU time. Several client processes
-run the same command at once; the orchestrator adds their results up.
+run the same command at once; the orchestrator adds their results up. All
+connections use the minimal client of :mod:`benchmarks.light`, so that the
+server, not the load generator, is what runs out of CPU first.
 
 Every loop stops at whichever comes first, its operation budget or its
 deadline, and every network wait has a timeout: a stalled server produces an
@@ -18,31 +20,28 @@ import time
 import urllib.parse
 from typing import Any
 
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import WebSocketException
-
 from benchmarks import light, procs
 from benchmarks.apps import TOKEN
 
 Conn = multiprocessing.connection.Connection
-NETWORK_ERRORS = (OSError, TimeoutError, WebSocketException)
-"""What a loaded server may legitimately cause: counted as errors, never fatal."""
 MAX_SAMPLES = 200_000
 """Latency samples kept per process; bounds memory and pipe traffic."""
 HEADERS = {"Authorization": TOKEN}
-CLIENT_OPTIONS: dict[str, Any] = {
-    "additional_headers": HEADERS,
-    "compression": None,
-    "ping_interval": None,
-    "open_timeout": 10,
-    "close_timeout": 5,
-}
+"""Sent by every client to every server kind, so client work is identical."""
+NETWORK_ERRORS = (OSError, TimeoutError)
+"""What a loaded server may legitimately cause: counted as errors, never fatal."""
 
 
 def client_main(conn: Conn) -> None:
     """Entry point of a spawned client process: serve commands until stop."""
     procs.raise_nofile_limit()
     procs.run_in_loop(procs.client_loop_name(), lambda: Client(conn).run())
+
+
+def target(uri: str) -> tuple[str, int, str]:
+    """Split ``ws://host:port/path`` into what :func:`light.open_receiver` takes."""
+    parsed = urllib.parse.urlsplit(uri)
+    return parsed.hostname or "127.0.0.1", parsed.port or 80, parsed.path or "/"
 
 
 class Budget:
@@ -64,6 +63,14 @@ class Budget:
         self.ops += 1
         if len(self.latencies) < MAX_SAMPLES:
             self.latencies.append(time.perf_counter() - started)
+
+    def result(self, wall: float) -> dict[str, Any]:
+        """Return the phase's measurements for the orchestrator."""
+        return {"ops": self.ops, "errors": self.errors, "wall": wall, "latencies": self.latencies}
+
+
+def _ignore() -> None:
+    """Frame callback of connections that only wait for replies."""
 
 
 class Client:
@@ -102,22 +109,21 @@ class Client:
             return ("stop",)
 
     async def cmd_handshake(self, uri: str, concurrency: int, duration: float, max_ops: int) -> dict[str, Any]:
-        """Open and close connections, ``concurrency`` at a time."""
+        """Open a connection, close it (closing handshake and TCP), repeat; ``concurrency`` at a time."""
         budget = Budget(duration, max_ops)
+        host, port, path = target(uri)
 
         async def worker() -> None:
             while budget.more():
                 started = time.perf_counter()
-                try:
-                    ws = await connect(uri, **CLIENT_OPTIONS)
-                    await ws.close()
-                except NETWORK_ERRORS:  # refused, reset, timeout: count, go on
+                receiver = await light.open_receiver(host, port, path, HEADERS, _ignore)
+                if receiver is None or not await _close(receiver):
                     budget.errors += 1
                     continue
                 budget.record(started)
 
         wall = await _timed_gather([worker() for _ in range(concurrency)], duration)
-        return {"ops": budget.ops, "errors": budget.errors, "wall": wall, "latencies": budget.latencies}
+        return budget.result(wall)
 
     async def cmd_echo(self, uri: str, connections: int, message: str, duration: float, max_ops: int) -> dict[str, Any]:
         """Round-trip ``message`` on ``connections`` connections, one in flight each.
@@ -125,42 +131,34 @@ class Client:
         Connections are opened (and warmed with one round trip) before the
         clock starts, so this measures messages only, not handshakes.
         """
-        sockets = await _connect_many(uri, connections, 25)
-        for ws in sockets:
-            await ws.send(message)
-            await asyncio.wait_for(ws.recv(), 10)
-        cpu0 = procs.cpu_seconds()
+        frame = light.client_frame(message.encode())
+        receivers = await _open_many(uri, connections, 25, _ignore)
+        budget = Budget(duration, max_ops)
+        for receiver in list(receivers):
+            try:
+                await asyncio.wait_for(receiver.round_trip(frame), 10)
+            except NETWORK_ERRORS:
+                receivers.remove(receiver)
         budget = Budget(duration, max_ops)
 
-        async def worker(ws: ClientConnection) -> None:
+        async def worker(receiver: light.Receiver) -> None:
             try:
                 while budget.more():
                     started = time.perf_counter()
-                    await ws.send(message)
-                    await asyncio.wait_for(ws.recv(), 10)
+                    await asyncio.wait_for(receiver.round_trip(frame), 10)
                     budget.record(started)
             except NETWORK_ERRORS:
                 budget.errors += 1
 
-        wall = await _timed_gather([worker(ws) for ws in sockets], duration)
-        cpu = procs.cpu_seconds() - cpu0
-        await _close_all(sockets)
-        errors = budget.errors + connections - len(sockets)
-        return {"ops": budget.ops, "errors": errors, "wall": wall, "latencies": budget.latencies, "cpu_measured": cpu}
+        wall = await _timed_gather([worker(r) for r in receivers], duration)
+        await asyncio.gather(*(_close(r) for r in receivers))
+        budget.errors += connections - len(receivers)
+        return budget.result(wall)
 
     async def cmd_idle(self, uri: str, count: int, concurrency: int) -> dict[str, Any]:
-        """Open ``count`` light receivers (see :mod:`benchmarks.light`) and count messages."""
+        """Open ``count`` receivers that count every data frame they get."""
         self.received, self.last_receipt, self.target = 0, 0.0, 0
-        parsed = urllib.parse.urlsplit(uri)
-        host, port, path = parsed.hostname or "127.0.0.1", parsed.port or 80, parsed.path
-        semaphore = asyncio.Semaphore(concurrency)
-
-        async def one() -> light.Receiver | None:
-            async with semaphore:
-                return await light.open_receiver(host, port, path, HEADERS, self._count)
-
-        opened = await asyncio.gather(*(one() for _ in range(count)))
-        self.idle = [r for r in opened if r is not None]
+        self.idle = await _open_many(uri, count, concurrency, self._count)
         return {"connected": len(self.idle)}
 
     def _count(self) -> None:
@@ -180,40 +178,39 @@ class Client:
         return {"received": self.received, "t_last": self.last_receipt, "complete": self.received >= self.target}
 
     async def cmd_close_idle(self) -> dict[str, Any]:
-        """Close every idle receiver cleanly, waiting (bounded) for the server's FIN."""
-        for receiver in self.idle:
-            receiver.close()
-        if self.idle:
-            await asyncio.wait([r.closed for r in self.idle], timeout=10)
-        for receiver in self.idle:
-            if receiver.transport is not None:
-                receiver.transport.close()
+        """Close every idle receiver cleanly (bounded in time)."""
+        await asyncio.gather(*(_close(r) for r in self.idle))
         self.idle = []
         return {"closed": True}
 
 
-async def _connect_many(uri: str, count: int, concurrency: int) -> list[ClientConnection]:
+async def _open_many(uri: str, count: int, concurrency: int, on_message: Any) -> list[light.Receiver]:
     """Open ``count`` connections, at most ``concurrency`` handshakes at a time.
 
     Bounded concurrency keeps the server's listen backlog (100 by default)
     from overflowing, which would show up as SYN retries of one second.
     """
+    host, port, path = target(uri)
     semaphore = asyncio.Semaphore(concurrency)
 
-    async def one() -> ClientConnection | None:
+    async def one() -> light.Receiver | None:
         async with semaphore:
-            try:
-                return await connect(uri, **CLIENT_OPTIONS)
-            except NETWORK_ERRORS:
-                return None
+            return await light.open_receiver(host, port, path, HEADERS, on_message)
 
-    results = await asyncio.gather(*(one() for _ in range(count)))
-    return [ws for ws in results if ws is not None]
+    opened = await asyncio.gather(*(one() for _ in range(count)))
+    return [r for r in opened if r is not None]
 
 
-async def _close_all(sockets: list[ClientConnection]) -> None:
-    if sockets:
-        await asyncio.wait([asyncio.ensure_future(ws.close()) for ws in sockets], timeout=10)
+async def _close(receiver: light.Receiver, timeout: float = 10) -> bool:
+    """Run the closing handshake and wait for the server's FIN; False on timeout."""
+    receiver.close()
+    try:
+        await asyncio.wait_for(asyncio.shield(receiver.closed), timeout)
+    except TimeoutError:
+        if receiver.transport is not None:
+            receiver.transport.close()
+        return False
+    return True
 
 
 async def _timed_gather(coros: list[Any], duration: float) -> float:

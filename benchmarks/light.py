@@ -1,12 +1,13 @@
-"""A minimal WebSocket receiver for thousands of idle fan-out clients.
+"""A minimal WebSocket client: the load generator's side of every scenario.
 
-Why not websockets' client here: with 5,000 connections receiving a burst,
-a full client (a reader task, a Future per ``recv()``, UTF-8 decoding) costs
-about as much CPU per message as the server spends sending it, so the
-measurement would be of the two client processes, not of the server. This
-protocol does the opening handshake, then only parses frame headers and
-counts data frames, answers pings, and closes cleanly; it never allocates
-per message. RFC 6455 is followed where the server can tell: the handshake
+Why not websockets' client: on 2 cores the clients share the machine with
+the server, and a full client (a reader task, a Future per ``recv()``, frame
+objects, UTF-8 decoding, the closing-handshake timers) costs *more* CPU per
+handshake or message than the server does, so the measurement would be of
+the clients. This protocol does the opening handshake, then only parses
+frame headers: it counts data frames (fan-out), wakes one waiter per frame
+(echo round trips), answers pings, and closes cleanly. Frames it sends are
+built once per message (:func:`client_frame`). RFC 6455 is followed where the server can tell: the handshake
 is complete, and the client's frames (pong, close) are masked (with a zero
 key, which is allowed: the mask is there to protect proxies, not loopback).
 """
@@ -21,6 +22,18 @@ from typing import cast
 
 TEXT, BINARY, CLOSE, PING = 0x1, 0x2, 0x8, 0x9
 ZERO_MASK = b"\x00\x00\x00\x00"
+
+
+def client_frame(payload: bytes, opcode: int = TEXT) -> bytes:
+    """Return a complete masked client frame for ``payload`` (FIN set)."""
+    size = len(payload)
+    if size < 126:
+        header = bytes([0x80 | opcode, 0x80 | size])
+    elif size < 1 << 16:
+        header = bytes([0x80 | opcode, 0x80 | 126]) + size.to_bytes(2, "big")
+    else:
+        header = bytes([0x80 | opcode, 0x80 | 127]) + size.to_bytes(8, "big")
+    return header + ZERO_MASK + payload
 
 
 def handshake_request(host: str, port: int, path: str, headers: dict[str, str]) -> bytes:
@@ -49,6 +62,7 @@ class Receiver(asyncio.Protocol):
         self.closed = asyncio.get_running_loop().create_future()
         self.transport: asyncio.Transport | None = None
         self.closing = False
+        self.waiter: asyncio.Future[None] | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports do not subclass asyncio.Transport: no isinstance check.
@@ -86,6 +100,9 @@ class Receiver(asyncio.Protocol):
             opcode = buf[at] & 0x0F
             if opcode in (TEXT, BINARY):
                 self.on_message()
+                waiter = self.waiter
+                if waiter is not None and not waiter.done():
+                    waiter.set_result(None)
             elif opcode == PING:
                 self._send(0xA, bytes(buf[at + header : at + header + length]))
             elif opcode == CLOSE and not self.closing:
@@ -100,6 +117,13 @@ class Receiver(asyncio.Protocol):
             frame = bytes([0x80 | opcode, 0x80 | len(payload)]) + ZERO_MASK + payload
             self.transport.write(frame)
 
+    async def round_trip(self, frame: bytes) -> None:
+        """Send one prepared frame and wait for the next data frame back."""
+        assert self.transport is not None
+        self.waiter = waiter = asyncio.get_running_loop().create_future()
+        self.transport.write(frame)
+        await waiter
+
     def close(self) -> None:
         """Start the closing handshake; the server then closes TCP."""
         if not self.closing:
@@ -111,6 +135,8 @@ class Receiver(asyncio.Protocol):
             self.upgraded.set_result(False)
         if not self.closed.done():
             self.closed.set_result(True)
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_exception(ConnectionResetError("connection lost"))
 
 
 async def open_receiver(

@@ -45,6 +45,22 @@ def cpu_seconds() -> float:
     return times.user + times.system
 
 
+def machine_busy_seconds() -> float:
+    """Return CPU-seconds all cores have spent not idle since boot (/proc/stat).
+
+    Subtracting the server's and the clients' own CPU from the machine's
+    over a phase gives the *background* load: what other programs took
+    from this shared 2-core machine while the phase ran.
+    """
+    try:
+        with open("/proc/stat", encoding="ascii") as stat:
+            fields = [int(x) for x in stat.readline().split()[1:]]
+    except OSError:
+        return float("nan")
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
 def rss_bytes() -> int:
     """Return this process's resident set size, read from /proc (Linux only).
 

@@ -90,7 +90,8 @@ def _num(value: float, digits: int = 0) -> str:
 
 def network_table(rows: list[dict[str, Any]]) -> list[list[str]]:
     """Return the handshake/echo rows as table cells (header first)."""
-    out = [["loop", "scenario", "kind", "rate", "x raw", "p50 ms", "p99 ms", "srv cpu", "cli cpu", "limit"]]
+    header = ["loop", "scenario", "kind", "rate", "x raw", "p50 ms", "p99 ms", "srv cpu", "cli cpu", "bg cpu", "limit"]
+    out = [header]
     for r in rows:
         if r["scenario"].startswith("fanout"):
             continue
@@ -106,6 +107,7 @@ def network_table(rows: list[dict[str, Any]]) -> list[list[str]]:
                 _num(r["p99_ms"], 2),
                 _num(r["server_cpu"], 2),
                 _num(r["client_cpu"], 2),
+                _num(r.get("background_cpu", math.nan), 2),
                 r["limit"],
             ]
         )

@@ -46,9 +46,13 @@ class Server:
         self.uri = f"ws://127.0.0.1:{hello['port']}/{mode}"
         self.note = hello.get("note", "")
 
-    def stats(self) -> Result:
-        """Return the server's CPU seconds, RSS and open connection count."""
-        self.child.send(("stats",))
+    def stats(self, collect: bool = False) -> Result:
+        """Return the server's CPU seconds, RSS and open connection count.
+
+        Args:
+            collect: run a full garbage collection first (for memory figures).
+        """
+        self.child.send(("stats", collect))
         return dict(self.child.recv(30))
 
     def broadcast(self, count: int, size: int) -> Result:
@@ -71,10 +75,12 @@ def command_all(clients: list[procs.Child], commands: list[tuple[Any, ...]], tim
 def load_phase(server: Server, clients: list[procs.Child], commands: list[tuple[Any, ...]], timeout: float) -> Result:
     """Run one load command on all clients; return rate, latency and CPU use."""
     before = server.stats()
-    started = time.monotonic()
+    busy0, started = procs.machine_busy_seconds(), time.monotonic()
     replies = command_all(clients, commands, timeout)
-    elapsed = time.monotonic() - started
+    busy1, elapsed = procs.machine_busy_seconds(), time.monotonic() - started
     after = server.stats()
+    server_cpu = (after["cpu"] - before["cpu"]) / elapsed
+    client_cpu = sum(r["cpu"] for r in replies) / elapsed
     ops = sum(r["ops"] for r in replies)
     wall = max(r["wall"] for r in replies)
     latencies = [x for r in replies for x in r["latencies"]]
@@ -84,8 +90,9 @@ def load_phase(server: Server, clients: list[procs.Child], commands: list[tuple[
         "p50_ms": stats.percentile(latencies, 50) * 1e3,
         "p99_ms": stats.percentile(latencies, 99) * 1e3,
         "errors": sum(r["errors"] for r in replies),
-        "server_cpu": (after["cpu"] - before["cpu"]) / elapsed,
-        "client_cpu": sum(r["cpu"] for r in replies) / elapsed,
+        "server_cpu": server_cpu,
+        "client_cpu": client_cpu,
+        "background_cpu": max(0.0, (busy1 - busy0) / elapsed - server_cpu - client_cpu),
     }
 
 
@@ -115,25 +122,29 @@ def echo(server: Server, clients: list[procs.Child], s: Settings, mode: str, siz
 
 
 def wait_connections(server: Server, count: int, timeout: float) -> Result:
-    """Poll the server until it reports ``count`` open connections."""
+    """Poll the server until it reports ``count`` open connections.
+
+    The last poll runs a full garbage collection, so its RSS is comparable
+    with the baseline taken the same way.
+    """
     end = time.monotonic() + timeout
     current = server.stats()
     while current["connections"] < count and time.monotonic() < end:
         time.sleep(0.1)
         current = server.stats()
-    return current
+    return server.stats(collect=True)
 
 
 def fanout(server: Server, clients: list[procs.Child], s: Settings, count: int) -> Result:
     """Connect ``count`` idle clients, measure memory, then broadcast to them."""
-    baseline = server.stats()
+    baseline = server.stats(collect=True)
     shares = split(count, len(clients))
     replies = command_all(clients, [("idle", server.uri, n, 50) for n in shares], 60 + count / 50)
     connected = sum(r["connected"] for r in replies)
     loaded = wait_connections(server, connected, 10)
     memory = (loaded["rss"] - baseline["rss"]) / max(1, loaded["connections"])
-    first = _deliver(server, clients, len(shares), 1, 1, s.fanout_size)
-    burst = _deliver(server, clients, len(shares), 1 + s.fanout_messages, s.fanout_messages, s.fanout_size)
+    first = deliver(server, clients, len(shares), 1, 1, s.fanout_size)
+    burst = deliver(server, clients, len(shares), 1 + s.fanout_messages, s.fanout_messages, s.fanout_size)
     delivered = burst["received"] - first["received"]
     command_all(clients, [("close_idle",)] * len(shares), 60)
     return {
@@ -150,7 +161,7 @@ def fanout(server: Server, clients: list[procs.Child], s: Settings, count: int) 
     }
 
 
-def _deliver(
+def deliver(
     server: Server, clients: list[procs.Child], used: int, per_connection: int, count: int, size: int
 ) -> Result:
     """Broadcast ``count`` messages and wait for clients to hold ``per_connection``.

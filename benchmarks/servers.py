@@ -7,7 +7,8 @@ task or thread exists inside the server being measured.
 
 Commands (tuples) and replies:
 
-- ``("stats",)`` → ``{"cpu": s, "rss": bytes, "connections": n}``
+- ``("stats", collect)`` → ``{"cpu": s, "rss": bytes, "connections": n}``
+  (``collect``: run ``gc.collect()`` first, so RSS is not inflated by garbage)
 - ``("broadcast", count, size)`` → ``{"t0": monotonic, "t1": ..., "cpu": s}``
   (``time.monotonic`` is CLOCK_MONOTONIC, shared by every process on Linux,
   so the clients' receive times are comparable with ``t0``)
@@ -92,8 +93,9 @@ def _on_command(conn: Conn, running: Running, stopped: asyncio.Event) -> None:
     if name == "stop":
         stopped.set()
     elif name == "stats":
-        cpu = procs.cpu_seconds()  # before gc.collect(), which is not load
-        gc.collect()
+        cpu = procs.cpu_seconds()
+        if len(command) > 1 and command[1]:  # only for memory: a full collection is not load
+            gc.collect()
         conn.send({"cpu": cpu, "rss": procs.rss_bytes(), "connections": running.connections()})
     elif name == "broadcast":
         task = asyncio.ensure_future(_broadcast(conn, running, command[1], command[2]))

@@ -7,8 +7,9 @@ What makes it realistic, and so what every wsroute figure pays for:
 - an auth middleware that checks the ``Authorization`` header of every
   handshake (a dict lookup, so it measures the middleware machinery, not a
   token check);
-- the headers plugin (``wsroute_headers``) when it is installed; when it is
-  not, the run says so in its notes.
+- the headers plugin (``wsroute_headers``) configured with two headers and a
+  ``Server`` header, so it runs on every handshake response; when the plugin
+  is not there, the run says so in its notes.
 
 ``/json`` is a ``wsroute.Handler`` class with one ``@wsroute.on("echo")``
 method: the per-message dispatch path.
@@ -25,6 +26,11 @@ from typing import Any
 from benchmarks.apps import SERVE_OPTIONS, TOKEN, Running, filler_paths
 
 VALID_TOKENS = {TOKEN: "bench-user"}
+HEADERS_SETTINGS = {
+    "headers": {"X-Frame-Options": "DENY", "Cache-Control": "no-store"},
+    "server": "wsroute-bench",
+}
+"""What a production app typically sets; with no settings the plugin does nothing."""
 
 
 def unavailable() -> str | None:
@@ -61,7 +67,9 @@ def build_app() -> tuple[Any, str]:
     """Build the 50-route app; return it and a note about the headers plugin."""
     import wsroute
 
-    app = wsroute.App()
+    plugin = headers_plugin()
+    settings = {"wsroute-headers": HEADERS_SETTINGS} if plugin is not None else {}
+    app = wsroute.App(settings=settings)
 
     @app.middleware
     def auth(conn: Any, request: Any) -> Any:
@@ -89,7 +97,6 @@ def build_app() -> tuple[Any, str]:
     for pattern, _ in filler_paths():
         app.route(pattern)(echo)
 
-    plugin = headers_plugin()
     if plugin is None:
         return app, "wsroute headers plugin not installed: wsroute measured without it"
     if plugin not in app.plugins.pm.get_plugins():  # not already loaded by entry point
