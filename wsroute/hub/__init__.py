@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from websockets.asyncio.connection import Connection
@@ -69,6 +69,9 @@ class Hub:
             written synchronously like ``websockets.broadcast()``.
         close_timeout: seconds a slow consumer gets to finish the closing
             handshake before its TCP connection is aborted (default 2).
+        broker_options: keyword arguments for a broker built from a URL,
+            e.g. ``{"wait": True, "connect_timeout": 30}`` to wait for Redis
+            at start-up instead of failing at once, or ``{"prefix": "app2"}``.
 
     Memory per connection stays bounded by about ``max_buffer`` plus one
     frame in the transport and ``max_queue`` frames in the outbox, plus the
@@ -83,6 +86,7 @@ class Hub:
         max_queue: int = 64,
         max_buffer: int = 64 * 1024,
         close_timeout: float = 2.0,
+        broker_options: Mapping[str, Any] | None = None,
     ) -> None:
         for name, value in (("max_queue", max_queue), ("max_buffer", max_buffer)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -90,7 +94,7 @@ class Hub:
                     f"{name} must be a positive <int> (got {value!r} that is a "
                     f"<{type(value).__name__}>)"
                 )
-        self.broker: Broker = make_broker(broker)
+        self.broker: Broker = make_broker(broker, broker_options)
         self.stats = HubStats()
         self._registry = Registry()
         self._delivery = Delivery(

@@ -19,8 +19,8 @@ the default) and :class:`~wsroute.hub.redis.RedisBroker` (``redis://``).
 from __future__ import annotations
 
 import abc
-from collections.abc import Awaitable, Callable
-from typing import Literal, Protocol
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Literal, Protocol
 
 __all__ = ["Broker", "Sink", "PresenceEvent", "HealthCheck", "make_broker"]
 
@@ -101,12 +101,14 @@ class Broker(abc.ABC):
         return {}
 
 
-def make_broker(spec: Broker | str | None) -> Broker:
+def make_broker(spec: Broker | str | None, options: Mapping[str, Any] | None = None) -> Broker:
     """Build a broker from ``App(broker=...)`` / ``--broker``.
 
     Args:
         spec: ``None`` or ``"memory://"`` (one process), ``"redis://…"`` /
             ``"rediss://…"`` / ``"unix://…"``, or a :class:`Broker` instance.
+        options: keyword arguments for the Redis broker (``wait``,
+            ``connect_timeout``, ``prefix``, ``backoff_max``, ``presence_ttl``).
 
     Raises:
         ValueError: an unknown URL scheme; the message lists the known ones.
@@ -131,7 +133,7 @@ def make_broker(spec: Broker | str | None) -> Broker:
     if scheme in ("redis", "rediss", "unix"):
         from .redis import RedisBroker
 
-        return RedisBroker(spec)
+        return RedisBroker(spec, **dict(options or {}))
     raise ValueError(
         f"broker {spec!r}: unknown scheme {scheme!r} "
         "(known: memory://, redis://, rediss://, unix://)"

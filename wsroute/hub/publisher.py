@@ -54,7 +54,7 @@ class Publisher:
             BrokerUnavailable: Redis cannot be reached.
             ImportError: the ``redis`` package is missing.
         """
-        from .redis import connect_redis
+        from .redisconn import connect_redis
 
         self._client = await connect_redis(self.url, timeout=self.connect_timeout,
                                            wait=self.wait)
@@ -76,7 +76,7 @@ class Publisher:
         await self.aclose()
 
     async def _publish(self, channel: str, data: bytes) -> int:
-        from .redis import FAULTS, unavailable
+        from .redisconn import FAULTS, unavailable
 
         if self._client is None:
             raise BrokerUnavailable("Publisher is not connected: use `async with Publisher(...)`")

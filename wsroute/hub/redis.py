@@ -24,26 +24,15 @@ applied when it is back, so nothing is lost and churn is coalesced.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-import urllib.parse
 import uuid
 from typing import Any
-
-try:
-    from redis.asyncio import Redis
-    from redis.asyncio.retry import Retry
-    from redis.backoff import NoBackoff
-    from redis.exceptions import RedisError
-except ImportError as exc:  # pragma: no cover - depends on the environment
-    raise ImportError(
-        "the Redis broker needs the redis package: pip install 'wsroute[redis]'"
-    ) from exc
-
-import contextlib
 
 from ..errors import BrokerUnavailable
 from .broker import Broker, HealthCheck, Sink
 from .presence import RedisPresence
+from .redisconn import FAULTS, Redis, connect_redis, redact, unavailable
 from .wire import (
     Channels,
     decode_frame,
@@ -53,59 +42,9 @@ from .wire import (
     encode_user_frame,
 )
 
-__all__ = ["RedisBroker", "connect_redis", "redact"]
+__all__ = ["RedisBroker"]
 
 logger = logging.getLogger("wsroute.hub.redis")
-
-#: What a dead or unreachable Redis raises: redis-py errors and socket errors.
-FAULTS = (RedisError, OSError, asyncio.TimeoutError)
-
-
-def redact(url: str) -> str:
-    """The URL without its password, for messages and logs."""
-    parts = urllib.parse.urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
-
-
-def unavailable(url: str, exc: BaseException, doing: str) -> BrokerUnavailable:
-    """A :class:`BrokerUnavailable` that names the URL and the fix."""
-    return BrokerUnavailable(
-        f"Redis at {redact(url)} is unavailable ({doing}: {exc or type(exc).__name__}); "
-        "start Redis or pass the right --broker URL"
-    )
-
-
-async def connect_redis(url: str, *, timeout: float, wait: bool) -> Redis:
-    """A client for ``url`` whose first PING succeeded.
-
-    redis-py's own retries are off: the broker decides when to retry, so a
-    publish during an outage fails at once instead of blocking the handler.
-
-    Args:
-        timeout: seconds to keep trying when ``wait`` is true.
-        wait: retry until ``timeout`` instead of failing at the first error.
-
-    Raises:
-        BrokerUnavailable: Redis could not be reached.
-    """
-    client = Redis.from_url(
-        url, retry=Retry(NoBackoff(), 0), socket_connect_timeout=min(timeout, 5.0),
-        socket_timeout=5.0,
-    )
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        try:
-            await client.ping()
-            return client
-        except FAULTS as exc:
-            if not wait or loop.time() >= deadline:
-                await client.aclose()
-                raise unavailable(url, exc, "connecting") from exc
-            await asyncio.sleep(0.2)
 
 
 class RedisBroker(Broker):
@@ -316,10 +255,11 @@ class RedisBroker(Broker):
             self._wake.clear()
             try:
                 await self._sync_channels()
-                assert self._presence is not None
-                await self._presence.sync()
-            except FAULTS as exc:
-                logger.debug("reconcile failed, retrying when Redis is back: %r", exc)
+                if self._presence is not None:
+                    await self._presence.sync()
+            except Exception as exc:  # any failure: retry later, never die
+                if not isinstance(exc, FAULTS):
+                    logger.exception("unexpected error while updating Redis; retrying")
                 self._wake.set()
                 await asyncio.sleep(0.1)
                 continue
@@ -344,8 +284,7 @@ class RedisBroker(Broker):
 
     async def _heartbeat(self) -> None:
         """Keep this process's presence alive while it runs."""
-        assert self._presence is not None
-        while True:
+        while self._presence is not None:
             try:
                 await self._presence.heartbeat()
             except FAULTS as exc:
@@ -358,7 +297,9 @@ class RedisBroker(Broker):
         while True:
             try:
                 await self._listen()
-            except FAULTS as exc:
+            except Exception as exc:  # the subscriber must never die
+                if not isinstance(exc, FAULTS):
+                    logger.exception("unexpected error in the Redis subscriber; reconnecting")
                 if self._online.is_set():
                     delay = 0.05  # it worked until now: a new outage
                 self._went_offline(exc)
@@ -368,8 +309,7 @@ class RedisBroker(Broker):
 
     async def _listen(self) -> None:
         """Open a pub/sub connection, subscribe everything, dispatch messages."""
-        assert self._client is not None
-        pubsub = self._client.pubsub()
+        pubsub = self._require().pubsub()
         self._pubsub = pubsub
         self._sent = set()
         self._confirmed = set()
@@ -399,8 +339,8 @@ class RedisBroker(Broker):
             self._down_since = None
             logger.warning("Redis at %s is back after %.1f s; resubscribed",
                            redact(self.url), outage)
-            assert self._presence is not None
-            self._presence.rewrite()
+            if self._presence is not None:
+                self._presence.rewrite()
         self._online.set()
         self._changed()
 
