@@ -1,0 +1,71 @@
+"""A chat server on the wsroute hub: rooms, presence, private messages.
+
+Run one process::
+
+    wsroute run examples.chat.app:app --port 8765
+
+or several on one Redis (every process delivers what any publishes)::
+
+    wsroute run examples.chat.app:app --port 8765 --workers 4 --broker redis://127.0.0.1:6379/0
+
+Connect with any WebSocket client, e.g. ``python -m websockets
+'ws://127.0.0.1:8765/rooms/lobby?token=alice'``, and send JSON::
+
+    {"type": "say", "text": "hello"}                 -> everyone in the room
+    {"type": "whisper", "to": "bob", "text": "psst"}  -> every connection of bob
+
+Members receive ``{"type": "join"|"leave", "user": ...}`` as people come and
+go, and ``{"type": "members", "users": [...]}`` when they enter.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import wsroute
+
+app = wsroute.App(slow_consumer="drop_oldest")
+
+
+@app.middleware
+async def auth(conn: Any, request: Any) -> Any:
+    """Toy auth: ``?token=<name>`` is the user name. Use a real check in production."""
+    user = (conn.query.get("token") or [""])[0]
+    if not user.isalnum():
+        return conn.respond(401, "pass ?token=<your name> (letters and digits)\n")
+    conn.ctx.user_id = user
+    return None
+
+
+@app.route("/rooms/{room}")
+class Room(wsroute.Handler):
+    """One chat room per path; the hub topic is ``room:<name>``."""
+
+    @property
+    def topic(self) -> str:
+        return f"room:{self.params['room']}"
+
+    async def on_connect(self) -> None:
+        await self.subscribe(self.topic, presence=True)
+        users = sorted(await self.app.hub.presence(self.topic))
+        await self.ws.send_json({"type": "members", "users": users})
+
+    @wsroute.on("say")
+    async def say(self, data: dict[str, Any]) -> None:
+        user = self.ws.ctx.user_id
+        await self.app.hub.publish_json(self.topic, {"type": "say", "user": user, "text": str(data.get("text", ""))})
+
+    @wsroute.on("whisper")
+    async def whisper(self, data: dict[str, Any]) -> None:
+        message = {"type": "whisper", "from": self.ws.ctx.user_id, "text": str(data.get("text", ""))}
+        await self.app.hub.send_json_to_user(str(data.get("to", "")), message)
+
+    async def on_presence(self, topic: str, event: str, user_id: str) -> None:
+        await self.ws.send_json({"type": event, "user": user_id})
+
+
+@app.route("/announce")
+async def announce(ws: Any) -> None:
+    """Anything sent here is broadcast to every connection of every process."""
+    async for message in ws:
+        await app.hub.broadcast(message)
