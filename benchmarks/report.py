@@ -19,17 +19,23 @@ NETWORK_UNITS = {"handshake": "conn/s", "echo": "msg/s", "fanout": "deliv/s"}
 REFERENCE = "raw"
 
 
-def limit(server_cpu: float, client_cpu: float, cores: int) -> str:
+def limit(server_cpu: float, client_cpu: float, background_cpu: float, cores: int) -> str:
     """Guess what bounded a phase from CPU-seconds per wall-second.
 
     A single-threaded server cannot use more than one core: near 1.0 it was
-    the limit. Otherwise, if the machine was nearly full, the clients were;
-    if neither, the phase was latency-bound (waiting, not computing).
+    the limit. Clients near the cores the server leaves were the limit. If
+    neither, but the machine was full because other programs ran
+    (``background_cpu``), the phase was starved: "contended". Otherwise it
+    was latency-bound (waiting, not computing).
     """
     if server_cpu >= 0.85:
         return "server"
-    if server_cpu + client_cpu >= 0.85 * cores or client_cpu >= 0.85 * max(1, cores - 1):
+    if client_cpu >= 0.85 * max(1, cores - 1):
         return "clients"
+    if math.isnan(background_cpu):
+        background_cpu = 0.0
+    if server_cpu + client_cpu + background_cpu >= 0.85 * cores:
+        return "contended"
     return "latency"
 
 
@@ -77,8 +83,16 @@ def _row(
         busy = row["server_cpu_ms"] / row["burst_last_ms"] if row["burst_last_ms"] > 0 else math.nan
         row["limit"] = "server" if busy >= 0.85 else "clients/latency"
     else:
-        row.update(p50_ms=med("p50_ms"), p99_ms=med("p99_ms"), client_cpu=med("client_cpu"), errors=med("errors"))
-        row["limit"] = limit(row["server_cpu"], row["client_cpu"], cores)
+        row.update(
+            p50_ms=med("p50_ms"),
+            p99_ms=med("p99_ms"),
+            client_cpu=med("client_cpu"),
+            background_cpu=med("background_cpu"),
+            server_us_per_op=med("server_us_per_op"),
+            cost_ratio=vs_ref("server_us_per_op"),
+            errors=med("errors"),
+        )
+        row["limit"] = limit(row["server_cpu"], row["client_cpu"], row["background_cpu"], cores)
     return row
 
 
@@ -90,7 +104,8 @@ def _num(value: float, digits: int = 0) -> str:
 
 def network_table(rows: list[dict[str, Any]]) -> list[list[str]]:
     """Return the handshake/echo rows as table cells (header first)."""
-    header = ["loop", "scenario", "kind", "rate", "x raw", "p50 ms", "p99 ms", "srv cpu", "cli cpu", "bg cpu", "limit"]
+    header = ["loop", "scenario", "kind", "rate", "x raw", "p50 ms", "p99 ms", "srv us/op", "cost x raw"]
+    header += ["srv cpu", "cli cpu", "bg cpu", "limit"]
     out = [header]
     for r in rows:
         if r["scenario"].startswith("fanout"):
@@ -105,6 +120,8 @@ def network_table(rows: list[dict[str, Any]]) -> list[list[str]]:
                 _num(r["ratio"], 2),
                 _num(r["p50_ms"], 2),
                 _num(r["p99_ms"], 2),
+                _num(r["server_us_per_op"], 1),
+                _num(r["cost_ratio"], 2),
                 _num(r["server_cpu"], 2),
                 _num(r["client_cpu"], 2),
                 _num(r.get("background_cpu", math.nan), 2),

@@ -8,12 +8,15 @@ processes (``benchmarks.clients``) are spawned once and reused.
 Utilisation (``server_cpu``, ``client_cpu``) is CPU-seconds per wall-second
 over the whole command: 1.0 means one core was busy the whole time. On two
 cores a server near 1.0 was the limit; clients near 1.0 (of the one core left)
-mean the load generator was.
+mean the load generator was. ``server_us_per_op`` (server CPU per handshake
+or message) is the figure least disturbed by other programs on a shared
+machine: they take wall time from the server, not CPU time per operation.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import time
 from typing import Any
 
@@ -91,6 +94,7 @@ def load_phase(server: Server, clients: list[procs.Child], commands: list[tuple[
         "p99_ms": stats.percentile(latencies, 99) * 1e3,
         "errors": sum(r["errors"] for r in replies),
         "server_cpu": server_cpu,
+        "server_us_per_op": server_cpu * elapsed / ops * 1e6 if ops else math.nan,
         "client_cpu": client_cpu,
         "background_cpu": max(0.0, (busy1 - busy0) / elapsed - server_cpu - client_cpu),
     }
