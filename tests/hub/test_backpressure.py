@@ -61,9 +61,8 @@ async def publish_paced(hub: Hub, readers: list[Reader], count: int) -> AsyncIte
         yield last
 
 
-@pytest.mark.asyncio
-async def test_client_that_never_reads_is_closed_and_memory_stays_bounded() -> None:
-    """With 'disconnect', a client that never reads is closed, RSS stays bounded, fast clients get all."""
+async def never_reads_scenario() -> None:
+    """3 fast clients and one that never reads; 1,500 frames of 64 KiB; policy 'disconnect'."""
     hub = Hub(policy="disconnect", max_queue=16, close_timeout=0.5)
     async with running_hub(hub, compression=None) as url:
         readers = [Reader(await open_client(url)) for _ in range(3)]
@@ -84,6 +83,18 @@ async def test_client_that_never_reads_is_closed_and_memory_stays_bounded() -> N
         for reader in readers:
             await reader.ws.close()
             await reader.task
+
+
+@pytest.mark.asyncio
+async def test_client_that_never_reads_is_closed_and_memory_stays_bounded() -> None:
+    """With 'disconnect', a client that never reads is closed, RSS stays bounded, fast clients get all."""
+    await never_reads_scenario()
+
+
+def test_client_that_never_reads_under_uvloop() -> None:
+    """The same guarantees hold on uvloop, whose transports implement flow control themselves."""
+    uvloop = pytest.importorskip("uvloop")
+    uvloop.run(never_reads_scenario())
 
 
 @pytest.mark.asyncio

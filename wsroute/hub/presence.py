@@ -95,7 +95,12 @@ class RedisPresence:
             for user_id in gone:
                 pipe.publish(self._channels.presence, encode_presence(topic, "leave", user_id))
             after[topic] = set(local)
-        await pipe.execute()
+        self._rewrite = False
+        try:
+            await pipe.execute()
+        except BaseException:
+            self._rewrite = self._rewrite or rewrite
+            raise
         for topic, users in after.items():
             if users:
                 self._remote[topic] = users
@@ -103,7 +108,6 @@ class RedisPresence:
                 self._remote.pop(topic, None)
             if self._local.get(topic, set()) == users:
                 self._dirty.discard(topic)
-        self._rewrite = False
 
     async def heartbeat(self) -> None:
         """Renew this process's alive key and the TTL of its topics' hashes."""
