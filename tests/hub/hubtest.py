@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import select
 import socket
 import subprocess
 import sys
@@ -162,7 +163,8 @@ class ServerProcess:
             stdout=subprocess.PIPE, stdin=subprocess.PIPE, env=env,
         )
         assert self.proc.stdout is not None
-        line = self.proc.stdout.readline().decode().strip()
+        readable, _, _ = select.select([self.proc.stdout], [], [], 30)
+        line = self.proc.stdout.readline().decode().strip() if readable else "no output in 30 s"
         if not line.startswith("PORT "):
             self.close()
             raise RuntimeError(f"server process did not start: {line!r}")

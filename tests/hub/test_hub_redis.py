@@ -49,6 +49,24 @@ async def test_start_fails_fast_when_redis_is_down() -> None:
 
 
 @pytest.mark.asyncio
+async def test_start_can_wait_for_redis(redis_process: RedisProcess, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """With wait=True the hub keeps trying until a Redis started later answers."""
+    later = RedisProcess(redis_process.binary, str(tmp_path))
+    hub = Hub(broker=later.url, broker_options={"wait": True, "connect_timeout": 20})
+    starting = asyncio.ensure_future(hub.start())
+    await asyncio.sleep(0.3)
+    assert not starting.done()
+    await asyncio.to_thread(later.start)
+    try:
+        async with asyncio.timeout(20):
+            await starting
+        await hub.health_checks()["redis"]()
+        await hub.stop()
+    finally:
+        later.stop()
+
+
+@pytest.mark.asyncio
 async def test_two_hubs_share_topics_exactly_once_in_order(redis_url: str) -> None:
     """A publish in one hub reaches subscribers of both hubs once each, in order."""
     hub1, hub2 = Hub(broker=redis_url), Hub(broker=redis_url)
