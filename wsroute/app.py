@@ -236,7 +236,7 @@ class App:
 
     async def startup(self) -> None:
         """Configure plugins, bind dependencies, start the hub; before listening."""
-        await self._configure_plugins()
+        await self.configure()
         self._prepare()
         await self.hub.start()
         await self._call_lifecycle("wsroute_startup")
@@ -285,7 +285,12 @@ class App:
             hook_exception=plugins.implemented("wsroute_handle_exception"),
         )
 
-    async def _configure_plugins(self) -> None:
+    async def configure(self) -> None:
+        """Configure plugins and add what they register (routes, middleware, dependencies).
+
+        Runs once; :meth:`startup` calls it. Call it yourself to inspect the
+        complete app without serving (``wsroute routes`` does).
+        """
         if self._plugins_configured:
             return
         self._plugins_configured = True

@@ -257,7 +257,7 @@ def _configured(spec: AppSpec) -> App:
     """Load the app and let its plugins configure it (routes, middleware, dependencies)."""
     app = spec.load()
     # Plugins register routes and dependencies when configured; nothing listens.
-    asyncio.run(app._configure_plugins())
+    asyncio.run(app.configure())
     return app
 
 

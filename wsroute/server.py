@@ -22,14 +22,13 @@ import os
 import signal
 import socket
 import sys
-import threading
-import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from .errors import ServerError
+from .lag import LagMonitor
 
 if TYPE_CHECKING:
     from websockets.asyncio.server import Server
@@ -39,7 +38,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "LOOPS",
-    "LagMonitor",
     "ServeConfig",
     "configure_logging",
     "drain",
@@ -376,74 +374,3 @@ def _format_address(address: Any) -> str:
         host, port = address[0], address[1]
         return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     return f"unix:{address}" if address else "unix"
-
-
-class LagMonitor:
-    """Warn when the event loop is blocked, naming the route whose task blocks it.
-
-    The loop beats every ``threshold / 2`` seconds (one ``call_later``). A
-    daemon thread wakes at the same pace; when the last beat is older than
-    ``threshold`` the loop is stuck in some callback, so the thread reads
-    ``asyncio.current_task(loop)`` — connection tasks are named
-    ``wsroute <route>`` — and the loop thread's current frame, and warns
-    *while* the loop is still blocked. When the loop beats again it reports
-    how long the block lasted. Cost when nothing blocks: one timer callback
-    per half threshold and one thread wake-up; works with uvloop too.
-    """
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, threshold: float = 0.1) -> None:
-        self.loop = loop
-        self.threshold = threshold
-        self.interval = threshold / 2
-        self._last = time.monotonic()
-        self._blocked_by: str | None = None
-        self._stopped = threading.Event()
-        self._loop_thread = threading.get_ident()
-        self._thread = threading.Thread(target=self._watch, name="wsroute-lag-monitor", daemon=True)
-        self._timer: asyncio.TimerHandle | None = None
-
-    def start(self) -> None:
-        self._loop_thread = threading.get_ident()
-        self._beat()
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stopped.set()
-        if self._timer is not None:
-            self._timer.cancel()
-
-    def _beat(self) -> None:
-        now = time.monotonic()
-        culprit, self._blocked_by = self._blocked_by, None
-        if culprit is not None:
-            logger.warning("event loop was blocked for %.3f s by %s", now - self._last - self.interval, culprit)
-        self._last = now
-        self._timer = self.loop.call_later(self.interval, self._beat)
-
-    def _watch(self) -> None:
-        while not self._stopped.wait(self.interval):
-            last = self._last
-            late = time.monotonic() - last - self.interval
-            if late < self.threshold or self._blocked_by is not None:
-                continue
-            culprit = self._culprit()
-            if last != self._last:  # the loop beat meanwhile: it was a short stall
-                continue
-            self._blocked_by = culprit
-            logger.warning(
-                "event loop blocked for more than %.3f s by %s; one slow handler stops every connection: "
-                "use await, or run blocking code with asyncio.to_thread()",
-                self.threshold,
-                culprit,
-            )
-
-    def _culprit(self) -> str:
-        task = asyncio.current_task(self.loop)
-        frame = sys._current_frames().get(self._loop_thread)
-        where = f" at {frame.f_code.co_filename}:{frame.f_lineno} in {frame.f_code.co_name}()" if frame else ""
-        if task is None:
-            return f"a callback outside any task{where}"
-        name = task.get_name()
-        if name.startswith("wsroute "):
-            return f"route {name.removeprefix('wsroute ')}{where}"
-        return f"task {name!r}{where}"
