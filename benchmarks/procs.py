@@ -129,7 +129,10 @@ class Child:
         """Receive one reply, raising TimeoutError after ``timeout`` seconds."""
         if not self.conn.poll(timeout):
             raise TimeoutError(f"child {self.process.name} silent for {timeout:.0f}s")
-        return self.conn.recv()
+        try:
+            return self.conn.recv()
+        except EOFError:
+            raise EOFError(f"child {self.process.name} exited (code {self.process.exitcode})") from None
 
     def stop(self, timeout: float = 5.0) -> None:
         """Ask the child to exit, then kill it if it is still alive."""

@@ -191,43 +191,72 @@ def deliver(
 
 
 def run_loop(s: Settings, loop: str, clients: list[procs.Child], notes: set[str]) -> dict[str, dict[str, list[Result]]]:
-    """Run every network scenario for one server loop, ``s.rounds`` times."""
+    """Run every network scenario for one server loop, ``s.rounds`` times.
+
+    A server that crashes or stalls costs its own measurements only: the
+    failure becomes a note, the client processes are replaced (one of them
+    may still be busy with the abandoned command), and the run goes on.
+    """
     out: dict[str, dict[str, list[Result]]] = {}
 
     def add(key: str, kind: str, result: Result) -> None:
         out.setdefault(key, {}).setdefault(kind, []).append(result)
 
+    def guarded(label: str, step: Any, *args: Any) -> None:
+        try:
+            step(*args)
+        except (TimeoutError, EOFError, OSError, KeyError, ValueError) as exc:
+            notes.add(f"{loop} {label}: failed in some round ({exc!r}); its figures are missing")
+            restart_clients(clients)
+
     for r in range(s.rounds):
         for kind in rotated(s.kinds, r):
-            _echo_server(s, loop, kind, clients, add, notes)
+            for mode in ("echo", "json"):
+                guarded(f"{kind} /{mode}", _echo_server, s, loop, kind, mode, clients, add, notes)
         if "fanout" in s.scenarios:
             for kind in rotated(s.fanout_kinds, r):
                 for count in s.fanout_clients:
-                    server = Server(kind, "idle", loop)
-                    try:
-                        add(f"fanout_{count}", kind, fanout(server, clients, s, count))
-                    finally:
-                        server.stop()
+                    guarded(f"{kind} fanout_{count}", _fanout_server, s, loop, kind, count, clients, add)
     return out
 
 
-def _echo_server(s: Settings, loop: str, kind: str, clients: list[procs.Child], add: Any, notes: set[str]) -> None:
-    """Handshake and function-echo on /echo, then class-echo on /json."""
-    for mode in ("echo", "json"):
-        if mode == "json" and "echo" not in s.scenarios:
-            continue
-        server = Server(kind, mode, loop)
-        if server.note:
-            notes.add(server.note)
-        try:
-            if mode == "echo" and "handshake" in s.scenarios:
-                add("handshake", kind, handshake(server, clients, s))
-            if "echo" in s.scenarios:
-                label = "echo_fn" if mode == "echo" else "echo_cls"
-                for size in s.echo_sizes:
-                    add(f"{label}_{size}", kind, echo(server, clients, s, mode, size))
-        finally:
-            server.stop()
+def _fanout_server(s: Settings, loop: str, kind: str, count: int, clients: list[procs.Child], add: Any) -> None:
+    """Fan-out and memory with ``count`` idle clients on a fresh server."""
+    server = Server(kind, "idle", loop)
+    try:
+        add(f"fanout_{count}", kind, fanout(server, clients, s, count))
+    finally:
+        server.stop()
+
+
+def _echo_server(
+    s: Settings, loop: str, kind: str, mode: str, clients: list[procs.Child], add: Any, notes: set[str]
+) -> None:
+    """Handshake and function echo on /echo, or class echo on /json."""
+    if mode == "json" and "echo" not in s.scenarios:
+        return
+    if mode == "echo" and not {"echo", "handshake"} & set(s.scenarios):
+        return
+    server = Server(kind, mode, loop)
+    if server.note:
+        notes.add(server.note)
+    try:
+        if mode == "echo" and "handshake" in s.scenarios:
+            add("handshake", kind, handshake(server, clients, s))
+        if "echo" in s.scenarios:
+            label = "echo_fn" if mode == "echo" else "echo_cls"
+            for size in s.echo_sizes:
+                add(f"{label}_{size}", kind, echo(server, clients, s, mode, size))
+    finally:
+        server.stop()
+
+
+def restart_clients(clients: list[procs.Child]) -> None:
+    """Replace every client process in place (after a failed phase)."""
+    count = len(clients)
+    for child in clients:
+        child.stop(timeout=2)
+    clients[:] = start_clients(count)
 
 
 def start_clients(count: int) -> list[procs.Child]:
