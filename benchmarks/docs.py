@@ -12,6 +12,21 @@ from typing import Any
 
 from benchmarks import report
 
+ANALYSIS = Path(__file__).parent / "ANALYSIS.md"
+"""Hand-written findings (profile, limits, suggestions), appended to the page."""
+
+TARGETS = [  # (scenario, key, comparison, bound, what)
+    ("handshake", "ratio", ">=", 0.95, "handshakes/s vs raw"),
+    ("echo_fn_32", "ratio", ">=", 0.95, "echo 32 B msg/s vs raw (function)"),
+    ("echo_fn_4096", "ratio", ">=", 0.95, "echo 4 KiB msg/s vs raw (function)"),
+    ("echo_cls_32", "ratio", ">=", 0.95, "echo 32 B msg/s vs raw (Handler @on)"),
+    ("echo_cls_4096", "ratio", ">=", 0.95, "echo 4 KiB msg/s vs raw (Handler @on)"),
+    ("fanout_1000", "ratio", ">=", 1.0, "hub deliveries/s vs websockets.broadcast, 1,000"),
+    ("fanout_5000", "ratio", ">=", 1.0, "hub deliveries/s vs websockets.broadcast, 5,000"),
+    ("fanout_1000", "memory_ratio", "<=", 1.1, "memory per idle connection vs raw, 1,000"),
+    ("fanout_5000", "memory_ratio", "<=", 1.1, "memory per idle connection vs raw, 5,000"),
+]
+
 HEADER = """# Benchmarks
 
 wsroute is measured against **raw websockets** (`serve()` with one handler)
@@ -50,10 +65,28 @@ def machine_section(result: dict[str, Any]) -> str:
     )
 
 
+def targets_section(result: dict[str, Any]) -> str:
+    """Check the project's performance targets against this run's wsroute rows."""
+    rows = [["target", "loop", "measured", "bound", "met"]]
+    for scenario, key, op, bound, what in TARGETS:
+        for row in result["summary"]:
+            if row["scenario"] == scenario and row["kind"] == "wsroute":
+                value = row.get(key, float("nan"))
+                met = value >= bound if op == ">=" else value <= bound
+                rows.append([what, row["loop"], f"{value:.2f}", f"{op} {bound}", "yes" if met else "**no**"])
+    for name, entry in result.get("routing", {}).items():
+        if name.endswith("_1000"):
+            ratio = entry["ratio"]
+            rows.append([f"{name} vs werkzeug", "-", f"{ratio:.1f}", ">= 5", "yes" if ratio >= 5 else "**no**"])
+    return "## Targets (medians of per-round ratios)\n\n" + report.render(rows, markdown=True)
+
+
 def write(path: Path, result: dict[str, Any], analysis: str = "") -> None:
     """Write the Markdown page for ``result`` to ``path``."""
     notes = "\n".join(f"- {note}" for note in result.get("notes", []))
-    parts = [HEADER, machine_section(result), "## Results", report.tables(result, True)]
+    if not analysis and ANALYSIS.exists():
+        analysis = ANALYSIS.read_text()
+    parts = [HEADER, machine_section(result), targets_section(result), "## Results", report.tables(result, True)]
     if notes:
         parts += ["## Notes", notes]
     if analysis:
