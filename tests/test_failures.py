@@ -81,3 +81,22 @@ async def test_plugin_can_choose_the_close_code() -> None:
         with pytest.raises(ConnectionClosed):
             await ws.recv()
         assert ws.close_code == 4500
+
+
+async def test_plugin_close_code_that_is_not_a_code_falls_back_to_1011(caplog) -> None:
+    """A wsroute_handle_exception result that is not a valid close code is logged and 1011 is used."""
+
+    class Wrong:
+        @wsroute.hookimpl
+        def wsroute_handle_exception(self, app, conn, route, exc):
+            return "4500"
+
+    app = make_app()
+    app.plugins.register(Wrong(), "wrong")
+    caplog.set_level(logging.ERROR)
+    async with serve_app(app) as server, server.connect("/crash") as ws:
+        await ws.send("go")
+        with pytest.raises(ConnectionClosed):
+            await ws.recv()
+        assert ws.close_code == 1011
+    assert any("returned '4500', not a close code" in r.getMessage() for r in caplog.records)

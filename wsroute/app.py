@@ -116,6 +116,7 @@ class App:
         self._handshake: Handshake | None = None
         self._session: Session | None = None
         self._plugins_configured = False
+        self._settings_read: set[str] = set()
 
     # -- registration ------------------------------------------------------
 
@@ -209,6 +210,7 @@ class App:
         Raises:
             PluginError: a key that the plugin does not know (a typo).
         """
+        self._settings_read.add(name)
         given = dict(self.settings.get(name, {}))
         unknown = sorted(set(given) - set(defaults))
         if unknown:
@@ -297,6 +299,7 @@ class App:
         self.plugins.check()
         hook = self.plugins.hook
         await self._call_lifecycle("wsroute_configure")
+        self._check_settings_were_read()
         for specs in await self._call_registration(hook.wsroute_register_routes):
             for spec in specs:
                 self._add_route_spec(spec, "wsroute_register_routes")
@@ -305,6 +308,17 @@ class App:
                 self.middleware(item)
         for values in await self._call_registration(hook.wsroute_register_dependencies):
             self.provide(**values)
+
+    def _check_settings_were_read(self) -> None:
+        """Settings under a name no plugin read are a typo or a missing plugin."""
+        for name in sorted(set(self.settings) - self._settings_read):
+            if self.plugins.is_blocked(name):
+                continue
+            loaded = ", ".join(info.name for info in self.plugins.list()) or "none"
+            raise PluginError(
+                f"App(settings={{{name!r}: ...}}): no loaded plugin reads settings named {name!r} "
+                f"(loaded plugins: {loaded}); check the name or install the plugin"
+            )
 
     async def _call_registration(self, hook: Any) -> list[Any]:
         try:

@@ -239,7 +239,7 @@ def plugins(import_string: str, factory: bool, app_dir: str, as_json: bool) -> N
     \b
     Examples:
       wsroute plugins app:app
-      WSROUTE_DISABLE_PLUGINS=health wsroute plugins app:app
+      WSROUTE_DISABLE_PLUGINS=wsroute-health wsroute plugins app:app
     """
     with user_errors():
         app = _configured(AppSpec(import_string, factory, app_dir))

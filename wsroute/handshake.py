@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import re
 from collections.abc import Awaitable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -19,7 +20,7 @@ import attrs
 from websockets.http11 import Request, Response
 
 from .middleware import Chain
-from .plugins import HookFailed, call_each, call_first
+from .plugins import HookFailed, call_first
 from .routes import RouteGroup
 from .routing import Router
 
@@ -119,23 +120,44 @@ class Handshake:
         return await routed if inspect.isawaitable(routed) else routed
 
     async def process_response(self, conn: Connection, request: Request, response: Response) -> Response | None:
-        """Add the headers plugins ask for; a failing plugin answers 500."""
+        """Add the headers plugins ask for.
+
+        A plugin that raises, or returns a header that is not valid HTTP (a
+        CR/LF would let it inject headers), answers 500 for this request,
+        logged once with the plugin's name.
+        """
         try:
-            additions = await call_each(
-                self.app.plugins.hook.wsroute_extra_headers, app=self.app, conn=conn, request=request, response=response
+            additions = await self.app.plugins.collect(
+                "wsroute_extra_headers", app=self.app, conn=conn, request=request, response=response
             )
         except HookFailed as failure:
             logger.error("%s; answered 500", failure, exc_info=failure.__cause__)
             return conn.respond(500, _FAILED)
-        for headers in additions:
-            for name, value in _pairs(headers):
-                response.headers[name] = value
+        checked: list[tuple[str, str]] = []
+        for plugin_name, headers in additions:
+            try:
+                checked.extend(_checked_pairs(headers))
+            except ValueError as exc:
+                logger.error("plugin %r returned a bad extra header: %s; answered 500", plugin_name, exc)
+                return conn.respond(500, _FAILED)
+        for name, value in checked:
+            response.headers[name] = value
         return None
 
 
-def _pairs(headers: Any) -> Any:
-    if headers is None:
-        return ()
-    if isinstance(headers, Mapping):
-        return headers.items()
-    return headers
+_TOKEN = re.compile(r"[-!#$%&'*+.^_`|~0-9a-zA-Z]+")
+_VALUE = re.compile(r"[\t\x20-\x7e\x80-\xff]*")
+
+
+def _checked_pairs(headers: Any) -> list[tuple[str, str]]:
+    """``headers`` (a mapping or pairs) as a list, each name and value valid HTTP."""
+    pairs = list(headers.items() if isinstance(headers, Mapping) else headers)
+    for pair in pairs:
+        if not (isinstance(pair, tuple) and len(pair) == 2):
+            raise ValueError(f"{pair!r} is not a (name, value) pair")
+        name, value = pair
+        if not isinstance(name, str) or _TOKEN.fullmatch(name) is None:
+            raise ValueError(f"header name {name!r} is not an HTTP token")
+        if not isinstance(value, str) or _VALUE.fullmatch(value) is None:
+            raise ValueError(f"header {name}: value {value!r} is not a valid HTTP header value")
+    return pairs

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 from websockets.exceptions import ConnectionClosed
-from websockets.frames import CloseCode
+from websockets.frames import EXTERNAL_CLOSE_CODES, CloseCode
 
 from .di import Binding
 from .dispatch import Rejection, choose_by_first_message
@@ -125,7 +125,12 @@ class Session:
         except HookFailed as failure:
             logger.error("%s", failure, exc_info=failure.__cause__)
             return int(CloseCode.INTERNAL_ERROR)
-        return int(code) if code is not None else int(CloseCode.INTERNAL_ERROR)
+        if code is None:
+            return int(CloseCode.INTERNAL_ERROR)
+        if type(code) is not int or not (code in EXTERNAL_CLOSE_CODES or 3000 <= code <= 4999):
+            logger.error("wsroute_handle_exception returned %r, not a close code; closing with 1011", code)
+            return int(CloseCode.INTERNAL_ERROR)
+        return code
 
     async def _report_closed(self, conn: Connection) -> None:
         # The handler has returned: close now (1000, a no-op if already
