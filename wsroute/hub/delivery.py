@@ -219,9 +219,37 @@ class Delivery:
     def send(self, conns: Iterable[Connection], text: bool, payload: bytes) -> None:
         """Write one frame to every open connection in ``conns``.
 
-        The loop mirrors ``websockets.broadcast()`` plus one dict lookup and
-        one buffer-size check per connection; it never awaits.
+        The loop mirrors ``websockets.broadcast()`` plus one buffer-size
+        check per connection; it never awaits. When some connection is
+        behind, :meth:`_send_checked` also routes it to its outbox.
         """
+        if self._behind:
+            self._send_checked(conns, text, payload)
+            return
+        limit = self.max_buffer
+        delivered = 0
+        for conn in conns:
+            if conn.protocol.state is not OPEN:
+                continue
+            if conn.send_in_progress is None and conn.transport.get_write_buffer_size() <= limit:
+                try:
+                    if text:
+                        conn.protocol.send_text(payload)
+                    else:
+                        conn.protocol.send_binary(payload)
+                    conn.send_data()
+                except Exception as exc:
+                    logger.debug("skipped %s: %r", conn.id, exc)
+                    continue
+                delivered += 1
+            else:
+                # Only this connection's outbox can appear during the loop,
+                # so the others need no lookup: nobody was behind at the start.
+                self._fall_behind(conn).put(text, payload)
+        self.stats.delivered += delivered
+
+    def _send_checked(self, conns: Iterable[Connection], text: bool, payload: bytes) -> None:
+        """:meth:`send` when some connections are behind: one dict lookup more each."""
         behind = self._behind
         limit = self.max_buffer
         delivered = 0
@@ -230,10 +258,7 @@ class Delivery:
             if outbox is None:
                 if conn.protocol.state is not OPEN:
                     continue
-                if (
-                    conn.send_in_progress is None
-                    and conn.transport.get_write_buffer_size() <= limit
-                ):
+                if conn.send_in_progress is None and conn.transport.get_write_buffer_size() <= limit:
                     try:
                         if text:
                             conn.protocol.send_text(payload)
@@ -245,11 +270,14 @@ class Delivery:
                         continue
                     delivered += 1
                     continue
-                outbox = behind[conn] = Outbox(
-                    self, conn, self._policies.get(conn, self.policy)
-                )
+                outbox = self._fall_behind(conn)
             outbox.put(text, payload)
         self.stats.delivered += delivered
+
+    def _fall_behind(self, conn: Connection) -> Outbox:
+        """Give a connection that cannot take a frame now its outbox."""
+        outbox = self._behind[conn] = Outbox(self, conn, self._policies.get(conn, self.policy))
+        return outbox
 
     def release(self, conn: Connection, outbox: Outbox) -> None:
         """Called by an outbox whose writer ended: back to the fast path."""
