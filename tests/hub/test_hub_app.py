@@ -103,3 +103,29 @@ async def test_app_with_redis_broker(redis_url: str) -> None:
                 await pub.publish("room:2", "from outside")
             assert await recv(ws) == "from outside"
         await eventually(lambda: app.hub.connections == 0)
+
+
+@pytest.mark.asyncio
+async def test_compressed_and_uncompressed_clients_get_identical_messages() -> None:
+    """Clients with and without permessage-deflate receive the same text and binary frames, in order."""
+    app = wsroute.App(load_entrypoints=False)
+
+    @app.route("/feed")
+    async def feed(ws: Any) -> None:
+        await ws.send("ready")
+        await ws.wait_closed()
+
+    messages: list[str | bytes] = [f"text {i}" if i % 2 else bytes([i % 256]) * (i * 37) for i in range(200)]
+    async with serve_app(app) as server:
+        clients = [await server.connect("/feed", compression=c) for c in (None, "deflate", None, "deflate")]
+        try:
+            for ws in clients:
+                assert await recv(ws) == "ready"
+            assert sorted(bool(ws.protocol.extensions) for ws in clients) == [False, False, True, True]
+            for message in messages:
+                await app.hub.broadcast(message)
+            for ws in clients:
+                assert [await recv(ws) for _ in messages] == messages
+        finally:
+            for ws in clients:
+                await ws.close()

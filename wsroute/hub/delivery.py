@@ -26,6 +26,7 @@ from collections.abc import Coroutine, Iterable
 from typing import Any, Final
 
 from websockets.asyncio.connection import Connection
+from websockets.frames import Frame, Opcode
 from websockets.protocol import State
 
 from .policy import SlowConsumer
@@ -217,54 +218,44 @@ class Delivery:
         return 0 if outbox is None else len(outbox)
 
     def send(self, conns: Iterable[Connection], text: bool, payload: bytes) -> None:
-        """Write one frame to every open connection in ``conns``.
+        """Write one frame to every open connection in ``conns``; never awaits.
 
-        The loop mirrors ``websockets.broadcast()`` plus one buffer-size
-        check per connection; it never awaits. When some connection is
-        behind, :meth:`_send_checked` also routes it to its outbox.
+        The loop is ``websockets.broadcast()`` plus one buffer-size check per
+        connection, with one saving: a connection without extensions (no
+        compression) receives the *same* frame bytes, serialised once per
+        message instead of once per connection — a server frame is unmasked,
+        so the bytes are identical for every such client. A connection that
+        negotiated permessage-deflate keeps its own compressor and goes
+        through its protocol as ``broadcast()`` does. The write goes straight
+        to the transport only when the protocol has nothing buffered, so the
+        byte order on the wire is unchanged.
+
+        The body is inlined on purpose: it runs once per connection per
+        message, where a method call would cost as much as the check itself.
         """
-        if self._behind:
-            self._send_checked(conns, text, payload)
-            return
-        limit = self.max_buffer
-        delivered = 0
-        for conn in conns:
-            if conn.protocol.state is not OPEN:
-                continue
-            if conn.send_in_progress is None and conn.transport.get_write_buffer_size() <= limit:
-                try:
-                    if text:
-                        conn.protocol.send_text(payload)
-                    else:
-                        conn.protocol.send_binary(payload)
-                    conn.send_data()
-                except Exception as exc:
-                    logger.debug("skipped %s: %r", conn.id, exc)
-                    continue
-                delivered += 1
-            else:
-                # Only this connection's outbox can appear during the loop,
-                # so the others need no lookup: nobody was behind at the start.
-                self._fall_behind(conn).put(text, payload)
-        self.stats.delivered += delivered
-
-    def _send_checked(self, conns: Iterable[Connection], text: bool, payload: bytes) -> None:
-        """:meth:`send` when some connections are behind: one dict lookup more each."""
         behind = self._behind
         limit = self.max_buffer
+        shared: bytes | None = None
         delivered = 0
         for conn in conns:
-            outbox = behind.get(conn)
+            outbox = behind.get(conn) if behind else None
             if outbox is None:
-                if conn.protocol.state is not OPEN:
+                protocol = conn.protocol
+                if protocol.state is not OPEN:
                     continue
-                if conn.send_in_progress is None and conn.transport.get_write_buffer_size() <= limit:
+                transport = conn.transport
+                if conn.send_in_progress is None and transport.get_write_buffer_size() <= limit:
                     try:
-                        if text:
-                            conn.protocol.send_text(payload)
+                        if not protocol.extensions and not protocol.writes:
+                            if shared is None:
+                                shared = Frame(Opcode.TEXT if text else Opcode.BINARY, payload).serialize(mask=False)
+                            transport.write(shared)
                         else:
-                            conn.protocol.send_binary(payload)
-                        conn.send_data()
+                            if text:
+                                protocol.send_text(payload)
+                            else:
+                                protocol.send_binary(payload)
+                            conn.send_data()
                     except Exception as exc:
                         logger.debug("skipped %s: %r", conn.id, exc)
                         continue
