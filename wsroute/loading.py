@@ -28,7 +28,6 @@ import attrs
 from .app import App
 from .errors import LoadError, WsrouteError
 from .forwarding import TrustedProxies
-from .hub import make_broker
 
 __all__ = ["AppSpec", "configure_app", "import_from_string", "load_app"]
 
@@ -125,7 +124,7 @@ def configure_app(
         ValueError: a malformed ``forwarded_allow_ips`` entry.
     """
     if broker is not None:
-        app.hub.broker = make_broker(broker)
+        app.hub.use_broker(broker)
     app.forwarded_allow_ips = TrustedProxies.parse(forwarded_allow_ips if proxy_headers else None)
 
 

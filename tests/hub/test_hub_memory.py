@@ -184,3 +184,20 @@ def test_messages_must_be_str_or_bytes() -> None:
     hub = Hub()
     with pytest.raises(TypeError, match="must be <str> or <bytes>"):
         asyncio.run(hub.broadcast(json))  # type: ignore[arg-type]
+
+
+@pytest.mark.asyncio
+async def test_use_broker_replaces_the_broker_only_before_start() -> None:
+    """use_broker() swaps the broker while stopped and refuses once the hub runs."""
+    from wsroute.hub import Hub, MemoryBroker
+
+    hub = Hub(policy="drop_oldest")
+    first = hub.broker
+    hub.use_broker("memory://")
+    assert isinstance(hub.broker, MemoryBroker) and hub.broker is not first
+    await hub.start()
+    try:
+        with pytest.raises(RuntimeError, match="replace the broker before the app starts"):
+            hub.use_broker("memory://")
+    finally:
+        await hub.stop()

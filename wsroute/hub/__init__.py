@@ -94,6 +94,8 @@ class Hub:
                     f"{name} must be a positive <int> (got {value!r} that is a "
                     f"<{type(value).__name__}>)"
                 )
+        self._broker_options = broker_options
+        self._started = False
         self.broker: Broker = make_broker(broker, broker_options)
         self.stats = HubStats()
         self._registry = Registry()
@@ -111,6 +113,19 @@ class Hub:
 
     # Lifecycle
 
+    def use_broker(self, broker: Broker | str | None) -> None:
+        """Replace the broker before the hub starts (``wsroute run --broker``).
+
+        The hub's policy and limits stay as configured; a URL is built with
+        the ``broker_options`` given to the hub.
+
+        Raises:
+            RuntimeError: the hub is already started.
+        """
+        if self._started:
+            raise RuntimeError("Hub.use_broker(): the hub is running; replace the broker before the app starts")
+        self.broker = make_broker(broker, self._broker_options)
+
     async def start(self) -> None:
         """Connect the broker; call before the server listens.
 
@@ -118,9 +133,11 @@ class Hub:
             BrokerUnavailable: the broker cannot be reached.
         """
         await self.broker.start(self._sink)
+        self._started = True
 
     async def stop(self) -> None:
         """Flush the broker, disconnect it, stop pending slow-consumer work."""
+        self._started = False
         try:
             await self.broker.stop()
         finally:
