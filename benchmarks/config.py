@@ -2,8 +2,9 @@
 
 Each preset bounds every phase twice, by ``duration`` seconds and by
 ``max_ops`` operations, and the whole suite by the product of these with the
-number of rounds, kinds and loops. ``full`` takes about five minutes on the
-2-core reference machine; ``quick`` about one; ``smoke`` a few seconds.
+number of rounds, kinds and loops. ``full`` takes about six minutes on the
+2-core reference machine (many short rounds beat a few long ones on a noisy
+machine: a burst of background load spoils one round, not the median); ``quick`` about one; ``smoke`` a few seconds.
 """
 
 from __future__ import annotations
@@ -15,12 +16,13 @@ import dataclasses
 class Settings:
     """Everything that sizes a run; serialised into the JSON results."""
 
-    rounds: int = 3
-    duration: float = 2.0
+    rounds: int = 5
+    duration: float = 1.2
     max_ops: int = 1_000_000
     loops: tuple[str, ...] = ("uvloop", "asyncio")
     kinds: tuple[str, ...] = ("raw", "werkzeug", "wsroute")
     fanout_kinds: tuple[str, ...] = ("raw", "wsroute")
+    fanout_rounds: int = 3
     client_procs: int = 2
     handshake_concurrency: int = 50
     echo_connections: int = 50
@@ -40,10 +42,12 @@ PRESETS = {
         duration=1.0,
         loops=("uvloop",),
         fanout_clients=(1000,),
+        fanout_rounds=1,
         route_duration=0.2,
     ),
     "smoke": Settings(
         rounds=1,
+        fanout_rounds=1,
         duration=0.3,
         max_ops=2_000,
         loops=("asyncio",),

@@ -36,8 +36,13 @@ PHASES = {  # name: server mode (endpoint)
     "echo_cls_32": "json",
     "fanout_1000": "idle",
 }
-AREAS = (("wsroute", "/wsroute/"), ("websockets", "/websockets/"), ("asyncio", "/asyncio/"),
-         ("json", "/json/"), ("uvloop", "uvloop"))
+AREAS = (
+    ("wsroute", "/wsroute/"),
+    ("websockets", "/websockets/"),
+    ("asyncio", "/asyncio/"),
+    ("json", "/json/"),
+    ("uvloop", "uvloop"),
+)
 
 
 def area(filename: str, function: str = "") -> str:
@@ -95,9 +100,24 @@ def pyspy_phase(phase: str, loop: str, clients: list[procs.Child], s: Settings) 
     try:
         prepare(phase, server, clients)
         spy = subprocess.Popen(
-            ["py-spy", "record", "--pid", str(server.child.process.pid), "-d", str(int(s.duration)),
-             "-r", "200", "-f", "raw", "--nolineno", "-o", str(out)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                "py-spy",
+                "record",
+                "--pid",
+                str(server.child.process.pid),
+                "-d",
+                str(int(s.duration)),
+                "-r",
+                "200",
+                "-f",
+                "raw",
+                "--nolineno",
+                "-o",
+                str(out),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         time.sleep(0.5)  # let py-spy attach before the load starts
         load(phase, server, clients, s)
         spy.wait(timeout=s.duration + 30)
@@ -173,8 +193,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.profile", description=__doc__)
     parser.add_argument("--seconds", type=float, default=8.0, help="load duration per phase")
     parser.add_argument("--loop", choices=["asyncio", "uvloop"], default="uvloop", help="server loop")
-    parser.add_argument("--profiler", choices=["auto", "pyspy", "cprofile"], default="auto",
-                        help="py-spy (sampling, preferred) or cProfile (in-process)")
+    parser.add_argument(
+        "--profiler",
+        choices=["auto", "pyspy", "cprofile"],
+        default="auto",
+        help="py-spy (sampling, preferred) or cProfile (in-process)",
+    )
     parser.add_argument("--phases", default=",".join(PHASES), help="comma-separated phases")
     args = parser.parse_args(argv)
     use_spy = args.profiler == "pyspy" or (args.profiler == "auto" and shutil.which("py-spy"))

@@ -80,8 +80,11 @@ def _row(
             delivered=med("delivered"),
             expected=med("expected"),
         )
-        busy = row["server_cpu_ms"] / row["burst_last_ms"] if row["burst_last_ms"] > 0 else math.nan
-        row["limit"] = "server" if busy >= 0.85 else "clients/latency"
+        row["cpu_ratio"] = vs_ref("server_cpu_ms")
+        window = row["burst_last_ms"]
+        server_util = row["server_cpu_ms"] / window if window > 0 else math.nan
+        client_util = row["client_cpu_ms"] / window if window > 0 else math.nan
+        row["limit"] = limit(server_util, client_util, med("background_cpu"), cores)
     else:
         row.update(
             p50_ms=med("p50_ms"),
@@ -117,15 +120,15 @@ def network_table(rows: list[dict[str, Any]]) -> list[list[str]]:
                 r["scenario"],
                 r["kind"],
                 f"{_num(r['rate'])} {unit}",
-                _num(r["ratio"], 2),
-                _num(r["p50_ms"], 2),
-                _num(r["p99_ms"], 2),
-                _num(r["server_us_per_op"], 1),
-                _num(r["cost_ratio"], 2),
-                _num(r["server_cpu"], 2),
-                _num(r["client_cpu"], 2),
+                _num(r.get("ratio", math.nan), 2),
+                _num(r.get("p50_ms", math.nan), 2),
+                _num(r.get("p99_ms", math.nan), 2),
+                _num(r.get("server_us_per_op", math.nan), 1),
+                _num(r.get("cost_ratio", math.nan), 2),
+                _num(r.get("server_cpu", math.nan), 2),
+                _num(r.get("client_cpu", math.nan), 2),
                 _num(r.get("background_cpu", math.nan), 2),
-                r["limit"],
+                r.get("limit", "-"),
             ]
         )
     return out
@@ -143,6 +146,7 @@ def fanout_table(rows: list[dict[str, Any]]) -> list[list[str]]:
             "1 msg last ms",
             "burst last ms",
             "srv cpu ms",
+            "cpu x raw",
             "cli cpu ms",
             "limit",
             "delivered",
@@ -158,16 +162,17 @@ def fanout_table(rows: list[dict[str, Any]]) -> list[list[str]]:
                 r["loop"],
                 r["scenario"],
                 r["kind"],
-                _num(r["rate"]),
-                _num(r["ratio"], 2),
-                _num(r["first_last_ms"], 1),
-                _num(r["burst_last_ms"], 1),
-                _num(r["server_cpu_ms"], 1),
-                _num(r["client_cpu_ms"], 1),
-                r["limit"],
+                _num(r.get("rate", math.nan)),
+                _num(r.get("ratio", math.nan), 2),
+                _num(r.get("first_last_ms", math.nan), 1),
+                _num(r.get("burst_last_ms", math.nan), 1),
+                _num(r.get("server_cpu_ms", math.nan), 1),
+                _num(r.get("cpu_ratio", math.nan), 2),
+                _num(r.get("client_cpu_ms", math.nan), 1),
+                r.get("limit", "-"),
                 f"{_num(r['delivered'])}/{_num(r['expected'])}",
-                _num(r["memory_per_conn"] / 1024, 1),
-                _num(r["memory_ratio"], 2),
+                _num(r.get("memory_per_conn", math.nan) / 1024, 1),
+                _num(r.get("memory_ratio", math.nan), 2),
             ]
         )
     return out
@@ -177,7 +182,14 @@ def routing_table(routing: dict[str, dict[str, Any]]) -> list[list[str]]:
     """Return the route-matching results as table cells (header first)."""
     out = [["scenario", "werkzeug match/s", "wsroute match/s", "x werkzeug"]]
     for name, r in routing.items():
-        out.append([name, _num(r["werkzeug"]), _num(r["wsroute"]), _num(r["ratio"], 1)])
+        out.append(
+            [
+                name,
+                _num(r.get("werkzeug", math.nan)),
+                _num(r.get("wsroute", math.nan)),
+                _num(r.get("ratio", math.nan), 1),
+            ]
+        )
     return out
 
 

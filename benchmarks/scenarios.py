@@ -162,6 +162,7 @@ def fanout(server: Server, clients: list[procs.Child], s: Settings, count: int) 
         "send_ms": burst["send_ms"],
         "server_cpu_ms": burst["server_cpu_ms"],
         "client_cpu_ms": burst["client_cpu_ms"],
+        "background_cpu": burst["background_cpu"],
     }
 
 
@@ -177,8 +178,10 @@ def deliver(
     for child in clients[:used]:
         child.send(("expect", per_connection, 20.0))
     before = server.stats()
+    busy0, started = procs.machine_busy_seconds(), time.monotonic()
     sent = server.broadcast(count, size)
     replies = procs.wait_all(clients[:used], 60)
+    busy1, elapsed = procs.machine_busy_seconds(), time.monotonic() - started
     after = server.stats()
     last = max(r["t_last"] for r in replies)
     return {
@@ -187,6 +190,9 @@ def deliver(
         "send_ms": (sent["t1"] - sent["t0"]) * 1e3,
         "server_cpu_ms": (after["cpu"] - before["cpu"]) * 1e3,
         "client_cpu_ms": sum(r["cpu"] for r in replies) * 1e3,
+        "background_cpu": max(
+            0.0, (busy1 - busy0 - (after["cpu"] - before["cpu"]) - sum(r["cpu"] for r in replies)) / elapsed
+        ),
     }
 
 
@@ -213,7 +219,7 @@ def run_loop(s: Settings, loop: str, clients: list[procs.Child], notes: set[str]
         for kind in rotated(s.kinds, r):
             for mode in ("echo", "json"):
                 guarded(f"{kind} /{mode}", _echo_server, s, loop, kind, mode, clients, add, notes)
-        if "fanout" in s.scenarios:
+        if "fanout" in s.scenarios and r < s.fanout_rounds:
             for kind in rotated(s.fanout_kinds, r):
                 for count in s.fanout_clients:
                     guarded(f"{kind} fanout_{count}", _fanout_server, s, loop, kind, count, clients, add)
