@@ -22,6 +22,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from websockets.asyncio.client import ClientConnection, connect
 from websockets.asyncio.server import ServerConnection, serve
 
 from wsroute.hub import Hub
@@ -184,3 +185,14 @@ class ServerProcess:
             self.proc.stdout.close()
 
 
+async def open_client(url: str, query: str = "") -> ClientConnection:
+    """Connect and wait for the handler's "ready" (subscriptions done)."""
+    ws = await connect(url + query)
+    assert await ws.recv() == "ready"
+    return ws
+
+
+async def receive(ws: ClientConnection, count: int) -> list[str | bytes]:
+    """Receive exactly ``count`` messages, failing after 10 s."""
+    async with asyncio.timeout(10):
+        return [await ws.recv() for _ in range(count)]

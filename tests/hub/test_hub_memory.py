@@ -6,24 +6,10 @@ import asyncio
 import json
 
 import pytest
-from hubtest import eventually, running_hub
-from websockets.asyncio.client import ClientConnection, connect
+from hubtest import eventually, open_client, receive, running_hub
 
 from wsroute.errors import BrokerError
 from wsroute.hub import Hub, MemoryBroker, SlowConsumer, make_broker
-
-
-async def open_client(url: str, query: str = "") -> ClientConnection:
-    """Connect and wait for the handler's "ready" (subscriptions done)."""
-    ws = await connect(url + query)
-    assert await ws.recv() == "ready"
-    return ws
-
-
-async def receive(ws: ClientConnection, count: int) -> list[str | bytes]:
-    """Receive exactly ``count`` messages, failing after 10 s."""
-    async with asyncio.timeout(10):
-        return [await ws.recv() for _ in range(count)]
 
 
 @pytest.mark.asyncio

@@ -8,28 +8,15 @@ import subprocess
 import sys
 
 import pytest
-from hubtest import RedisProcess, eventually, free_port, running_hub
+from hubtest import RedisProcess, eventually, free_port, open_client, receive, running_hub
 from redis.asyncio import Redis
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import ClientConnection
 
 from wsroute.errors import BrokerUnavailable
 from wsroute.hub import Hub, Publisher
 from wsroute.hub.redis import RedisBroker
 
 BASE_CHANNELS = {b"wsroute:all", b"wsroute:users", b"wsroute:presence"}
-
-
-async def open_client(url: str, query: str = "") -> ClientConnection:
-    """Connect and wait for the handler's "ready" (subscriptions done)."""
-    ws = await connect(url + query)
-    assert await ws.recv() == "ready"
-    return ws
-
-
-async def receive(ws: ClientConnection, count: int) -> list[str | bytes]:
-    """Receive exactly ``count`` messages, failing after 10 s."""
-    async with asyncio.timeout(10):
-        return [await ws.recv() for _ in range(count)]
 
 
 async def assert_silent(ws: ClientConnection) -> None:
