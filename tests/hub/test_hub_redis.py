@@ -265,3 +265,25 @@ def test_redis_is_an_optional_extra_with_an_actionable_error() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert "pip install 'wsroute[redis]'" in out.stdout
+
+
+@pytest.mark.asyncio
+async def test_readyz_reports_redis_through_the_health_plugin(redis_process, redis_url) -> None:
+    """With the health plugin, /readyz is 200 while Redis answers and 503 naming 'redis' when it is gone."""
+    import json
+
+    import wsroute_health
+
+    import wsroute
+    from wsroute.testing import serve_app
+
+    app = wsroute.App(load_entrypoints=False, plugins=[wsroute_health], broker=redis_url)
+    async with serve_app(app) as server:
+        ready = await server.http_get("/readyz")
+        assert ready.status == 200, ready.text
+        assert json.loads(ready.body)["checks"]["redis"]["status"] == "pass"
+        redis_process.stop()  # the redis_url fixture starts it again for the next test
+        down = await server.http_get("/readyz")
+        assert down.status == 503, down.text
+        assert json.loads(down.body)["checks"]["redis"]["status"] == "fail"
+        assert (await server.http_get("/healthz")).status == 200
