@@ -2,9 +2,9 @@
 
 Each preset bounds every phase twice, by ``duration`` seconds and by
 ``max_ops`` operations, and the whole suite by the product of these with the
-number of rounds, kinds and loops. ``full`` takes about six minutes on the
+number of rounds, kinds and loops. ``full`` takes about seven minutes on the
 2-core reference machine (many short rounds beat a few long ones on a noisy
-machine: a burst of background load spoils one round, not the median); ``quick`` about one; ``smoke`` a few seconds.
+machine: a burst of background load spoils one round, not the median); ``quick`` under one; ``smoke`` a few seconds.
 """
 
 from __future__ import annotations
@@ -31,7 +31,8 @@ class Settings:
     fanout_messages: int = 10
     fanout_size: int = 64
     route_counts: tuple[int, ...] = (10, 100, 1000)
-    route_duration: float = 0.5
+    route_rounds: int = 5
+    route_duration: float = 0.3
     scenarios: tuple[str, ...] = ("handshake", "echo", "fanout", "routing")
 
 
@@ -44,6 +45,7 @@ PRESETS = {
         fanout_clients=(1000,),
         fanout_rounds=1,
         route_duration=0.2,
+        route_rounds=3,
     ),
     "smoke": Settings(
         rounds=1,
@@ -58,5 +60,6 @@ PRESETS = {
         fanout_messages=3,
         route_counts=(10,),
         route_duration=0.05,
+        route_rounds=1,
     ),
 }
