@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from benchmarks import report
+from benchmarks import report, stats
 
 ANALYSIS = Path(__file__).parent / "ANALYSIS.md"
 """Hand-written findings (profile, limits, suggestions), appended to the page."""
@@ -64,7 +64,21 @@ def machine_section(result: dict[str, Any]) -> str:
                 "- srv/cli cpu: CPU-seconds per wall-second of the server process and of all "
                 "client processes together; a server near 1.00 was the limit (one core)."
             ),
+            background_line(result),
         ]
+    )
+
+
+def background_line(result: dict[str, Any]) -> str:
+    """Say how busy the shared machine was with other programs during the run."""
+    values = [r.get("background_cpu") for r in result["summary"]]
+    finite = [v for v in values if isinstance(v, float) and not math.isnan(v)]
+    if not finite:
+        return "- background load: not measured"
+    return (
+        f"- background load (other programs, from /proc/stat): median {stats.median(finite):.2f} "
+        f"of {result['machine']['nproc']} cores over the phases, max {max(finite):.2f}; with a busy "
+        "machine prefer the server-CPU-cost ratios to the throughput ratios"
     )
 
 

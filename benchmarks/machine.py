@@ -36,14 +36,26 @@ def version(package: str) -> str:
 
 
 def git_commit() -> str:
-    """Return the short commit of the working tree being measured, if any."""
+    """Return the short commit measured, marked ``+dirty`` if wsroute/ or plugins/ had edits.
+
+    Other people may be changing the package while a run goes on; the mark
+    says the figures belong to a working tree, not exactly to that commit.
+    """
     try:
-        out = subprocess.run(
+        head = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5, check=False
+        )
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "wsroute", "plugins"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
         )
     except (OSError, subprocess.SubprocessError):
         return "unknown"
-    return out.stdout.strip() or "unknown"
+    commit = head.stdout.strip() or "unknown"
+    return commit + ("+dirty" if dirty.stdout.strip() else "")
 
 
 def describe() -> dict[str, Any]:
