@@ -133,7 +133,6 @@ class Client:
         """
         frame = light.client_frame(message.encode())
         receivers = await _open_many(uri, connections, 25, _ignore)
-        budget = Budget(duration, max_ops)
         for receiver in list(receivers):
             try:
                 await asyncio.wait_for(receiver.round_trip(frame), 10)

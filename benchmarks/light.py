@@ -119,7 +119,8 @@ class Receiver(asyncio.Protocol):
 
     async def round_trip(self, frame: bytes) -> None:
         """Send one prepared frame and wait for the next data frame back."""
-        assert self.transport is not None
+        if self.transport is None or self.transport.is_closing():
+            raise ConnectionResetError("connection closed")
         self.waiter = waiter = asyncio.get_running_loop().create_future()
         self.transport.write(frame)
         await waiter
