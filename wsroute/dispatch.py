@@ -15,15 +15,19 @@ a close frame (123 bytes).
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 import attrs
 from websockets.frames import CloseCode
 
-__all__ = ["Rejection", "choose_by_first_message", "decode_typed", "close_reason"]
+__all__ = ["Rejection", "choose_by_first_message", "close_reason", "decode_typed", "encode_json"]
 
 T = TypeVar("T")
+
+#: Compact JSON, with one encoder built once: ``json.dumps()`` with
+#: non-default arguments builds a new ``JSONEncoder`` on every call.
+encode_json: Callable[[Any], str] = json.JSONEncoder(separators=(",", ":")).encode
 
 _MAX_REASON_BYTES = 123
 _OBJECT_START = frozenset("{ \t\r\n")

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import json
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
@@ -33,7 +32,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 from websockets.exceptions import ConnectionClosed
 from websockets.frames import CloseCode
 
-from .dispatch import decode_typed
+from .dispatch import decode_typed, encode_json
 
 if TYPE_CHECKING:
     from websockets.http11 import Request
@@ -85,21 +84,23 @@ class Handler:
         first_message: the decoded first message on message-routed paths.
     """
 
-    #: ``{"type": method name}``, built once per subclass.
-    _wsroute_dispatch: ClassVar[dict[str, str]] = {}
+    #: ``{"type": function}``, built once per subclass.
+    _wsroute_dispatch: ClassVar[dict[str, Callable[[Any, Any], Awaitable[Any]]]] = {}
 
     ws: Connection
     app: App
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        table: dict[str, str] = {}
+        # The functions are looked up by the name they had, so a subclass that
+        # overrides an @on method without re-decorating it still wins.
+        names: dict[str, str] = {}
         for klass in reversed(cls.__mro__):
             for name, value in vars(klass).items():
                 kind = getattr(value, _ON_ATTR, None)
                 if kind is not None:
-                    table[kind] = name
-        cls._wsroute_dispatch = table
+                    names[kind] = name
+        cls._wsroute_dispatch = {kind: getattr(cls, name) for kind, name in names.items()}
 
     # -- what subclasses override ------------------------------------------
 
@@ -141,7 +142,7 @@ class Handler:
 
     async def send_json(self, obj: Any) -> None:
         """Send ``obj`` as JSON text."""
-        await self.ws.send(json.dumps(obj, separators=(",", ":")))
+        await self.ws.send(encode_json(obj))
 
     async def close(self, code: int = CloseCode.NORMAL_CLOSURE, reason: str = "") -> None:
         """Close the connection; ``on_disconnect`` follows."""
@@ -203,11 +204,11 @@ class Handler:
                 while True:
                     message = await ws.recv()
                     typed = decode_typed(message, message_key)
-                    name = dispatch.get(typed[0]) if typed is not None else None
-                    if name is None:
+                    method = dispatch.get(typed[0]) if typed is not None else None
+                    if method is None:
                         await self.on_message(message)
                     else:
-                        await getattr(self, name)(typed[1])  # type: ignore[index]
+                        await method(self, typed[1])  # type: ignore[index]
             else:
                 while True:
                     await self.on_message(await ws.recv())

@@ -16,13 +16,13 @@ format as the Redis broker.
 
 from __future__ import annotations
 
-import json
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from websockets.asyncio.connection import Connection
 
+from ..dispatch import encode_json
 from ..errors import BrokerError
 from .broker import Broker, HealthCheck, PresenceEvent, Sink, make_broker
 from .delivery import Delivery
@@ -49,7 +49,6 @@ __all__ = [
 
 logger = logging.getLogger("wsroute.hub")
 
-_dumps: Callable[[Any], str] = json.JSONEncoder(separators=(",", ":")).encode
 
 
 class Hub:
@@ -249,15 +248,15 @@ class Hub:
 
     async def broadcast_json(self, obj: Any) -> None:
         """:meth:`broadcast` ``obj`` encoded once as compact JSON."""
-        await self.broadcast(_dumps(obj))
+        await self.broadcast(encode_json(obj))
 
     async def send_json_to_user(self, user_id: str, obj: Any) -> None:
         """:meth:`send_to_user` ``obj`` encoded once as compact JSON."""
-        await self.send_to_user(user_id, _dumps(obj))
+        await self.send_to_user(user_id, encode_json(obj))
 
     async def publish_json(self, topic: str, obj: Any) -> None:
         """:meth:`publish` ``obj`` encoded once as compact JSON."""
-        await self.publish(topic, _dumps(obj))
+        await self.publish(topic, encode_json(obj))
 
 
 class _HubSink:
