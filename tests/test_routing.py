@@ -159,3 +159,19 @@ def test_many_parameterised_routes_match_through_the_tree() -> None:
     assert len(router) == 1000
     assert router.match("/api/v999/items/5/name") == (sources[999], {"item_id": 5, "field": "name"})
     assert router.match("/api/v1000/items/5/name") is None
+
+
+def test_routes_sharing_a_parameter_position_share_one_branch() -> None:
+    """``/a/{x}/b`` and ``/a/{y}/c`` share the ``{str}`` branch, each keeping its own parameter name."""
+    router = router_of("/a/{x}/b", "/a/{y}/c", "/a/{n:int}/d")
+    assert router.match("/a/1/b") == ("/a/{x}/b", {"x": "1"})
+    assert router.match("/a/1/c") == ("/a/{y}/c", {"y": "1"})
+    assert router.match("/a/1/d") == ("/a/{n:int}/d", {"n": 1})
+    assert len(router._root.static["a"].params) == 2  # one branch per converter, not per route
+
+
+def test_many_routes_under_one_parameter_do_not_scan() -> None:
+    """Hundreds of routes below ``/t/{tenant}/`` are one branch with a dict of literals."""
+    router = router_of(*[f"/t/{{tenant}}/svc{i}/{{id:int}}" for i in range(500)])
+    assert len(router._root.static["t"].params) == 1
+    assert router.match("/t/acme/svc499/12") == ("/t/{tenant}/svc499/{id:int}", {"tenant": "acme", "id": 12})

@@ -42,6 +42,9 @@ class Converter:
             the segment (the request then gets 404).
         disjoint_from: names of converters that never accept the same text,
             so two routes that differ only there do not conflict.
+        check: an optional faster test, equivalent to matching ``regex``
+            (the built-in ``str`` converter uses ``bool``). A C function such
+            as a compiled regex's ``fullmatch`` beats a Python one.
 
     Example::
 
@@ -53,18 +56,19 @@ class Converter:
     regex: str
     convert: Callable[[str], Any] = str
     disjoint_from: frozenset[str] = frozenset()
-    fullmatch: Callable[[str], Any] = attrs.field(init=False, repr=False, eq=False)
+    check: Callable[[str], Any] | None = attrs.field(default=None, repr=False, eq=False)
 
     def __attrs_post_init__(self) -> None:
         try:
             compiled = re.compile(self.regex)
         except re.error as exc:
             raise RouteError(f"converter {self.name!r}: bad regex {self.regex!r} ({exc})") from None
-        object.__setattr__(self, "fullmatch", compiled.fullmatch)
+        if self.check is None:
+            object.__setattr__(self, "check", compiled.fullmatch)
 
     def to_python(self, text: str) -> Any:
         """Return the converted value, or raise ``ValueError`` to reject ``text``."""
-        if self.fullmatch(text) is None:
+        if not self.check(text):  # type: ignore[misc]
             raise ValueError(text)
         return self.convert(text)
 
@@ -72,7 +76,8 @@ class Converter:
 _UUID_RE = r"[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}"
 
 DEFAULT_CONVERTERS: dict[str, Converter] = {
-    "str": Converter("str", r"[^/]+"),
+    # A segment never contains "/", so any non-empty one matches [^/]+.
+    "str": Converter("str", r"[^/]+", check=bool),
     "int": Converter("int", r"[0-9]+", int, disjoint_from=frozenset({"uuid"})),
     "uuid": Converter("uuid", _UUID_RE, uuid.UUID, disjoint_from=frozenset({"int"})),
     "path": Converter("path", r".+"),
@@ -163,15 +168,29 @@ def _parse_segment(source: str, text: str, converters: dict[str, Converter]) -> 
 
 
 class _Node(Generic[T]):
-    """One level of the segment tree."""
+    """One level of the segment tree.
 
-    __slots__ = ("params", "rest", "static", "target")
+    Parameter children are shared by every pattern that has the same
+    converter at this position (``/a/{x}/b`` and ``/a/{y}/c`` share the
+    ``{str}`` child), so each node offers at most one branch per converter
+    and matching never scans routes. Parameter names live with the target.
+    """
+
+    __slots__ = ("params", "rest", "static", "terminal")
 
     def __init__(self) -> None:
         self.static: dict[str, _Node[T]] = {}
-        self.params: list[tuple[str, Converter, _Node[T]]] = []
-        self.rest: list[tuple[str, Converter, T]] = []
-        self.target: T | None = None
+        self.params: list[tuple[Callable[[str], Any], Callable[[str], Any], _Node[T], str]] = []
+        self.rest: list[tuple[Callable[[str], Any], Callable[[str], Any], tuple[T, tuple[str, ...]]]] = []
+        self.terminal: tuple[T, tuple[str, ...]] | None = None
+
+    def param_child(self, converter: Converter) -> _Node[T]:
+        for _, _, child, name in self.params:
+            if name == converter.name:
+                return child
+        child = _Node[T]()
+        self.params.append((converter.check, converter.convert, child, converter.name))  # type: ignore[arg-type]
+        return child
 
 
 class Router(Generic[T]):
@@ -216,20 +235,18 @@ class Router(Generic[T]):
         if pattern.is_static:
             self._static[pattern.source] = target
             return
+        terminal = (target, pattern.param_names)
         node = self._root
-        for index, segment in enumerate(pattern.segments):
-            last = index == len(pattern.segments) - 1
-            if segment.converter is None:
+        for segment in pattern.segments:
+            converter = segment.converter
+            if converter is None:
                 node = node.static.setdefault(segment.text, _Node())
-            elif segment.converter.name == "path":
-                node.rest.append((segment.param or "", segment.converter, target))
+            elif converter.name == "path":
+                node.rest.append((converter.check, converter.convert, terminal))  # type: ignore[arg-type]
                 return
             else:
-                child: _Node[T] = _Node()
-                node.params.append((segment.param or "", segment.converter, child))
-                node = child
-            if last:
-                node.target = target
+                node = node.param_child(converter)
+        node.terminal = terminal
 
     def match(self, path: str) -> tuple[T, dict[str, Any]] | None:
         """Find the target for ``path`` (without its query string)."""
@@ -238,42 +255,49 @@ class Router(Generic[T]):
             return target, {}
         if not path.startswith("/"):
             return None
-        params: dict[str, Any] = {}
-        found = _walk(self._root, path[1:].split("/"), 0, params)
+        values: list[Any] = []
+        found = _walk(self._root, path[1:].split("/"), 0, values)
         if found is None:
             return None
-        return found, params
+        target, names = found
+        if len(names) == 1:  # the common case, without dict(zip()) overhead
+            return target, {names[0]: values[0]}
+        return target, dict(zip(names, values, strict=True))
 
 
-def _walk(node: _Node[T], parts: list[str], index: int, params: dict[str, Any]) -> T | None:
-    """Depth-first search: literal children first, then parameters, then ``path``."""
+def _walk(node: _Node[T], parts: list[str], index: int, values: list[Any]) -> tuple[T, tuple[str, ...]] | None:
+    """Depth-first search: literal children first, then parameters, then ``path``.
+
+    Converted values are pushed on ``values`` on the way down and popped when
+    a branch fails, so a failed branch costs no dict.
+    """
     if index == len(parts):
-        return node.target
+        return node.terminal
     part = parts[index]
     child = node.static.get(part)
     if child is not None:
-        found = _walk(child, parts, index + 1, params)
+        found = _walk(child, parts, index + 1, values)
         if found is not None:
             return found
-    for name, converter, child in node.params:
-        if converter.fullmatch(part) is None:
+    for check, convert, child, _ in node.params:
+        if not check(part):
             continue
         try:
-            value = converter.convert(part)
+            values.append(convert(part))
         except ValueError:
             continue
-        found = _walk(child, parts, index + 1, params)
+        found = _walk(child, parts, index + 1, values)
         if found is not None:
-            params[name] = value
             return found
+        values.pop()
     if node.rest:
         rest = "/".join(parts[index:])
-        for name, converter, target in node.rest:
-            if converter.fullmatch(rest) is None:
+        for check, convert, terminal in node.rest:
+            if not check(rest):
                 continue
             try:
-                params[name] = converter.convert(rest)
+                values.append(convert(rest))
             except ValueError:
                 continue
-            return target
+            return terminal
     return None
