@@ -45,6 +45,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--duration", type=float, help="seconds per load phase")
     parser.add_argument("--scenarios", help="comma-separated subset of handshake,echo,fanout,routing")
     parser.add_argument("--kinds", help="comma-separated subset of raw,werkzeug,wsroute")
+    parser.add_argument(
+        "--no-pin", dest="pin", action="store_false", help="do not pin the server to CPU 0 and the clients to the rest"
+    )
     parser.add_argument("--output", type=Path, default=RESULTS, help=f"JSON results file (default: {RESULTS})")
     parser.add_argument("--docs", type=Path, help="also write a Markdown report there (docs/benchmarks.md)")
     parser.set_defaults(preset="full")
@@ -56,6 +59,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
     s = dataclasses.replace(PRESETS[args.preset])
     if args.loop:
         s.loops = ("uvloop", "asyncio") if args.loop == "both" else (args.loop,)
+    s.pin = args.pin
     if args.rounds:
         s.rounds = args.rounds
     if args.duration:
@@ -71,6 +75,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
 def run(s: Settings) -> dict[str, Any]:
     """Run every requested scenario and return the result document."""
     procs.raise_nofile_limit()
+    procs.prepare_children(s.pin)
     started = time.monotonic()
     notes: set[str] = set()
     reason = wsroute_app.unavailable()

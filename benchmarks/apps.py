@@ -130,10 +130,26 @@ async def start_werkzeug(mode: str) -> tuple[Any, Running]:
     return server, _ws_running(server)
 
 
+def _no_op_hook(connection: ServerConnection, request: Any) -> None:
+    """A ``process_request`` that accepts everything: the cost of having a hook."""
+
+
+async def start_raw_hook(mode: str) -> tuple[Any, Running]:
+    """Start raw ``serve()`` plus a no-op ``process_request`` (diagnostic kind ``rawhook``).
+
+    Not in the default kinds: it isolates what any router pays merely for
+    hooking websockets' ``process_request``, from what its routing costs.
+    """
+    server = await serve(RAW_HANDLERS[mode], "127.0.0.1", 0, process_request=_no_op_hook, **SERVE_OPTIONS)
+    return server, _ws_running(server)
+
+
 async def start(kind: str, mode: str) -> tuple[Any, Running]:
     """Start a server of ``kind`` for ``mode``; return (closable, Running)."""
     if kind == "raw":
         return await start_raw(mode)
+    if kind == "rawhook":
+        return await start_raw_hook(mode)
     if kind == "werkzeug":
         return await start_werkzeug(mode)
     if kind == "wsroute":

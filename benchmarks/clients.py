@@ -35,6 +35,7 @@ NETWORK_ERRORS = (OSError, TimeoutError)
 def client_main(conn: Conn) -> None:
     """Entry point of a spawned client process: serve commands until stop."""
     procs.raise_nofile_limit()
+    procs.pin("clients")
     procs.run_in_loop(procs.client_loop_name(), lambda: Client(conn).run())
 
 

@@ -34,6 +34,7 @@ class Settings:
     route_rounds: int = 5
     route_duration: float = 0.3
     scenarios: tuple[str, ...] = ("handshake", "echo", "fanout", "routing")
+    pin: bool = True
 
 
 PRESETS = {

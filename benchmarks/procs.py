@@ -39,6 +39,35 @@ def raise_nofile_limit() -> int:
     return hard
 
 
+PIN_ENV = "WSROUTE_BENCH_PIN"
+
+
+def prepare_children(pin: bool) -> None:
+    """Set what every spawned child inherits: CPU pinning and a fixed hash seed.
+
+    Children are new interpreters started with this process's environment,
+    so the settings travel as environment variables. A fixed
+    ``PYTHONHASHSEED`` gives every server process the same dict and set
+    layouts, which removes one source of process-to-process variation.
+    """
+    os.environ[PIN_ENV] = "1" if pin else "0"
+    os.environ["PYTHONHASHSEED"] = "0"
+
+
+def pin(role: str) -> None:
+    """Pin this process: the server to CPU 0, clients to the other CPUs.
+
+    On a small machine the scheduler otherwise moves the server between
+    cores and onto the core a client is busy on; the round-to-round spread
+    that causes is larger than the differences being measured. No-op with
+    one CPU, on platforms without affinity, or when pinning is off.
+    """
+    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    if os.environ.get(PIN_ENV) != "1" or len(cpus) < 2:
+        return
+    os.sched_setaffinity(0, {cpus[0]} if role == "server" else set(cpus[1:]))
+
+
 def cpu_seconds() -> float:
     """Return user + system CPU seconds consumed by this process so far."""
     times = os.times()

@@ -30,6 +30,8 @@ from benchmarks import procs, scenarios
 from benchmarks.config import Settings
 
 RESULTS = Path(__file__).parent / "results"
+KIND = ["wsroute"]
+"""The server kind profiled (``--kind``); wsroute unless comparing."""
 PHASES = {  # name: server mode (endpoint)
     "handshake": "echo",
     "echo_fn_32": "echo",
@@ -95,7 +97,7 @@ def load(phase: str, server: scenarios.Server, clients: list[procs.Child], s: Se
 
 def pyspy_phase(phase: str, loop: str, clients: list[procs.Child], s: Settings) -> Counter:
     """Sample the server with py-spy during one phase; return collapsed stacks."""
-    server = scenarios.Server("wsroute", PHASES[phase], loop)
+    server = scenarios.Server(KIND[0], PHASES[phase], loop)
     out = RESULTS / f"profile-{phase}.collapsed"
     try:
         prepare(phase, server, clients)
@@ -155,7 +157,7 @@ def _frame(text: str) -> tuple[str, str]:
 def cprofile_phase(phase: str, loop: str, clients: list[procs.Child], s: Settings) -> Counter:
     """Run the server under cProfile during one phase; return self/incl times."""
     out = RESULTS / f"profile-{phase}.prof"
-    server = scenarios.Server("wsroute", PHASES[phase], loop, str(out))
+    server = scenarios.Server(KIND[0], PHASES[phase], loop, str(out))
     try:
         prepare(phase, server, clients)  # profiled too: cProfile cannot start later
         load(phase, server, clients, s)
@@ -199,12 +201,15 @@ def main(argv: list[str] | None = None) -> int:
         default="auto",
         help="py-spy (sampling, preferred) or cProfile (in-process)",
     )
+    parser.add_argument("--kind", choices=["raw", "werkzeug", "wsroute"], default="wsroute", help="server kind")
     parser.add_argument("--phases", default=",".join(PHASES), help="comma-separated phases")
     args = parser.parse_args(argv)
+    KIND[0] = args.kind
     use_spy = args.profiler == "pyspy" or (args.profiler == "auto" and shutil.which("py-spy"))
     s = Settings(duration=args.seconds)
     RESULTS.mkdir(exist_ok=True)
     procs.raise_nofile_limit()
+    procs.prepare_children(pin=True)
     clients = scenarios.start_clients(s.client_procs)
     texts = []
     try:
@@ -214,9 +219,10 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         for child in clients:
             child.stop()
-    text = f"profiler: {'py-spy' if use_spy else 'cProfile'}, loop {args.loop}\n" + "\n\n".join(texts)
+    header = f"profiler: {'py-spy' if use_spy else 'cProfile'}, server {args.kind}, loop {args.loop}\n"
+    text = header + "\n\n".join(texts)
     print(text)
-    (RESULTS / "profile.txt").write_text(text + "\n")
+    (RESULTS / f"profile-{args.kind}.txt").write_text(text + "\n")
     return 0
 
 

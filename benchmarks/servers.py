@@ -43,6 +43,7 @@ def server_main(conn: Conn, kind: str, mode: str, loop: str, profile: str) -> No
         profile: a path to write cProfile stats to, or ``""`` for none.
     """
     procs.raise_nofile_limit()
+    procs.pin("server")
     profiler = cProfile.Profile() if profile else None
     try:
         procs.run_in_loop(loop, lambda: _serve(conn, kind, mode, profiler))

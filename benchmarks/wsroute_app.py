@@ -8,8 +8,9 @@ What makes it realistic, and so what every wsroute figure pays for:
   handshake (a dict lookup, so it measures the middleware machinery, not a
   token check);
 - the headers plugin (``wsroute_headers``) configured with two headers and a
-  ``Server`` header, so it runs on every handshake response; when the plugin
-  is not there, the run says so in its notes.
+  ``Server`` header, so it runs on every handshake response, and the health
+  plugin (``wsroute_health``), whose ``wsroute_process_request`` sees every
+  request; a missing plugin is named in the run's notes.
 
 ``/json`` is a ``wsroute.Handler`` class with one ``@wsroute.on("echo")``
 method: the per-message dispatch path.
@@ -45,31 +46,40 @@ def unavailable() -> str | None:
     return None
 
 
-def headers_plugin() -> Any | None:
-    """Return the headers plugin module, or None when it does not exist yet.
+def bundled_plugin(folder: str, module: str) -> Any | None:
+    """Return a plugin module from ``plugins/``, or None when it does not exist yet.
 
     Installed (``pip install -e plugins/wsroute-headers``) it is found by
     import; in a fresh checkout it is imported from its source folder, so
     the benchmark measures it either way.
     """
-    if importlib.util.find_spec("wsroute_headers") is None:
-        root = Path(__file__).resolve().parent.parent / "plugins" / "wsroute-headers"
-        for folder in (root / "src", root):
-            if (folder / "wsroute_headers").is_dir():
-                sys.path.append(str(folder))
+    if importlib.util.find_spec(module) is None:
+        root = Path(__file__).resolve().parent.parent / "plugins" / folder
+        for path in (root / "src", root):
+            if (path / module).is_dir():
+                sys.path.append(str(path))
                 break
         else:
             return None
-    return importlib.import_module("wsroute_headers")
+    return importlib.import_module(module)
 
 
 def build_app() -> tuple[Any, str]:
-    """Build the 50-route app; return it and a note about the headers plugin."""
+    """Build the 50-route app; return it and a note saying which plugins it loaded.
+
+    Entry-point discovery is off: whatever else happens to be installed in
+    the environment (an example plugin, say) must not change the figures.
+    The plugins measured are the bundled ones a production app would load:
+    the headers plugin (configured) and the health plugin (its
+    ``wsroute_process_request`` runs on every handshake).
+    """
     import wsroute
 
-    plugin = headers_plugin()
-    settings = {"wsroute-headers": HEADERS_SETTINGS} if plugin is not None else {}
-    app = wsroute.App(settings=settings)
+    headers = bundled_plugin("wsroute-headers", "wsroute_headers")
+    health = bundled_plugin("wsroute-health", "wsroute_health")
+    plugins = [p for p in (headers, health) if p is not None]
+    settings = {"wsroute-headers": HEADERS_SETTINGS} if headers is not None else {}
+    app = wsroute.App(settings=settings, plugins=plugins, load_entrypoints=False)
 
     @app.middleware
     def auth(conn: Any, request: Any) -> Any:
@@ -97,11 +107,9 @@ def build_app() -> tuple[Any, str]:
     for pattern, _ in filler_paths():
         app.route(pattern)(echo)
 
-    if plugin is None:
-        return app, "wsroute headers plugin not installed: wsroute measured without it"
-    if plugin not in app.plugins.pm.get_plugins():  # not already loaded by entry point
-        app.plugins.register(plugin, source="benchmarks")
-    return app, "wsroute measured with the headers plugin loaded"
+    loaded = ", ".join(p.__name__ for p in plugins) or "none"
+    missing = "" if headers is not None else " (headers plugin not found: measured without it)"
+    return app, f"wsroute plugins loaded: {loaded}{missing}"
 
 
 async def start_wsroute(path: str) -> tuple[Any, Running]:
