@@ -90,7 +90,7 @@ class Client:
         loop = asyncio.get_running_loop()
         commands: asyncio.Queue[Any] = asyncio.Queue()
         loop.add_reader(self.conn.fileno(), lambda: commands.put_nowait(self._recv()))
-        self.conn.send({"ready": True})
+        procs.reply(self.conn, {"ready": True})
         while True:
             command = await commands.get()
             if command[0] == "stop":
@@ -99,7 +99,7 @@ class Client:
             cpu0 = procs.cpu_seconds()
             result = await handler(*command[1:])
             result["cpu"] = procs.cpu_seconds() - cpu0
-            self.conn.send(result)
+            procs.reply(self.conn, result)
         loop.remove_reader(self.conn.fileno())
         await self.cmd_close_idle()
 

@@ -68,6 +68,18 @@ def pin(role: str) -> None:
     os.sched_setaffinity(0, {cpus[0]} if role == "server" else set(cpus[1:]))
 
 
+def reply(conn: multiprocessing.connection.Connection, message: Any) -> None:
+    """Send ``message`` on a control pipe that the loop also watches.
+
+    uvloop's ``add_reader`` switches the pipe to non-blocking mode; a large
+    reply (a client's latency samples) then fails half-written with EAGAIN
+    as soon as the pipe buffer is full. Sending in blocking mode waits for
+    the orchestrator to read instead.
+    """
+    os.set_blocking(conn.fileno(), True)
+    conn.send(message)
+
+
 def cpu_seconds() -> float:
     """Return user + system CPU seconds consumed by this process so far."""
     times = os.times()

@@ -59,7 +59,7 @@ async def _serve(conn: Conn, kind: str, mode: str, profiler: Any) -> None:
     loop = asyncio.get_running_loop()
     loop.add_reader(conn.fileno(), _on_command, conn, running, stopped)
     gc.collect()
-    conn.send({"port": running.port, "note": running.note})
+    procs.reply(conn, {"port": running.port, "note": running.note})
     if profiler is not None:
         profiler.enable()
     try:
@@ -97,7 +97,7 @@ def _on_command(conn: Conn, running: Running, stopped: asyncio.Event) -> None:
         cpu = procs.cpu_seconds()
         if len(command) > 1 and command[1]:  # only for memory: a full collection is not load
             gc.collect()
-        conn.send({"cpu": cpu, "rss": procs.rss_bytes(), "connections": running.connections()})
+        procs.reply(conn, {"cpu": cpu, "rss": procs.rss_bytes(), "connections": running.connections()})
     elif name == "broadcast":
         task = asyncio.ensure_future(_broadcast(conn, running, command[1], command[2]))
         _TASKS.add(task)  # the loop only keeps weak references to tasks
@@ -118,4 +118,4 @@ async def _broadcast(conn: Conn, running: Running, count: int, size: int) -> Non
         if inspect.isawaitable(result):
             await result
     t1 = time.monotonic()
-    conn.send({"t0": t0, "t1": t1, "cpu": procs.cpu_seconds() - cpu0})
+    procs.reply(conn, {"t0": t0, "t1": t1, "cpu": procs.cpu_seconds() - cpu0})
