@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -75,19 +76,25 @@ def build_app() -> tuple[Any, str]:
     """
     import wsroute
 
-    headers = bundled_plugin("wsroute-headers", "wsroute_headers")
-    health = bundled_plugin("wsroute-health", "wsroute_health")
+    # Diagnostic: WSROUTE_BENCH_APP=bare|middleware|headers|health|full (the
+    # default) builds the app without the parts not named, to tell the
+    # framework's own per-handshake cost from its plugins' and middleware's.
+    variant = os.environ.get("WSROUTE_BENCH_APP", "full")
+    headers = bundled_plugin("wsroute-headers", "wsroute_headers") if variant in ("full", "headers") else None
+    health = bundled_plugin("wsroute-health", "wsroute_health") if variant in ("full", "health") else None
     plugins = [p for p in (headers, health) if p is not None]
     settings = {"wsroute-headers": HEADERS_SETTINGS} if headers is not None else {}
     app = wsroute.App(settings=settings, plugins=plugins, load_entrypoints=False)
 
-    @app.middleware
     def auth(conn: Any, request: Any) -> Any:
         user = VALID_TOKENS.get(request.headers.get("Authorization", ""))
         if user is None:
             return conn.respond(401, "bad token\n")
         conn.ctx.user = user
         return None
+
+    if variant != "bare":
+        app.middleware(auth)
 
     @app.route("/echo")
     async def echo(ws: Any) -> None:

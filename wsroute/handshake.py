@@ -83,9 +83,15 @@ class Handshake:
         if task is not None:
             task.set_name(self.task_names[group])
         chain = self.chains[group]
-        if chain:
-            return self._run_chain(chain, conn, request)
-        return None
+        if not chain:
+            return None
+        if chain.is_sync:
+            try:
+                return chain.run_sync(conn, request)
+            except Exception:
+                logger.exception("middleware failed for %s; answered 500", conn.path)
+                return conn.respond(500, _FAILED)
+        return self._run_chain(chain, conn, request)
 
     async def _run_chain(self, chain: Chain, conn: Connection, request: Request) -> Response | None:
         """Run middleware; an exception fails closed with 500, logged once."""

@@ -42,6 +42,11 @@ class Chain:
 
     steps: tuple[tuple[Callable[..., Any], bool], ...] = ()
 
+    @property
+    def is_sync(self) -> bool:
+        """Whether every middleware is synchronous (then :meth:`run_sync` applies)."""
+        return not any(is_async for _, is_async in self.steps)
+
     @classmethod
     def of(cls, middleware: Iterable[Callable[..., Any]]) -> Chain:
         return cls(tuple((m, is_async_callable(m)) for m in middleware))
@@ -61,13 +66,29 @@ class Chain:
         for middleware, is_async in self.steps:
             result = await middleware(conn, request) if is_async else middleware(conn, request)
             if result is not None:
-                if not isinstance(result, Response):
-                    raise TypeError(
-                        f"middleware {describe(middleware)} returned {result!r}; "
-                        "return None to continue or conn.respond(status, text) to reject"
-                    )
-                return result
+                return _checked(middleware, result)
         return None
+
+    def run_sync(self, conn: Connection, request: Request) -> Response | None:
+        """:meth:`run` for a chain of synchronous middleware.
+
+        Returning the answer directly, rather than a coroutine, spares a
+        coroutine and an await per handshake for the usual all-sync chain.
+        """
+        for middleware, _ in self.steps:
+            result = middleware(conn, request)
+            if result is not None:
+                return _checked(middleware, result)
+        return None
+
+
+def _checked(middleware: Callable[..., Any], result: Any) -> Response:
+    if not isinstance(result, Response):
+        raise TypeError(
+            f"middleware {describe(middleware)} returned {result!r}; "
+            "return None to continue or conn.respond(status, text) to reject"
+        )
+    return result
 
 
 def bearer_auth(verify: Verify, *, realm: str = "wsroute") -> Middleware:
