@@ -258,8 +258,9 @@ class App:
         kwargs = dict(options)
         kwargs.setdefault("create_connection", Connection)
         kwargs["process_request"] = self._handshake.process_request
-        if self._handshake.plugin_headers:
-            kwargs["process_response"] = self._handshake.process_response
+        process_response = self._handshake.process_response
+        if process_response is not None:
+            kwargs["process_response"] = process_response
         return {"handler": self._session, **kwargs}
 
     def _prepare(self) -> None:
@@ -274,8 +275,8 @@ class App:
             router=self.router,
             chains={group: app_chain + Chain.of(_route_middleware(group)) for group in groups},
             task_names={group: f"wsroute {group.pattern.source}" for group in groups},
-            plugin_request=plugins.implemented("wsroute_process_request"),
-            plugin_headers=plugins.implemented("wsroute_extra_headers"),
+            request_hook=plugins.resolve("wsroute_process_request"),
+            headers_hook=plugins.resolve("wsroute_extra_headers"),
         )
         self._session = Session(
             app=self,

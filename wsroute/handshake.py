@@ -13,14 +13,14 @@ import asyncio
 import inspect
 import logging
 import re
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import attrs
 from websockets.http11 import Request, Response
 
 from .middleware import Chain
-from .plugins import HookFailed, call_first
+from .plugins import HookFailed, Resolved
 from .routes import RouteGroup
 from .routing import Router
 
@@ -44,16 +44,25 @@ class Handshake:
         router: path → :class:`RouteGroup`.
         chains: the middleware chain of each group (app-level + route-level).
         task_names: each group's connection task name.
-        plugin_request: whether any plugin implements ``wsroute_process_request``.
-        plugin_headers: whether any plugin implements ``wsroute_extra_headers``.
+        request_hook: the ``wsroute_process_request`` implementations.
+        headers_hook: the ``wsroute_extra_headers`` implementations.
     """
 
     app: App
     router: Router[RouteGroup]
     chains: Mapping[RouteGroup, Chain]
     task_names: Mapping[RouteGroup, str]
-    plugin_request: bool
-    plugin_headers: bool
+    request_hook: Resolved
+    headers_hook: Resolved
+
+    @property
+    def process_response(self) -> Callable[[Connection, Request, Response], Any] | None:
+        """What to give websockets as ``process_response``: none without header
+        plugins, a plain function when they are all synchronous (no coroutine
+        per handshake), else a coroutine function."""
+        if not self.headers_hook:
+            return None
+        return self._add_headers_sync if self.headers_hook.all_sync else self._add_headers
 
     def process_request(self, conn: Connection, request: Request) -> Response | Awaitable[Response | None] | None:
         """Answer plain HTTP, refuse unknown paths, or run the middleware.
@@ -62,7 +71,7 @@ class Handshake:
         run, so a request without middleware costs no coroutine.
         """
         conn.app = self.app
-        if self.plugin_request:
+        if self.request_hook:
             answer = self._plugin_answer(conn, request)
             if answer is not None:
                 return answer
@@ -103,7 +112,7 @@ class Handshake:
 
     def _plugin_answer(self, conn: Connection, request: Request) -> Response | Awaitable[Response | None] | None:
         try:
-            answer = call_first(self.app.plugins.hook.wsroute_process_request, app=self.app, conn=conn, request=request)
+            answer = self.request_hook.first({"app": self.app, "conn": conn, "request": request})
         except HookFailed as failure:
             logger.error("%s; answered 500", failure, exc_info=failure.__cause__)
             return conn.respond(500, _FAILED)
@@ -125,30 +134,44 @@ class Handshake:
         routed = self._route(conn, request)
         return await routed if inspect.isawaitable(routed) else routed
 
-    async def process_response(self, conn: Connection, request: Request, response: Response) -> Response | None:
-        """Add the headers plugins ask for.
-
-        A plugin that raises, or returns a header that is not valid HTTP (a
-        CR/LF would let it inject headers), answers 500 for this request,
-        logged once with the plugin's name.
-        """
+    async def _add_headers(self, conn: Connection, request: Request, response: Response) -> Response | None:
+        """Add the headers plugins ask for (some plugin is async)."""
+        kwargs = {"app": self.app, "conn": conn, "request": request, "response": response}
         try:
-            additions = await self.app.plugins.collect(
-                "wsroute_extra_headers", app=self.app, conn=conn, request=request, response=response
-            )
+            additions = await self.app.plugins.collect("wsroute_extra_headers", **kwargs)
         except HookFailed as failure:
             logger.error("%s; answered 500", failure, exc_info=failure.__cause__)
             return conn.respond(500, _FAILED)
-        checked: list[tuple[str, str]] = []
-        for plugin_name, headers in additions:
-            try:
-                checked.extend(_checked_pairs(headers))
-            except ValueError as exc:
-                logger.error("plugin %r returned a bad extra header: %s; answered 500", plugin_name, exc)
-                return conn.respond(500, _FAILED)
-        for name, value in checked:
-            response.headers[name] = value
-        return None
+        return _apply_headers(conn, response, additions)
+
+    def _add_headers_sync(self, conn: Connection, request: Request, response: Response) -> Response | None:
+        """Add the headers plugins ask for (every plugin is synchronous)."""
+        kwargs = {"app": self.app, "conn": conn, "request": request, "response": response}
+        try:
+            additions = self.headers_hook.each_sync(kwargs)
+        except HookFailed as failure:
+            logger.error("%s; answered 500", failure, exc_info=failure.__cause__)
+            return conn.respond(500, _FAILED)
+        return _apply_headers(conn, response, additions)
+
+
+def _apply_headers(conn: Connection, response: Response, additions: list[tuple[str, Any]]) -> Response | None:
+    """Check every plugin's headers, then add them all; a bad one answers 500.
+
+    A header that is not valid HTTP (a CR/LF would let a plugin inject
+    headers) is never sent: the request gets 500, logged once with the
+    plugin's name.
+    """
+    checked: list[tuple[str, str]] = []
+    for plugin_name, headers in additions:
+        try:
+            checked.extend(_checked_pairs(headers))
+        except ValueError as exc:
+            logger.error("plugin %r returned a bad extra header: %s; answered 500", plugin_name, exc)
+            return conn.respond(500, _FAILED)
+    for name, value in checked:
+        response.headers[name] = value
+    return None
 
 
 _TOKEN = re.compile(r"[-!#$%&'*+.^_`|~0-9a-zA-Z]+")

@@ -36,7 +36,7 @@ from . import hookspecs
 from .callbacks import describe
 from .errors import PluginError
 
-__all__ = ["ENTRY_POINT_GROUP", "HookFailed", "PluginInfo", "Plugins", "call_each", "call_first"]
+__all__ = ["ENTRY_POINT_GROUP", "HookFailed", "PluginInfo", "Plugins", "Resolved", "call_each", "call_first"]
 
 ENTRY_POINT_GROUP = "wsroute"
 AUTOLOAD_ENV = "WSROUTE_DISABLE_PLUGIN_AUTOLOAD"
@@ -165,6 +165,14 @@ class Plugins:
         """Whether any plugin implements ``hook_name`` (checked once at start-up)."""
         return bool(getattr(self.hook, hook_name).get_hookimpls())
 
+    def resolve(self, hook_name: str) -> Resolved:
+        """The implementations of ``hook_name`` as they are now, for the hot path.
+
+        The handshake resolves its hooks once when the app starts serving
+        instead of asking pluggy for the list on every request.
+        """
+        return Resolved(hook_name, tuple(_implementations(getattr(self.hook, hook_name))))
+
     async def collect(self, hook_name: str, **kwargs: Any) -> list[tuple[str, Any]]:
         """Call every implementation of ``hook_name``; awaitable results are awaited.
 
@@ -264,6 +272,44 @@ def _implementations(hook: Any) -> list[Any]:
     return [impl for impl in reversed(hook.get_hookimpls()) if not (impl.hookwrapper or impl.wrapper)]
 
 
+@attrs.frozen
+class Resolved:
+    """A hook's implementations, resolved once (see :meth:`Plugins.resolve`)."""
+
+    hook_name: str
+    impls: tuple[Any, ...]
+
+    @property
+    def all_sync(self) -> bool:
+        """Whether no implementation is ``async def`` (a sync caller may be used)."""
+        return not any(inspect.iscoroutinefunction(impl.function) for impl in self.impls)
+
+    def __bool__(self) -> bool:
+        return bool(self.impls)
+
+    def first(self, kwargs: dict[str, Any]) -> Any:
+        """:func:`call_first` on these implementations."""
+        return _first(self.impls, self.hook_name, kwargs)
+
+    def each_sync(self, kwargs: dict[str, Any]) -> list[tuple[str, Any]]:
+        """``(plugin name, result)`` of each implementation, all synchronous.
+
+        Raises:
+            HookFailed: naming the plugin that raised or returned an awaitable.
+        """
+        results = []
+        for impl in self.impls:
+            try:
+                result = impl.function(*[kwargs[name] for name in impl.argnames])
+                if inspect.isawaitable(result):
+                    raise TypeError(f"{self.hook_name} returned an awaitable from a plain 'def'")
+            except Exception as exc:
+                raise _failure(impl, self.hook_name) from exc
+            if result is not None:
+                results.append((impl.plugin_name, result))
+        return results
+
+
 def call_first(hook: Any, **kwargs: Any) -> Any:
     """Call a synchronous firstresult hook; the first non-``None`` result wins.
 
@@ -273,14 +319,18 @@ def call_first(hook: Any, **kwargs: Any) -> Any:
     Raises:
         HookFailed: naming the plugin whose implementation raised.
     """
-    for impl in _implementations(hook):
+    return _first(_implementations(hook), hook.name, kwargs)
+
+
+def _first(impls: Iterable[Any], hook_name: str, kwargs: dict[str, Any]) -> Any:
+    for impl in impls:
         try:
             result = impl.function(*[kwargs[name] for name in impl.argnames])
         except Exception as exc:
-            raise _failure(impl, hook.name) from exc
+            raise _failure(impl, hook_name) from exc
         if result is not None:
             if inspect.isawaitable(result):
-                return _awaited(result, impl, hook.name)
+                return _awaited(result, impl, hook_name)
             return result
     return None
 
