@@ -172,3 +172,66 @@ def test_helpers_check_their_arguments_at_once() -> None:
         wsroute.bearer_auth("secret")  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="'origins' must be a list of str"):
         wsroute.allow_origins("https://x")
+
+
+async def test_sync_verify_returning_a_coroutine_is_awaited() -> None:
+    """A plain function that returns a coroutine (a lambda around an async lookup) is awaited, not admitted."""
+    app = wsroute.App(load_entrypoints=False)
+    app.middleware(wsroute.bearer_auth(lambda token: async_tokens(token)))
+
+    @app.route("/me")
+    async def me(ws):
+        await ws.send(ws.ctx.user_id)
+
+    async with serve_app(app) as server:
+        assert await server.rejection("/me", additional_headers={"Authorization": "Bearer WRONG"}) == 403
+        async with server.connect("/me", additional_headers={"Authorization": "Bearer t-bob"}) as ws:
+            assert await ws.recv() == "bob"
+
+
+async def test_sync_middleware_returning_a_coroutine_is_awaited() -> None:
+    """Middleware written as a plain function returning a coroutine still rejects and continues correctly."""
+    app = wsroute.App(load_entrypoints=False)
+
+    async def check(conn, request):
+        if request.headers.get("X-Key") != "k":
+            return conn.respond(401, "no key\n")
+        conn.ctx.seen = True
+        return None
+
+    app.middleware(lambda conn, request: check(conn, request))
+
+    @app.middleware
+    def after(conn, request):
+        conn.ctx.after = True
+
+    @app.route("/x")
+    async def x(ws):
+        await ws.send(f"{ws.ctx.seen} {ws.ctx.after}")
+
+    async with serve_app(app) as server:
+        assert await server.rejection("/x") == 401
+        async with server.connect("/x", additional_headers={"X-Key": "k"}) as ws:
+            assert await ws.recv() == "True True"
+
+
+async def test_duplicate_auth_and_origin_headers_are_refused_not_crashed(caplog) -> None:
+    """Two Authorization headers get 400 and two Origin headers 403, with nothing logged as an error."""
+    app = wsroute.App(load_entrypoints=False)
+    app.middleware(wsroute.allow_origins(["https://good.example"]))
+    app.middleware(wsroute.bearer_auth(tokens))
+
+    @app.route("/x")
+    async def x(ws):
+        await ws.send("in")
+
+    caplog.set_level(logging.ERROR)
+    good = [("Origin", "https://good.example")]
+    async with serve_app(app) as server:
+        both_origins = [("Origin", "https://good.example"), ("Origin", "https://evil.example")]
+        assert await server.rejection("/x", additional_headers=both_origins) == 403
+        two_tokens = [*good, ("Authorization", "Bearer t-bob"), ("Authorization", "Bearer t-alice")]
+        assert await server.rejection("/x", additional_headers=two_tokens) == 400
+        async with server.connect("/x", additional_headers=[*good, ("Authorization", "Bearer t-bob")]) as ws:
+            assert await ws.recv() == "in"
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []

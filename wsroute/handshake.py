@@ -94,18 +94,21 @@ class Handshake:
         chain = self.chains[group]
         if not chain:
             return None
-        if chain.is_sync:
-            try:
-                return chain.run_sync(conn, request)
-            except Exception:
-                logger.exception("middleware failed for %s; answered 500", conn.path)
-                return conn.respond(500, _FAILED)
-        return self._run_chain(chain, conn, request)
-
-    async def _run_chain(self, chain: Chain, conn: Connection, request: Request) -> Response | None:
-        """Run middleware; an exception fails closed with 500, logged once."""
+        if not chain.is_sync:
+            return self._guarded(chain.run(conn, request), conn)
         try:
-            return await chain.run(conn, request)
+            answer = chain.run_sync(conn, request)
+        except Exception:
+            logger.exception("middleware failed for %s; answered 500", conn.path)
+            return conn.respond(500, _FAILED)
+        if inspect.isawaitable(answer):
+            return self._guarded(answer, conn)
+        return answer
+
+    async def _guarded(self, pending: Awaitable[Response | None], conn: Connection) -> Response | None:
+        """Await middleware; an exception fails closed with 500, logged once."""
+        try:
+            return await pending
         except Exception:
             logger.exception("middleware failed for %s; answered 500", conn.path)
             return conn.respond(500, _FAILED)

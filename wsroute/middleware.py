@@ -16,6 +16,7 @@ websockets' ``basic_auth()`` does::
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -65,21 +66,34 @@ class Chain:
         """
         for middleware, is_async in self.steps:
             result = await middleware(conn, request) if is_async else middleware(conn, request)
+            if not is_async and inspect.isawaitable(result):
+                result = await result
             if result is not None:
                 return _checked(middleware, result)
         return None
 
-    def run_sync(self, conn: Connection, request: Request) -> Response | None:
+    def run_sync(self, conn: Connection, request: Request) -> Response | Awaitable[Response | None] | None:
         """:meth:`run` for a chain of synchronous middleware.
 
         Returning the answer directly, rather than a coroutine, spares a
         coroutine and an await per handshake for the usual all-sync chain.
         """
-        for middleware, _ in self.steps:
+        for index, (middleware, _) in enumerate(self.steps):
             result = middleware(conn, request)
             if result is not None:
+                if inspect.isawaitable(result):
+                    # A plain function returning a coroutine: finish asynchronously.
+                    return Chain(self.steps[index + 1 :])._after(middleware, result, conn, request)
                 return _checked(middleware, result)
         return None
+
+    async def _after(
+        self, middleware: Callable[..., Any], pending: Awaitable[Any], conn: Connection, request: Request
+    ) -> Response | None:
+        result = await pending
+        if result is not None:
+            return _checked(middleware, result)
+        return await self.run(conn, request)
 
 
 def _checked(middleware: Callable[..., Any], result: Any) -> Response:
@@ -103,7 +117,10 @@ def bearer_auth(verify: Verify, *, realm: str = "wsroute") -> Middleware:
     check = _checked_verify(verify, "bearer_auth")
 
     async def bearer(conn: Connection, request: Request) -> Response | None:
-        scheme, _, token = (request.headers.get("Authorization") or "").partition(" ")
+        values = request.headers.get_all("Authorization")
+        if len(values) > 1:
+            return conn.respond(400, "Duplicate Authorization header.\n")
+        scheme, _, token = (values[0] if values else "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             response = conn.respond(401, "Missing bearer token.\n")
             response.headers["WWW-Authenticate"] = f'Bearer realm="{realm}"'
@@ -144,7 +161,10 @@ def allow_origins(origins: Sequence[str], *, allow_missing: bool = False) -> Mid
     allowed = frozenset(o.rstrip("/") for o in origins)
 
     def origin_check(conn: Connection, request: Request) -> Response | None:
-        origin = request.headers.get("Origin")
+        values = request.headers.get_all("Origin")
+        if len(values) > 1:
+            return conn.respond(403, "Duplicate Origin header.\n")
+        origin = values[0] if values else None
         if origin is None:
             return None if allow_missing else conn.respond(403, "Missing Origin header.\n")
         if origin.rstrip("/") not in allowed:
@@ -163,6 +183,10 @@ def _checked_verify(verify: Verify, helper: str) -> tuple[Verify, bool]:
 async def _admit(conn: Connection, check: tuple[Verify, bool], token: str) -> Response | None:
     verify, is_async = check
     user = await verify(token) if is_async else verify(token)
+    if inspect.isawaitable(user):
+        # A plain function that returns a coroutine (a lambda around an async
+        # lookup): a coroutine is truthy, so not awaiting it would admit anyone.
+        user = await user
     if user is None or user is False:
         return conn.respond(403, "Invalid token.\n")
     conn.ctx.user = user
