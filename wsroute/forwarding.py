@@ -63,6 +63,12 @@ class TrustedProxies:
 def client_ip_of(remote_address: Any, request: Any, trusted: TrustedProxies | None) -> str | None:
     """Return the client IP for a connection.
 
+    Each proxy appends the address it received the request from, so the
+    header is read from the right: trusted proxies are skipped and the first
+    address that is not one of them is the client. Entries to the left of it
+    were written by the client itself and are never believed. An entry that
+    is not an IP address ends the search (the peer is returned).
+
     Args:
         remote_address: the TCP peer, ``(host, port, ...)`` or ``None`` (Unix socket).
         request: websockets' ``Request`` (its ``headers`` are read).
@@ -75,27 +81,44 @@ def client_ip_of(remote_address: Any, request: Any, trusted: TrustedProxies | No
     peer_is_trusted = trusted.everyone if peer is None else peer in trusted
     if not peer_is_trusted:
         return peer
-    forwarded = _from_x_forwarded_for(request.headers.get("X-Forwarded-For"))
-    if forwarded is None:
-        forwarded = _from_forwarded(request.headers.get("Forwarded"))
-    return forwarded or peer
+    chain = _x_forwarded_for(request.headers) or _forwarded_for(request.headers)
+    if not chain:
+        return peer
+    if not trusted.everyone:
+        for entry in reversed(chain):
+            address = _ip_or_none(entry)
+            if address is None:
+                return peer
+            if address not in trusted:
+                return address
+    # Every hop is trusted: the left-most entry is the client.
+    return _ip_or_none(chain[0]) or peer
 
 
-def _from_x_forwarded_for(value: str | None) -> str | None:
-    if not value:
+def _x_forwarded_for(headers: Any) -> list[str]:
+    # Repeated headers count as one list, in order (RFC 9110 field lines).
+    return [e.strip() for value in headers.get_all("X-Forwarded-For") for e in value.split(",") if e.strip()]
+
+
+def _forwarded_for(headers: Any) -> list[str]:
+    found = []
+    for value in headers.get_all("Forwarded"):
+        for element in value.split(","):
+            for pair in element.split(";"):
+                key, _, node = pair.strip().partition("=")
+                if key.lower() == "for":
+                    found.append(_strip_port(node.strip().strip('"')))
+    return found
+
+
+def _strip_port(node: str) -> str:
+    if node.startswith("["):
+        return node[1:].partition("]")[0]
+    return node.rsplit(":", 1)[0] if node.count(":") == 1 else node
+
+
+def _ip_or_none(text: str) -> str | None:
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
         return None
-    # The left-most entry is the original client; proxies append to the right.
-    return value.split(",")[0].strip() or None
-
-
-def _from_forwarded(value: str | None) -> str | None:
-    if not value:
-        return None
-    for pair in value.split(",")[0].split(";"):
-        key, _, found = pair.strip().partition("=")
-        if key.lower() == "for":
-            found = found.strip('"')
-            if found.startswith("["):
-                return found[1:].partition("]")[0]
-            return found.rsplit(":", 1)[0] if found.count(":") == 1 else found
-    return None
