@@ -100,3 +100,92 @@ async def test_plugin_close_code_that_is_not_a_code_falls_back_to_1011(caplog) -
             await ws.recv()
         assert ws.close_code == 1011
     assert any("returned '4500', not a close code" in r.getMessage() for r in caplog.records)
+
+
+async def test_on_disconnect_reports_the_code_the_client_received() -> None:
+    """When on_message raises, on_disconnect sees the same close code and reason as the client."""
+    seen: list[tuple[int, str]] = []
+    done = asyncio.Event()
+
+    class Codes:
+        @wsroute.hookimpl
+        def wsroute_handle_exception(self, app, conn, route, exc):
+            return 4001
+
+    app = wsroute.App(load_entrypoints=False, plugins=[Codes()])
+
+    @app.route("/x")
+    class X(wsroute.Handler):
+        async def on_message(self, message):
+            raise RuntimeError("bug")
+
+        async def on_disconnect(self, code, reason):
+            seen.append((code, reason))
+            done.set()
+
+    async with serve_app(app) as server, server.connect("/x") as ws:
+        await ws.send("go")
+        with pytest.raises(ConnectionClosed):
+            await ws.recv()
+        client = (ws.close_code, ws.close_reason)
+        await asyncio.wait_for(done.wait(), 5)
+    assert client == (4001, "internal error")
+    assert seen == [client]
+
+
+async def test_spawned_tasks_finish_before_on_disconnect() -> None:
+    """A spawned task's cleanup runs before on_disconnect is called."""
+    order: list[str] = []
+    done = asyncio.Event()
+    app = wsroute.App(load_entrypoints=False)
+
+    @app.route("/x")
+    class X(wsroute.Handler):
+        async def on_connect(self):
+            self.spawn(self.work())
+            await self.send("ready")
+
+        async def work(self):
+            try:
+                await asyncio.sleep(3600)
+            finally:
+                order.append("task cleanup")
+
+        async def on_disconnect(self, code, reason):
+            order.append("disconnect")
+            done.set()
+
+    async with serve_app(app) as server:
+        async with server.connect("/x") as ws:
+            assert await ws.recv() == "ready"
+        await asyncio.wait_for(done.wait(), 5)
+    assert order == ["task cleanup", "disconnect"]
+
+
+async def test_failed_startup_hook_stops_the_broker() -> None:
+    """A plugin failing in wsroute_startup leaves no broker connected behind."""
+    from wsroute.hub import MemoryBroker
+
+    events: list[str] = []
+
+    class SpyBroker(MemoryBroker):
+        async def start(self, sink):
+            events.append("start")
+            await super().start(sink)
+
+        async def stop(self):
+            events.append("stop")
+            await super().stop()
+
+    class Failing:
+        @wsroute.hookimpl
+        def wsroute_startup(self, app):
+            raise RuntimeError("cannot start")
+
+    app = make_app()
+    app.hub.use_broker(SpyBroker())
+    app.plugins.register(Failing(), "failing")
+    with pytest.raises(wsroute.PluginError, match="failing"):
+        async with serve_app(app):
+            pass
+    assert events == ["start", "stop"]

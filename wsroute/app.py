@@ -241,7 +241,11 @@ class App:
         await self.configure()
         self._prepare()
         await self.hub.start()
-        await self._call_lifecycle("wsroute_startup")
+        try:
+            await self._call_lifecycle("wsroute_startup")
+        except BaseException:
+            await self.hub.stop()  # never leave the broker connected behind a failed start
+            raise
 
     async def shutdown(self) -> None:
         """Stop the hub and tell plugins; after the server closed."""

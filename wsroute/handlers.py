@@ -48,6 +48,8 @@ F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
 
 _ON_ATTR = "__wsroute_on__"
 
+_CLOSING: set[asyncio.Task[Any]] = set()
+
 
 def on(message_type: str) -> Callable[[F], F]:
     """Mark a ``Handler`` method as the receiver of JSON messages of one type.
@@ -192,10 +194,17 @@ class Handler:
         if isinstance(exc, ConnectionClosed):
             return
         logger.error("background task of %s failed", type(self).__qualname__, exc_info=exc)
-        asyncio.get_running_loop().create_task(self.ws.close(CloseCode.INTERNAL_ERROR, "internal error"))
+        closing = asyncio.get_running_loop().create_task(self.ws.close(CloseCode.INTERNAL_ERROR, "internal error"))
+        _CLOSING.add(closing)  # keep a reference until done, or it may be collected
+        closing.add_done_callback(_CLOSING.discard)
 
-    async def _run(self, message_key: str) -> None:
-        """Connect, dispatch every message, always disconnect."""
+    async def _run(self, message_key: str, on_error: Callable[[Exception], Awaitable[None]]) -> None:
+        """Connect, dispatch every message, always disconnect.
+
+        ``on_error`` (the session's) logs an exception and closes the
+        connection with the chosen code *before* ``on_disconnect`` runs, so
+        ``on_disconnect`` reports exactly what the client received.
+        """
         ws = self.ws
         try:
             await self.on_connect()
@@ -214,16 +223,25 @@ class Handler:
                     await self.on_message(await ws.recv())
         except ConnectionClosed:
             pass
+        except Exception as exc:
+            await on_error(exc)
         finally:
-            for task in list(self.__dict__.get("_wsroute_tasks", ())):
-                task.cancel()
+            await self._stop_tasks()
             await self._disconnect()
+
+    async def _stop_tasks(self) -> None:
+        """Cancel spawned tasks and let their ``finally`` blocks run first."""
+        tasks = list(self.__dict__.get("_wsroute_tasks", ()))
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _disconnect(self) -> None:
         ws = self.ws
         if ws.close_code is None:
-            # The handler is leaving (exception or cancellation) with the
-            # connection open: report what the client is about to see.
+            # Cancelled (server shutdown past the drain timeout) with the
+            # connection open: websockets closes it with 1011 next.
             code, reason = int(CloseCode.INTERNAL_ERROR), ""
         else:
             code, reason = ws.close_code, ws.close_reason or ""

@@ -247,7 +247,8 @@ def wsroute_connection_closed(app: Any, conn: Any, code: int | None, reason: str
     Args:
         app: the :class:`~wsroute.App`.
         conn: the :class:`~wsroute.Connection`.
-        code: the close code, or None if the connection was lost.
+        code: the close code (1006 when the connection was lost without a
+            closing handshake).
         reason: the close reason (empty when none).
 
     Returns:

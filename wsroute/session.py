@@ -78,7 +78,7 @@ class Session:
                 handler = binding.call(**kwargs)
                 handler.ws = conn
                 handler.app = self.app
-                await handler._run(self.message_key)
+                await handler._run(self.message_key, lambda exc: self._failed(conn, route, exc))
             else:
                 await binding.call(conn, **kwargs)
         finally:
