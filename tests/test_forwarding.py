@@ -50,3 +50,11 @@ def test_bad_trusted_entry_is_refused() -> None:
     """A malformed allow-list entry names itself and the expected form."""
     with pytest.raises(ValueError, match="'nope' is not an IP address or network"):
         TrustedProxies.parse("127.0.0.1, nope")
+
+
+def test_ipv4_mapped_peer_matches_its_ipv4_network() -> None:
+    """A dual-stack peer ::ffff:127.0.0.1 is the trusted 127.0.0.1."""
+    assert "::ffff:127.0.0.1" in TRUSTED
+    assert client_ip_of(("::ffff:127.0.0.1", 1, 0, 0), request(("X-Forwarded-For", "203.0.113.9")), TRUSTED) == (
+        "203.0.113.9"
+    )

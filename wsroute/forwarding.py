@@ -57,6 +57,10 @@ class TrustedProxies:
             ip = ipaddress.ip_address(str(address))
         except ValueError:
             return False
+        # A dual-stack listener sees IPv4 peers as ::ffff:a.b.c.d.
+        mapped = ip.ipv4_mapped if isinstance(ip, ipaddress.IPv6Address) else None
+        if mapped is not None:
+            ip = mapped
         return any(ip in network for network in self.networks)
 
 
