@@ -189,3 +189,22 @@ async def test_failed_startup_hook_stops_the_broker() -> None:
         async with serve_app(app):
             pass
     assert events == ["start", "stop"]
+
+
+async def test_connection_closed_from_another_socket_is_a_handler_failure(caplog) -> None:
+    """A ConnectionClosed raised by an upstream socket the handler relays to closes with 1011 and is logged."""
+    app = make_app()
+
+    @app.route("/relay")
+    async def relay(ws):
+        async with serve_app(make_app()) as upstream_server, upstream_server.connect("/leave") as upstream:
+            await upstream.send("bye")  # /leave returns after one message: upstream closes
+            await upstream.recv()
+
+    caplog.set_level(logging.ERROR)
+    async with serve_app(app) as server, server.connect("/relay") as ws:
+        with pytest.raises(ConnectionClosed):
+            await ws.recv()
+        assert ws.close_code == 1011
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert errors == ["handler for route /relay failed"]

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from websockets.exceptions import ConnectionClosed
 from websockets.frames import CloseCode
+from websockets.protocol import State
 
 from .dispatch import decode_typed, encode_json
 
@@ -221,8 +222,9 @@ class Handler:
             else:
                 while True:
                     await self.on_message(await ws.recv())
-        except ConnectionClosed:
-            pass
+        except ConnectionClosed as exc:
+            if ws.protocol.state is State.OPEN:  # another socket closed, not this client
+                await on_error(exc)
         except Exception as exc:
             await on_error(exc)
         finally:

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 from websockets.exceptions import ConnectionClosed
 from websockets.frames import EXTERNAL_CLOSE_CODES, CloseCode
+from websockets.protocol import State
 
 from .di import Binding
 from .dispatch import Rejection, choose_by_first_message
@@ -57,8 +58,11 @@ class Session:
                 if route is None:
                     return
             await self._run(conn, route)
-        except ConnectionClosed:
-            pass
+        except ConnectionClosed as exc:
+            if conn.protocol.state is State.OPEN:
+                # Not this client leaving: another socket the handler used
+                # (a relay, an upstream) closed. That is a handler failure.
+                await self._failed(conn, route, exc)
         except Exception as exc:
             await self._failed(conn, route, exc)
         finally:
