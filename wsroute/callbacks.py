@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Awaitable
-from typing import Any, TypeVar
+from typing import Any
 
-__all__ = ["describe", "is_async_callable", "maybe_await"]
+__all__ = ["describe", "is_async_callable"]
 
-T = TypeVar("T")
 
 
 def is_async_callable(obj: Any) -> bool:
@@ -25,13 +23,6 @@ def is_async_callable(obj: Any) -> bool:
     if inspect.iscoroutinefunction(obj):
         return True
     return not inspect.isroutine(obj) and callable(obj) and inspect.iscoroutinefunction(obj.__call__)
-
-
-async def maybe_await(value: T | Awaitable[T]) -> T:
-    """Await ``value`` if it is awaitable, else return it as is."""
-    if inspect.isawaitable(value):
-        return await value
-    return value
 
 
 def describe(obj: Any) -> str:

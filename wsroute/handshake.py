@@ -99,8 +99,7 @@ class Handshake:
         try:
             answer = chain.run_sync(conn, request)
         except Exception:
-            logger.exception("middleware failed for %s; answered 500", conn.path)
-            return conn.respond(500, _FAILED)
+            return _middleware_failed(conn)
         if inspect.isawaitable(answer):
             return self._guarded(answer, conn)
         return answer
@@ -110,15 +109,13 @@ class Handshake:
         try:
             return await pending
         except Exception:
-            logger.exception("middleware failed for %s; answered 500", conn.path)
-            return conn.respond(500, _FAILED)
+            return _middleware_failed(conn)
 
     def _plugin_answer(self, conn: Connection, request: Request) -> Response | Awaitable[Response | None] | None:
         try:
             answer = self.request_hook.first({"app": self.app, "conn": conn, "request": request})
         except HookFailed as failure:
-            logger.error("%s; answered 500", failure, exc_info=failure.__cause__)
-            return conn.respond(500, _FAILED)
+            return _plugin_failed(conn, failure)
         if inspect.isawaitable(answer):
             return self._await_plugin_answer(answer, conn, request)
         return answer  # type: ignore[no-any-return]
@@ -130,8 +127,7 @@ class Handshake:
         try:
             response = await answer
         except HookFailed as failure:
-            logger.error("%s; answered 500", failure, exc_info=failure.__cause__)
-            return conn.respond(500, _FAILED)
+            return _plugin_failed(conn, failure)
         if response is not None:
             return response
         routed = self._route(conn, request)
@@ -141,10 +137,9 @@ class Handshake:
         """Add the headers plugins ask for (some plugin is async)."""
         kwargs = {"app": self.app, "conn": conn, "request": request, "response": response}
         try:
-            additions = await self.app.plugins.collect("wsroute_extra_headers", **kwargs)
+            additions = await self.headers_hook.each(kwargs)
         except HookFailed as failure:
-            logger.error("%s; answered 500", failure, exc_info=failure.__cause__)
-            return conn.respond(500, _FAILED)
+            return _plugin_failed(conn, failure)
         return _apply_headers(conn, response, additions)
 
     def _add_headers_sync(self, conn: Connection, request: Request, response: Response) -> Response | None:
@@ -153,9 +148,20 @@ class Handshake:
         try:
             additions = self.headers_hook.each_sync(kwargs)
         except HookFailed as failure:
-            logger.error("%s; answered 500", failure, exc_info=failure.__cause__)
-            return conn.respond(500, _FAILED)
+            return _plugin_failed(conn, failure)
         return _apply_headers(conn, response, additions)
+
+
+def _plugin_failed(conn: Connection, failure: HookFailed) -> Response:
+    """Answer 500 for this request only, logged once with the plugin's name."""
+    logger.error("%s; answered 500", failure, exc_info=failure.__cause__)
+    return conn.respond(500, _FAILED)
+
+
+def _middleware_failed(conn: Connection) -> Response:
+    """Fail closed: 500, logged once (call from an ``except`` block)."""
+    logger.exception("middleware failed for %s; answered 500", conn.path)
+    return conn.respond(500, _FAILED)
 
 
 def _apply_headers(conn: Connection, response: Response, additions: list[tuple[str, Any]]) -> Response | None:

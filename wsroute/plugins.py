@@ -186,7 +186,8 @@ class Plugins:
         Raises:
             HookFailed: naming the plugin whose implementation raised.
         """
-        return await _call(getattr(self.hook, hook_name), kwargs)
+        hook = getattr(self.hook, hook_name)
+        return await _call(_implementations(hook), hook_name, kwargs)
 
     def list(self) -> list[PluginInfo]:
         """The registered plugins, where they came from, and their hooks."""
@@ -291,6 +292,14 @@ class Resolved:
         """:func:`call_first` on these implementations."""
         return _first(self.impls, self.hook_name, kwargs)
 
+    async def each(self, kwargs: dict[str, Any]) -> list[tuple[str, Any]]:
+        """``(plugin name, result)`` of each implementation, awaiting async ones.
+
+        Raises:
+            HookFailed: naming the plugin whose implementation raised.
+        """
+        return await _call(self.impls, self.hook_name, kwargs)
+
     def each_sync(self, kwargs: dict[str, Any]) -> list[tuple[str, Any]]:
         """``(plugin name, result)`` of each implementation, all synchronous.
 
@@ -354,18 +363,18 @@ async def call_each(hook: Any, **kwargs: Any) -> list[Any]:
     Raises:
         HookFailed: naming the plugin whose implementation raised.
     """
-    return [result for _, result in await _call(hook, kwargs)]
+    return [result for _, result in await _call(_implementations(hook), hook.name, kwargs)]
 
 
-async def _call(hook: Any, kwargs: dict[str, Any]) -> list[tuple[str, Any]]:
+async def _call(impls: Iterable[Any], hook_name: str, kwargs: dict[str, Any]) -> list[tuple[str, Any]]:
     results = []
-    for impl in _implementations(hook):
+    for impl in impls:
         try:
             result = impl.function(*[kwargs[name] for name in impl.argnames])
             if inspect.isawaitable(result):
                 result = await result
         except Exception as exc:
-            raise _failure(impl, hook.name) from exc
+            raise _failure(impl, hook_name) from exc
         if result is not None:
             results.append((impl.plugin_name, result))
     return results

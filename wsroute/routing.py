@@ -66,12 +66,6 @@ class Converter:
         if self.check is None:
             object.__setattr__(self, "check", compiled.fullmatch)
 
-    def to_python(self, text: str) -> Any:
-        """Return the converted value, or raise ``ValueError`` to reject ``text``."""
-        if not self.check(text):  # type: ignore[misc]
-            raise ValueError(text)
-        return self.convert(text)
-
 
 _UUID_RE = r"[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}"
 
