@@ -15,7 +15,6 @@ from typing import Any
 __all__ = ["describe", "is_async_callable"]
 
 
-
 def is_async_callable(obj: Any) -> bool:
     """Whether calling ``obj`` returns a coroutine (partials and ``__call__`` included)."""
     while isinstance(obj, functools.partial):
