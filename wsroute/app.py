@@ -287,9 +287,9 @@ class App:
             bindings=bindings,
             message_key=self.message_key,
             first_message_timeout=self.first_message_timeout,
-            hook_open=plugins.implemented("wsroute_connection_open"),
-            hook_closed=plugins.implemented("wsroute_connection_closed"),
-            hook_exception=plugins.implemented("wsroute_handle_exception"),
+            open_hook=plugins.resolve("wsroute_connection_open"),
+            closed_hook=plugins.resolve("wsroute_connection_closed"),
+            exception_hook=plugins.resolve("wsroute_handle_exception"),
         )
 
     async def configure(self) -> None:

@@ -26,7 +26,7 @@ from websockets.protocol import State
 
 from .di import Binding
 from .dispatch import Rejection, choose_by_first_message
-from .plugins import HookFailed, call_each, call_first
+from .plugins import HookFailed, Resolved
 from .routes import Route, RouteGroup
 
 if TYPE_CHECKING:
@@ -46,9 +46,9 @@ class Session:
     bindings: Mapping[Route, Binding]
     message_key: str
     first_message_timeout: float
-    hook_open: bool
-    hook_closed: bool
-    hook_exception: bool
+    open_hook: Resolved
+    closed_hook: Resolved
+    exception_hook: Resolved
 
     async def __call__(self, conn: Connection) -> None:
         route = conn.route
@@ -66,7 +66,7 @@ class Session:
         except Exception as exc:
             await self._failed(conn, route, exc)
         finally:
-            if self.hook_closed:
+            if self.closed_hook:
                 await self._report_closed(conn)
 
     async def _run(self, conn: Connection, route: Route) -> None:
@@ -76,8 +76,8 @@ class Session:
         hub = self.app.hub
         hub.attach(conn, route.slow_consumer)
         try:
-            if self.hook_open:
-                await call_each(self.app.plugins.hook.wsroute_connection_open, app=self.app, conn=conn)
+            if self.open_hook:
+                await self.open_hook.each({"app": self.app, "conn": conn})
             if route.is_class:
                 handler = binding.call(**kwargs)
                 handler.ws = conn
@@ -120,12 +120,10 @@ class Session:
             await conn.close(code, "internal error")
 
     def _close_code_for(self, conn: Connection, route: Route | None, exc: Exception) -> int:
-        if not self.hook_exception:
+        if not self.exception_hook:
             return int(CloseCode.INTERNAL_ERROR)
         try:
-            code: Any = call_first(
-                self.app.plugins.hook.wsroute_handle_exception, app=self.app, conn=conn, route=route, exc=exc
-            )
+            code: Any = self.exception_hook.first({"app": self.app, "conn": conn, "route": route, "exc": exc})
         except HookFailed as failure:
             logger.error("%s", failure, exc_info=failure.__cause__)
             return int(CloseCode.INTERNAL_ERROR)
@@ -141,12 +139,8 @@ class Session:
         # closed) so observers see the final code rather than None.
         await conn.close()
         try:
-            await call_each(
-                self.app.plugins.hook.wsroute_connection_closed,
-                app=self.app,
-                conn=conn,
-                code=conn.close_code,
-                reason=conn.close_reason or "",
+            await self.closed_hook.each(
+                {"app": self.app, "conn": conn, "code": conn.close_code, "reason": conn.close_reason or ""}
             )
         except HookFailed as failure:
             logger.error("%s", failure, exc_info=failure.__cause__)
