@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 import uuid
+
+import pytest
 
 import wsroute
 from wsroute.testing import serve_app
@@ -91,3 +95,101 @@ async def test_handler_return_closes_with_1000() -> None:
         await ws.recv()
         await ws.wait_closed()
         assert ws.close_code == 1000
+
+
+def decoding_app() -> wsroute.App:
+    app = wsroute.App(load_entrypoints=False)
+
+    @app.route("/rooms/{name}")
+    async def room(ws, name):
+        await ws.send_json({"name": name, "path": ws.path, "decoded_path": ws.decoded_path})
+
+    @app.route("/café/{dish}")
+    async def cafe(ws, dish):
+        await ws.send_json({"dish": dish})
+
+    @app.route("/items/{item_id:int}")
+    async def item(ws, item_id):
+        await ws.send_json({"item_id": item_id})
+
+    @app.route("/files/{rest:path}")
+    async def files(ws, rest):
+        await ws.send_json({"rest": rest})
+
+    @app.route("/blue")
+    async def blue(ws):
+        await ws.send_json({"query": ws.query})
+
+    return app
+
+
+async def test_percent_encoded_parameter_reaches_the_handler_decoded() -> None:
+    """``/rooms/hello%20world`` gives ``name == "hello world"``; ``ws.path`` is raw, ``ws.decoded_path`` decoded."""
+    async with serve_app(decoding_app()) as server, server.connect("/rooms/hello%20world") as ws:
+        assert json.loads(await ws.recv()) == {
+            "name": "hello world",
+            "path": "/rooms/hello%20world",
+            "decoded_path": "/rooms/hello world",
+        }
+
+
+async def test_non_ascii_literal_segment_is_reachable() -> None:
+    """A route whose literal is not ASCII matches its UTF-8 percent-encoded form, as an IRI or a URI."""
+    async with serve_app(decoding_app()) as server:
+        async with server.connect("/caf%C3%A9/cr%C3%AApe") as ws:
+            assert json.loads(await ws.recv()) == {"dish": "crêpe"}
+        async with server.connect("/café/thé") as ws:  # websockets' client encodes the IRI itself
+            assert json.loads(await ws.recv()) == {"dish": "thé"}
+
+
+async def test_encoded_slash_stays_inside_its_segment() -> None:
+    """``%2F`` is part of the ``str`` parameter's value; a real ``/`` makes another segment (404)."""
+    async with serve_app(decoding_app()) as server:
+        async with server.connect("/rooms/a%2Fb") as ws:
+            assert json.loads(await ws.recv()) == {"name": "a/b", "path": "/rooms/a%2Fb", "decoded_path": "/rooms/a/b"}
+        assert await server.rejection("/rooms/a/b") == 404
+
+
+async def test_path_converter_gets_the_decoded_segments_joined() -> None:
+    """``{rest:path}`` receives the decoded segments joined with ``/``, so ``%2F`` and ``/`` read alike."""
+    async with serve_app(decoding_app()) as server, server.connect("/files/a%2Fb/c%20d.txt") as ws:
+        assert json.loads(await ws.recv()) == {"rest": "a/b/c d.txt"}
+
+
+async def test_converters_see_decoded_text_and_static_paths_match_decoded() -> None:
+    """``/items/%34%32`` gives the int 42, and ``/bl%75e`` reaches the static route ``/blue``."""
+    async with serve_app(decoding_app()) as server:
+        async with server.connect("/items/%34%32") as ws:
+            assert json.loads(await ws.recv()) == {"item_id": 42}
+        async with server.connect("/bl%75e") as ws:
+            assert json.loads(await ws.recv()) == {"query": {}}
+
+
+@pytest.mark.parametrize(
+    ("target", "reason"),
+    [
+        ("/rooms/%FF", "path segment '%FF' is not UTF-8 once percent-decoded"),
+        ("/rooms/caf%C3", "path segment 'caf%C3' is not UTF-8 once percent-decoded"),
+        ("/rooms/%zz", "malformed percent-escape '%zz' in the path"),
+        ("/blue?q=%FF", "the query string is not UTF-8 once percent-decoded"),
+        ("/blue?q=%4", "malformed percent-escape '%4' in the query string"),
+    ],
+)
+async def test_undecodable_target_gets_400_before_the_upgrade(target: str, reason: str, caplog) -> None:
+    """A path segment or query that is not UTF-8 once decoded (or a malformed escape) gets 400 with the reason."""
+    caplog.set_level(logging.DEBUG)
+    async with serve_app(decoding_app()) as server:
+        assert await server.rejection(target) == 400
+        answer = await server.handshake(target)
+        assert answer.status == 400
+        assert answer.text.startswith(f"Bad Request: {reason}")
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING or r.exc_info]
+
+
+async def test_query_is_decoded_as_utf8_with_plus_as_space() -> None:
+    """``ws.query`` decodes escapes as UTF-8 and ``+`` as a space (form encoding); the path keeps ``+``."""
+    async with serve_app(decoding_app()) as server:
+        async with server.connect("/blue?name=caf%C3%A9&x=a+b&x=%2B") as ws:
+            assert json.loads(await ws.recv()) == {"query": {"name": ["café"], "x": ["a b", "+"]}}
+        async with server.connect("/rooms/a+b") as ws:
+            assert json.loads(await ws.recv())["name"] == "a+b"

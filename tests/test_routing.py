@@ -8,6 +8,7 @@ import pytest
 
 from wsroute import Converter, RouteError
 from wsroute.routing import DEFAULT_CONVERTERS, Pattern, Router
+from wsroute.urls import BadTarget
 
 
 def parse(source: str) -> Pattern:
@@ -175,3 +176,48 @@ def test_many_routes_under_one_parameter_do_not_scan() -> None:
     router = router_of(*[f"/t/{{tenant}}/svc{i}/{{id:int}}" for i in range(500)])
     assert len(router._root.static["t"].params) == 1
     assert router.match("/t/acme/svc499/12") == ("/t/{tenant}/svc499/{id:int}", {"tenant": "acme", "id": 12})
+
+
+def test_segments_are_split_before_they_are_decoded() -> None:
+    """Parameters arrive decoded, and ``%2F`` stays in its segment instead of making a new one."""
+    router = router_of("/rooms/{name}", "/rooms/{name}/log", "/files/{rest:path}")
+    assert router.match("/rooms/hello%20world") == ("/rooms/{name}", {"name": "hello world"})
+    assert router.match("/rooms/a%2Fb") == ("/rooms/{name}", {"name": "a/b"})
+    assert router.match("/rooms/a%2Fb/log") == ("/rooms/{name}/log", {"name": "a/b"})
+    assert router.match("/files/a%2Fb/c") == ("/files/{rest:path}", {"rest": "a/b/c"})
+
+
+def test_literal_segments_match_their_decoded_form() -> None:
+    """Static and tree literals, ASCII or not, match percent-encoded requests; an encoded slash never does."""
+    router = router_of("/café", "/café/{x}", "/a/b", "/100%")
+    assert router.match("/caf%C3%A9") == ("/café", {})
+    assert router.match("/caf%c3%a9/1") == ("/café/{x}", {"x": "1"})
+    assert router.match("/a%2Fb") is None
+    assert router.match("/%61/b") == ("/a/b", {})
+    assert router.match("/100%25") == ("/100%", {})
+
+
+@pytest.mark.parametrize(
+    ("path", "message"),
+    [
+        ("/x/%FF", "path segment '%FF' is not UTF-8 once percent-decoded"),
+        ("/x/%E2%82", "path segment '%E2%82' is not UTF-8 once percent-decoded"),
+        ("/100%", "malformed percent-escape '%' in the path"),
+        ("/x/%g0", "malformed percent-escape '%g0' in the path"),
+    ],
+)
+def test_undecodable_segment_raises_bad_target(path: str, message: str) -> None:
+    """A malformed escape or bytes that are not UTF-8 raise BadTarget, which the handshake answers 400."""
+    router = router_of("/x/{y}", "/100%")
+    with pytest.raises(BadTarget) as caught:
+        router.match(path)
+    assert str(caught.value).startswith(message)
+
+
+def test_pattern_with_a_percent_escape_is_refused() -> None:
+    """A pattern literal holding ``%20`` is refused: patterns are written decoded."""
+    with pytest.raises(RouteError) as caught:
+        parse("/hello%20world")
+    assert str(caught.value).startswith(
+        "route '/hello%20world': segment 'hello%20world' contains the percent-escape '%20'"
+    )

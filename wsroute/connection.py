@@ -10,7 +10,10 @@ documented by websockets — with a few more attributes:
 * ``ws.ctx``: a plain namespace that middleware fills (``conn.ctx.user = …``).
   It is not called ``state`` because ``state`` is websockets' protocol state;
 * ``ws.route``: the matched :class:`~wsroute.app.Route`;
-* ``ws.query``: the parsed query string, ``{name: [values]}``;
+* ``ws.path``: the raw request path as the client sent it, without the query
+  string (``/rooms/hello%20world``); ``ws.decoded_path``: the same path
+  percent-decoded (``/rooms/hello world``);
+* ``ws.query``: the parsed, decoded query string, ``{name: [values]}``;
 * ``ws.first_message``: the decoded first message on message-routed paths;
 * ``ws.client_ip``: the peer's address, or the client's address from
   ``X-Forwarded-For`` / ``Forwarded`` when the peer is a trusted proxy.
@@ -26,6 +29,7 @@ from websockets.asyncio.server import ServerConnection
 
 from .dispatch import encode_json
 from .forwarding import client_ip_of
+from .urls import BadTarget, decode_path, parse_query
 
 if TYPE_CHECKING:
     from .app import App
@@ -59,17 +63,38 @@ class Connection(ServerConnection):
 
     @property
     def path(self) -> str:
-        """The request path without its query string."""
+        """The raw request path, without its query string: ``/rooms/hello%20world``.
+
+        Exactly what the client sent (always ASCII), so it is safe to log and
+        keeps ``%2F`` apart from ``/``. Routing matches the decoded form.
+        """
         if self.request is None:
             return ""
         return self.request.path.partition("?")[0]
 
     @property
+    def decoded_path(self) -> str:
+        """:attr:`path` percent-decoded as UTF-8, segment by segment: ``/rooms/hello world``.
+
+        An encoded slash (``%2F``) becomes ``/`` here, so use ``ws.params``
+        for parameter values; the router kept it inside its segment.
+        """
+        return decode_path(self.path)
+
+    @property
     def query(self) -> dict[str, list[str]]:
-        """The query string, parsed once on first use: ``{"token": ["abc"]}``."""
+        """The query string, decoded and parsed once: ``{"token": ["abc"]}``.
+
+        ``+`` is a space. A query that is not UTF-8 once percent-decoded was
+        refused with 400 before the upgrade, so middleware and handlers never
+        see one (a plugin answering before routing gets U+FFFD replacements).
+        """
         if self._query is None:
             raw = self.request.path.partition("?")[2] if self.request is not None else ""
-            self._query = urllib.parse.parse_qs(raw, keep_blank_values=True)
+            try:
+                self._query = parse_query(raw)
+            except BadTarget:
+                self._query = urllib.parse.parse_qs(raw, keep_blank_values=True)
         return self._query
 
     @property

@@ -3,8 +3,10 @@
 :class:`Handshake` is built once when the app starts serving, with everything
 the per-request path needs already looked up; its methods are websockets'
 ``process_request`` and ``process_response``. A request that matches no route
-gets 404 here, and a rejected one gets its middleware's response: in both
-cases no handler runs and no WebSocket is opened.
+gets 404 here (naming the strict route it missed by a trailing slash, if
+any), one whose path or query cannot be percent-decoded gets 400, and a
+rejected one gets its middleware's response: in each case no handler runs and
+no WebSocket is opened.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from .middleware import Chain
 from .plugins import HookFailed, Resolved
 from .routes import RouteGroup
 from .routing import Router
+from .urls import BadTarget, parse_query
 
 if TYPE_CHECKING:
     from .app import App
@@ -79,11 +82,16 @@ class Handshake:
 
     def _route(self, conn: Connection, request: Request) -> Response | Awaitable[Response | None] | None:
         path = request.path
-        if "?" in path:
-            path = path.partition("?")[0]
-        found = self.router.match(path)
+        try:
+            if "?" in path:
+                path, _, query = path.partition("?")
+                if "%" in query:  # decode now: a bad query is a 400, not a handler failing later
+                    conn._query = parse_query(query)
+            found = self.router.match(path)
+        except BadTarget as exc:
+            return conn.respond(400, f"Bad Request: {exc}.\n")
         if found is None:
-            return conn.respond(404, "Not Found\n")
+            return _not_found(conn, self.router, path)
         group, params = found
         conn.group = group
         conn.route = group.plain
@@ -150,6 +158,19 @@ class Handshake:
         except HookFailed as failure:
             return _plugin_failed(conn, failure)
         return _apply_headers(conn, response, additions)
+
+
+def _not_found(conn: Connection, router: Router[RouteGroup], path: str) -> Response:
+    """404; when a strict route misses only by a trailing slash, the text names it."""
+    near = router.near_miss(path)
+    if near is None:
+        return conn.respond(404, "Not Found\n")
+    slash = "without" if path.endswith("/") else "with"
+    return conn.respond(
+        404,
+        f"Not Found: route {near!r} matches this path {slash} its trailing slash, "
+        "and that route is strict about trailing slashes (trailing_slash='strict').\n",
+    )
 
 
 def _plugin_failed(conn: Connection, failure: HookFailed) -> Response:

@@ -13,6 +13,16 @@ expressions: static paths are one dict lookup, parameterised paths walk a tree
 of segments (static children by dict, then parameters), so the cost depends on
 the depth of the path, not on the number of routes. Matching is pure (no I/O)
 and is tested without sockets.
+
+Patterns are written decoded (``/café/{name}``) and requests are matched
+decoded: the raw path is split on ``/``, then each segment is percent-decoded
+as UTF-8 (:mod:`wsroute.urls`), so ``/caf%C3%A9/a%20b`` matches with
+``name == "a b"`` and ``%2F`` stays inside its segment. A path without ``%``
+is its own decoded form, so static paths stay one dict lookup on the raw path.
+
+A route may accept its path with or without one trailing slash (the default in
+:class:`~wsroute.App`) or be strict; an exact match always wins, and
+:meth:`Router.near_miss` names the strict route a request missed by a slash.
 """
 
 from __future__ import annotations
@@ -25,6 +35,7 @@ from typing import Any, Generic, TypeVar
 import attrs
 
 from .errors import RouteError
+from .urls import decode_segments
 
 __all__ = ["Converter", "DEFAULT_CONVERTERS", "Pattern", "Router"]
 
@@ -70,8 +81,8 @@ class Converter:
 _UUID_RE = r"[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}"
 
 DEFAULT_CONVERTERS: dict[str, Converter] = {
-    # A segment never contains "/", so any non-empty one matches [^/]+.
-    "str": Converter("str", r"[^/]+", check=bool),
+    # Any non-empty decoded segment, "/" included when the client sent "%2F".
+    "str": Converter("str", r".+", check=bool),
     "int": Converter("int", r"[0-9]+", int, disjoint_from=frozenset({"uuid"})),
     "uuid": Converter("uuid", _UUID_RE, uuid.UUID, disjoint_from=frozenset({"int"})),
     "path": Converter("path", r".+"),
@@ -144,8 +155,17 @@ class Pattern:
         return all(a.overlaps(b) for a, b in zip(self.segments, other.segments, strict=True))
 
 
+_ESCAPE_RE = re.compile(r"%[0-9A-Fa-f]{2}")
+
+
 def _parse_segment(source: str, text: str, converters: dict[str, Converter]) -> Segment:
     if "{" not in text and "}" not in text:
+        escape = _ESCAPE_RE.search(text)
+        if escape is not None:
+            raise RouteError(
+                f"route {source!r}: segment {text!r} contains the percent-escape {escape[0]!r}; requests are "
+                "matched decoded, so write the decoded text (e.g. ' ' for '%20'); a literal '%' is requested as '%25'"
+            )
         return Segment(text)
     found = _PARAM_RE.match(text)
     if found is None:
@@ -167,7 +187,8 @@ class _Node(Generic[T]):
     Parameter children are shared by every pattern that has the same
     converter at this position (``/a/{x}/b`` and ``/a/{y}/c`` share the
     ``{str}`` child), so each node offers at most one branch per converter
-    and matching never scans routes. Parameter names live with the target.
+    and matching never scans routes. Parameter names live with the target,
+    in a terminal ``(target, names, pattern source)``.
     """
 
     __slots__ = ("params", "rest", "static", "terminal")
@@ -175,8 +196,8 @@ class _Node(Generic[T]):
     def __init__(self) -> None:
         self.static: dict[str, _Node[T]] = {}
         self.params: list[tuple[Callable[[str], Any], Callable[[str], Any], _Node[T], str]] = []
-        self.rest: list[tuple[Callable[[str], Any], Callable[[str], Any], tuple[T, tuple[str, ...]]]] = []
-        self.terminal: tuple[T, tuple[str, ...]] | None = None
+        self.rest: list[tuple[Callable[[str], Any], Callable[[str], Any], tuple[T, tuple[str, ...], str]]] = []
+        self.terminal: tuple[T, tuple[str, ...], str] | None = None
 
     def param_child(self, converter: Converter) -> _Node[T]:
         for _, _, child, name in self.params:
@@ -198,13 +219,16 @@ class Router(Generic[T]):
         router = Router()
         router.add(Pattern.parse("/items/{id:int}", DEFAULT_CONVERTERS), "items")
         router.match("/items/3")   # ("items", {"id": 3})
+        router.match("/items/3/")  # None: strict is the Router's default
     """
 
     def __init__(self) -> None:
-        self._static: dict[str, T] = {}
+        self._static: dict[str, T] = {}  # raw-path fast path: static sources without "%"
+        self._static_terminals: dict[str, tuple[T, tuple[str, ...], str]] = {}
         self._root: _Node[T] = _Node()
         self._patterns: list[Pattern] = []
         self._targets: dict[str, T] = {}
+        self._strict: set[str] = set()
 
     def __len__(self) -> int:
         return len(self._patterns)
@@ -217,7 +241,12 @@ class Router(Generic[T]):
         """The target registered under exactly this pattern text, if any."""
         return self._targets.get(source)
 
-    def add(self, pattern: Pattern, target: T) -> None:
+    def add(self, pattern: Pattern, target: T, *, strict_slash: bool = True) -> None:
+        """Add ``pattern``; ``strict_slash=False`` also matches it with one ``/`` more or less at the end.
+
+        Raises:
+            RouteError: ``pattern`` would match the same requests as one already added.
+        """
         for existing in self._patterns:
             if existing.overlaps(pattern):
                 raise RouteError(
@@ -226,10 +255,14 @@ class Router(Generic[T]):
                 )
         self._patterns.append(pattern)
         self._targets[pattern.source] = target
+        if strict_slash:
+            self._strict.add(pattern.source)
+        terminal = (target, pattern.param_names, pattern.source)
         if pattern.is_static:
-            self._static[pattern.source] = target
+            if "%" not in pattern.source:
+                self._static[pattern.source] = target
+            self._static_terminals[pattern.source] = terminal
             return
-        terminal = (target, pattern.param_names)
         node = self._root
         for segment in pattern.segments:
             converter = segment.converter
@@ -243,23 +276,76 @@ class Router(Generic[T]):
         node.terminal = terminal
 
     def match(self, path: str) -> tuple[T, dict[str, Any]] | None:
-        """Find the target for ``path`` (without its query string)."""
+        """Find the target for ``path`` (raw, without its query string).
+
+        An exact match wins; otherwise a pattern added with
+        ``strict_slash=False`` matches with one trailing ``/`` more or less.
+
+        Raises:
+            BadTarget: a segment with a malformed escape or not UTF-8 once
+                decoded (:mod:`wsroute.urls`); the request deserves 400.
+        """
         target = self._static.get(path)
         if target is not None:
             return target, {}
-        if not path.startswith("/"):
-            return None
-        values: list[Any] = []
-        found = _walk(self._root, path[1:].split("/"), 0, values)
+        found = self._lookup(path, static_done=True)
         if found is None:
-            return None
-        target, names = found
+            if len(self._strict) == len(self._patterns):  # no pattern accepts the other slash
+                return None
+            found = self._lookup(_other_slash(path))
+            if found is None or found[0][2] in self._strict:
+                return None
+        (target, names, _), values = found
         if len(names) == 1:  # the common case, without dict(zip()) overhead
             return target, {names[0]: values[0]}
         return target, dict(zip(names, values, strict=True))
 
+    def near_miss(self, path: str) -> str | None:
+        """The strict pattern that ``path`` misses only by one trailing slash, if any.
 
-def _walk(node: _Node[T], parts: list[str], index: int, values: list[Any]) -> tuple[T, tuple[str, ...]] | None:
+        For the 404 answer's text; call it only after :meth:`match` found nothing.
+        """
+        found = self._lookup(_other_slash(path))
+        if found is None or found[0][2] not in self._strict:
+            return None
+        return found[0][2]
+
+    def _lookup(
+        self, path: str, *, static_done: bool = False
+    ) -> tuple[tuple[T, tuple[str, ...], str], list[Any]] | None:
+        """Exact match of a raw path: the terminal and the converted values.
+
+        ``static_done``: the caller already looked ``path`` up in ``_static``.
+        """
+        if not path.startswith("/"):
+            return None
+        if "%" in path:
+            parts = decode_segments(path)
+            # A decoded "/" (from %2F) belongs to its segment: such a path is never a static one.
+            decoded = None if any("/" in part for part in parts) else "/" + "/".join(parts)
+        else:
+            parts = path[1:].split("/")
+            decoded = None if static_done else path
+        if decoded is not None:
+            terminal = self._static_terminals.get(decoded)
+            if terminal is not None:
+                return terminal, []
+        values: list[Any] = []
+        found = _walk(self._root, parts, 0, values)
+        return None if found is None else (found, values)
+
+
+def _other_slash(path: str) -> str:
+    """``path`` with one trailing slash removed or added; "" when there is none to toggle."""
+    if not path.endswith("/"):
+        return path + "/"
+    stripped = path[:-1]
+    return "" if stripped in ("", "/") else stripped
+
+
+def _walk(
+    node: _Node[T], parts: list[str], index: int, values: list[Any]
+) -> tuple[T, tuple[str, ...], str] | None:
     """Depth-first search: literal children first, then parameters, then ``path``.
 
     Converted values are pushed on ``values`` on the way down and popped when

@@ -18,6 +18,8 @@ and is shut down — connections closed, hub stopped — when the block exits.
 from __future__ import annotations
 
 import asyncio
+import base64
+import os
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
@@ -93,6 +95,37 @@ class TestServer:
         finally:
             writer.close()
         return _parse_http(raw)
+
+
+    async def handshake(self, target: str, headers: Mapping[str, str] | None = None) -> HTTPResult:
+        """Send a WebSocket upgrade request written by hand and read the answer's head and body.
+
+        ``target`` goes on the request line verbatim (``/rooms/%FF?x=1``),
+        which client libraries may refuse or normalise; ``headers`` are added
+        after the upgrade headers. A ``101`` answer is returned with an empty
+        body and the connection is dropped without a closing handshake.
+        """
+        key = base64.b64encode(os.urandom(16)).decode()
+        lines = [
+            f"GET {target} HTTP/1.1",
+            f"Host: {self.host}:{self.port}",
+            "Upgrade: websocket",
+            "Connection: Upgrade",
+            f"Sec-WebSocket-Key: {key}",
+            "Sec-WebSocket-Version: 13",
+        ]
+        lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
+        reader, writer = await asyncio.open_connection(self.host, self.port)
+        try:
+            writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+            await writer.drain()
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+            result = _parse_http(head)
+            length = int(result.headers.get("content-length", "0"))
+            body = await asyncio.wait_for(reader.readexactly(length), 10) if result.status != 101 else b""
+        finally:
+            writer.close()
+        return HTTPResult(result.status, result.headers, body)
 
 
 def _parse_http(raw: bytes) -> HTTPResult:

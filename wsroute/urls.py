@@ -1,0 +1,96 @@
+"""Percent-decoding of the request target: the path's segments and the query string.
+
+A request target reaches the server as ASCII (websockets refuses anything
+else with 400), with reserved and non-ASCII characters percent-encoded as
+UTF-8 (RFC 3986 §2.1 and §2.5). wsroute decodes it the way routing needs:
+
+* the path is split on ``/`` first and each segment is decoded afterwards, so
+  an encoded slash (``%2F``) stays inside its segment and never creates a new
+  one (``/rooms/a%2Fb`` has the two segments ``rooms`` and ``a/b``);
+* each segment is decoded as UTF-8, strictly: bytes that are not UTF-8 are a
+  client error, never silently replaced;
+* ``+`` is a plus sign in a path and a space in the query string (the query
+  is ``application/x-www-form-urlencoded``, the path is not).
+
+A ``%`` that is not followed by two hexadecimal digits, or bytes that are not
+UTF-8 once decoded, raise :class:`BadTarget`; the handshake answers 400 with
+its message before any upgrade. Everything here is pure (no I/O).
+"""
+
+from __future__ import annotations
+
+import re
+import urllib.parse
+
+__all__ = ["BadTarget", "decode_path", "decode_segments", "parse_query"]
+
+_BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
+
+
+class BadTarget(ValueError):
+    """The request target cannot be decoded; ``str(exc)`` is the 400 answer's text."""
+
+
+def decode_segments(path: str) -> list[str]:
+    """Split ``path`` (starting with ``/``, without query) on ``/``, then decode each segment.
+
+    Args:
+        path: the raw path, e.g. ``/rooms/hello%20world``.
+
+    Returns:
+        The decoded segments: ``["rooms", "hello world"]``; ``/a%2Fb`` gives
+        ``["a/b"]`` and ``/chat/`` gives ``["chat", ""]``.
+
+    Raises:
+        BadTarget: a malformed escape, or a segment whose bytes are not UTF-8.
+    """
+    _check_escapes(path, "path")
+    parts = path[1:].split("/")
+    for index, part in enumerate(parts):
+        if "%" in part:
+            try:
+                parts[index] = urllib.parse.unquote_to_bytes(part).decode("utf-8")
+            except UnicodeDecodeError:
+                raise BadTarget(f"path segment {part!r} is not UTF-8 once percent-decoded") from None
+    return parts
+
+
+def decode_path(path: str) -> str:
+    """The decoded form of ``path`` for display: segments decoded, joined with ``/``.
+
+    ``%2F`` becomes ``/`` here, so two different raw paths can give the same
+    text; route parameters (``ws.params``) keep segments apart. A path that
+    cannot be decoded strictly (only possible before routing refused it) is
+    decoded with U+FFFD replacement characters instead of raising.
+    """
+    if "%" not in path:
+        return path
+    try:
+        return "/" + "/".join(decode_segments(path))
+    except BadTarget:
+        return urllib.parse.unquote(path, errors="replace")
+
+
+def parse_query(query: str) -> dict[str, list[str]]:
+    """Parse a query string strictly: ``"a=1&a=2&b="`` gives ``{"a": ["1", "2"], "b": [""]}``.
+
+    ``+`` is a space, blank values are kept, names and values are decoded as
+    UTF-8.
+
+    Raises:
+        BadTarget: a malformed escape, or bytes that are not UTF-8 once decoded.
+    """
+    if "%" not in query:
+        return urllib.parse.parse_qs(query, keep_blank_values=True)
+    _check_escapes(query, "query string")
+    try:
+        return urllib.parse.parse_qs(query, keep_blank_values=True, errors="strict")
+    except UnicodeDecodeError:
+        raise BadTarget("the query string is not UTF-8 once percent-decoded") from None
+
+
+def _check_escapes(text: str, where: str) -> None:
+    bad = _BAD_ESCAPE.search(text)
+    if bad is not None:
+        escape = text[bad.start() : bad.start() + 3]
+        raise BadTarget(f"malformed percent-escape {escape!r} in the {where}; '%' must be followed by two hex digits")
