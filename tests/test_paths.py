@@ -193,3 +193,95 @@ async def test_query_is_decoded_as_utf8_with_plus_as_space() -> None:
             assert json.loads(await ws.recv()) == {"query": {"name": ["café"], "x": ["a b", "+"]}}
         async with server.connect("/rooms/a+b") as ws:
             assert json.loads(await ws.recv())["name"] == "a+b"
+
+
+def slash_app(**options) -> wsroute.App:
+    app = wsroute.App(load_entrypoints=False, **options)
+
+    @app.route("/chat")
+    async def chat(ws):
+        await ws.send_json({"route": "/chat", "path": ws.path, "query": ws.query})
+
+    @app.route("/rooms/{name}/")
+    async def room(ws, name):
+        await ws.send_json({"route": "/rooms/{name}/", "name": name})
+
+    @app.route("/both")
+    async def both(ws):
+        await ws.send("/both")
+
+    @app.route("/both/")
+    async def both_slash(ws):
+        await ws.send("/both/")
+
+    @app.route("/strict", trailing_slash="strict")
+    async def strict(ws):
+        await ws.send("/strict")
+
+    @app.route("/optional", trailing_slash="optional")
+    async def optional(ws):
+        await ws.send("/optional")
+
+    return app
+
+
+async def test_trailing_slash_is_optional_by_default() -> None:
+    """By default ``/chat`` answers ``/chat/?token=x`` and ``/rooms/{name}/`` answers ``/rooms/x``."""
+    async with serve_app(slash_app()) as server:
+        async with server.connect("/chat/?token=x") as ws:
+            assert json.loads(await ws.recv()) == {"route": "/chat", "path": "/chat/", "query": {"token": ["x"]}}
+        async with server.connect("/rooms/x") as ws:
+            assert json.loads(await ws.recv()) == {"route": "/rooms/{name}/", "name": "x"}
+        async with server.connect("/rooms/x/") as ws:
+            assert json.loads(await ws.recv()) == {"route": "/rooms/{name}/", "name": "x"}
+
+
+async def test_exact_match_wins_and_only_one_slash_is_forgiven() -> None:
+    """With ``/both`` and ``/both/`` registered each gets its own requests; ``/chat//`` is 404."""
+    async with serve_app(slash_app()) as server:
+        for path in ("/both", "/both/"):
+            async with server.connect(path) as ws:
+                assert await ws.recv() == path
+        assert await server.rejection("/chat//") == 404
+        assert await server.rejection("/rooms/x//") == 404
+
+
+async def test_strict_route_refuses_the_other_form_and_names_itself() -> None:
+    """A strict route answers 404 to ``/strict/`` with a text naming ``/strict``; other 404s stay plain."""
+    async with serve_app(slash_app()) as server:
+        async with server.connect("/strict") as ws:
+            assert await ws.recv() == "/strict"
+        assert await server.rejection("/strict/") == 404
+        answer = await server.handshake("/strict/?token=x")
+        assert (answer.status, answer.text) == (
+            404,
+            "Not Found: route '/strict' matches this path without its trailing slash, "
+            "and that route is strict about trailing slashes (trailing_slash='strict').\n",
+        )
+        assert (await server.handshake("/nothing")).text == "Not Found\n"
+
+
+async def test_strict_app_with_an_optional_route() -> None:
+    """``App(trailing_slash="strict")`` makes every route strict unless the route says ``"optional"``."""
+    async with serve_app(slash_app(trailing_slash="strict")) as server:
+        answer = await server.handshake("/rooms/x")
+        assert answer.status == 404
+        assert "route '/rooms/{name}/' matches this path with its trailing slash" in answer.text
+        async with server.connect("/optional/") as ws:
+            assert await ws.recv() == "/optional"
+
+
+def test_trailing_slash_values_are_checked_at_registration() -> None:
+    """A misspelt trailing_slash fails at App() or at the route, naming the value and the choices."""
+    with pytest.raises(wsroute.ConfigurationError, match="App\\(trailing_slash='loose'\\): expected one of"):
+        wsroute.App(load_entrypoints=False, trailing_slash="loose")
+    app = wsroute.App(load_entrypoints=False)
+
+    async def handler(ws):
+        pass
+
+    with pytest.raises(wsroute.RouteError, match="route '/x': trailing_slash=True; expected one of 'optional'"):
+        app.add_route("/x", handler, trailing_slash=True)
+    app.add_route("/play", handler, message="join")
+    with pytest.raises(wsroute.RouteError, match="route '/play\\[watch\\]': trailing_slash='strict' differs"):
+        app.add_route("/play", handler, message="watch", trailing_slash="strict")

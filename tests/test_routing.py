@@ -221,3 +221,21 @@ def test_pattern_with_a_percent_escape_is_refused() -> None:
     assert str(caught.value).startswith(
         "route '/hello%20world': segment 'hello%20world' contains the percent-escape '%20'"
     )
+
+
+def test_optional_trailing_slash_matches_one_slash_either_way() -> None:
+    """``strict_slash=False`` matches one trailing slash more or less; exact patterns win; strict is the default."""
+    router: Router[str] = Router()
+    router.add(parse("/chat"), "chat", strict_slash=False)
+    router.add(parse("/rooms/{name}/"), "room", strict_slash=False)
+    router.add(parse("/both"), "both", strict_slash=False)
+    router.add(parse("/both/"), "both/", strict_slash=False)
+    router.add(parse("/strict"), "strict")
+    assert router.match("/chat/") == ("chat", {})
+    assert router.match("/rooms/x") == ("room", {"name": "x"})
+    assert router.match("/both/") == ("both/", {})
+    assert router.match("/chat//") is None
+    assert router.match("/rooms/x//") is None
+    assert router.match("/strict/") is None
+    assert router.near_miss("/strict/") == "/strict"
+    assert router.near_miss("/chat//") is None

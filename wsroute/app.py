@@ -36,6 +36,7 @@ H = TypeVar("H")
 M = TypeVar("M", bound=Callable[..., Any])
 
 _POLICIES = ("disconnect", "drop_oldest", "keep_latest")
+_TRAILING_SLASH = ("optional", "strict")
 _RESERVED_OPTIONS = {
     "handler": "routes are registered with @app.route",
     "process_request": "wsroute routes in process_request; use @app.middleware",
@@ -64,6 +65,10 @@ class App:
         hub_options: further keyword arguments for :class:`~wsroute.hub.Hub`.
         forwarded_allow_ips: proxies whose ``X-Forwarded-For``/``Forwarded``
             headers are believed for ``ws.client_ip``.
+        trailing_slash: ``"optional"`` (default): ``/chat`` also matches
+            ``/chat/`` and ``/chat/`` also matches ``/chat`` (one slash, an
+            exact match wins), because WebSocket clients do not follow
+            redirects; ``"strict"``: exact paths only. Routes may override it.
         **serve_options: passed on to websockets' ``serve()`` (``ping_interval``,
             ``max_size``, ``compression``, ``ssl``…).
 
@@ -93,9 +98,15 @@ class App:
         slow_consumer: str = "disconnect",
         hub_options: Mapping[str, Any] | None = None,
         forwarded_allow_ips: str | Iterable[str] | None = None,
+        trailing_slash: str = "optional",
         **serve_options: Any,
     ) -> None:
         _check_options(message_key, first_message_timeout, slow_consumer, serve_options)
+        if trailing_slash not in _TRAILING_SLASH:
+            raise ConfigurationError(
+                f"App(trailing_slash={trailing_slash!r}): expected one of {', '.join(map(repr, _TRAILING_SLASH))}"
+            )
+        self.trailing_slash = trailing_slash
         self.message_key = message_key
         self.first_message_timeout = float(first_message_timeout)
         self.serve_options = serve_options
@@ -127,6 +138,7 @@ class App:
         message: str | None = None,
         middleware: Iterable[Callable[..., Any]] = (),
         slow_consumer: str | None = None,
+        trailing_slash: str | None = None,
         **bound: Any,
     ) -> Callable[[H], H]:
         """Register the decorated handler for ``path``; returns it unchanged.
@@ -136,11 +148,20 @@ class App:
             message: route by the first message's type instead of by path alone.
             middleware: route-level middleware, run after the app's.
             slow_consumer: this route's hub policy (default: the app's).
+            trailing_slash: ``"optional"`` or ``"strict"`` (default: the app's).
             **bound: values for handler parameters, bound with ``functools.partial``.
         """
 
         def register(handler: H) -> H:
-            self.add_route(path, handler, message=message, middleware=middleware, slow_consumer=slow_consumer, **bound)
+            self.add_route(
+                path,
+                handler,
+                message=message,
+                middleware=middleware,
+                slow_consumer=slow_consumer,
+                trailing_slash=trailing_slash,
+                **bound,
+            )
             return handler
 
         return register
@@ -153,6 +174,7 @@ class App:
         message: str | None = None,
         middleware: Iterable[Callable[..., Any]] = (),
         slow_consumer: str | None = None,
+        trailing_slash: str | None = None,
         **bound: Any,
     ) -> Route:
         """Register ``handler`` for ``path`` (what ``@app.route`` calls).
@@ -167,15 +189,24 @@ class App:
             raise RouteError(f"route {path!r}: message= must be a non-empty str (got {message!r})")
         if slow_consumer is not None and slow_consumer not in _POLICIES:
             raise RouteError(f"route {path!r}: slow_consumer={slow_consumer!r}; expected one of {', '.join(_POLICIES)}")
+        if trailing_slash is None:
+            trailing_slash = self.trailing_slash
+        elif trailing_slash not in _TRAILING_SLASH:
+            raise RouteError(
+                f"route {path!r}: trailing_slash={trailing_slash!r}; expected one of "
+                f"{', '.join(map(repr, _TRAILING_SLASH))} (or None for the app's)"
+            )
         middleware = tuple(middleware)
         for item in middleware:
             _check_middleware(item, f"route {path!r}")
-        route = Route(pattern, handler, message, middleware, dict(bound), slow_consumer)
+        route = Route(
+            pattern, handler, message, middleware, dict(bound), slow_consumer, trailing_slash=trailing_slash
+        )
         group = self.router.get(pattern.source)
         if group is None:
             group = RouteGroup(pattern)
             group.add(route)
-            self.router.add(pattern, group)
+            self.router.add(pattern, group, strict_slash=trailing_slash == "strict")
         else:
             group.add(route)
         self._handshake = None

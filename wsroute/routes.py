@@ -59,6 +59,8 @@ class Route:
         bound: keyword arguments given to ``app.route(path, **bound)``.
         slow_consumer: the hub's slow-consumer policy for this route, or
             ``None`` for the app's default.
+        trailing_slash: ``"optional"`` (the path also matches with one
+            trailing ``/`` more or less) or ``"strict"`` (exact match only).
     """
 
     pattern: Pattern
@@ -67,6 +69,7 @@ class Route:
     middleware: tuple[Callable[..., Any], ...] = ()
     bound: Mapping[str, Any] = attrs.field(factory=dict)
     slow_consumer: str | None = None
+    trailing_slash: str = "optional"
 
     @property
     def path(self) -> str:
@@ -101,6 +104,13 @@ class RouteGroup:
             return
         if self.plain is not None or route.message in self.by_message:
             raise self._conflict(route)
+        for other in self.by_message.values():
+            if other.trailing_slash != route.trailing_slash:
+                raise RouteError(
+                    f"route {route.name!r}: trailing_slash={route.trailing_slash!r} differs from "
+                    f"{other.trailing_slash!r} on route {other.name!r}; routes sharing a path are matched "
+                    "before the first message chooses one, so give them the same trailing_slash"
+                )
         if route.middleware:
             raise RouteError(
                 f"route {route.name!r}: route-level middleware runs before the upgrade, when the "

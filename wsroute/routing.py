@@ -292,7 +292,7 @@ class Router(Generic[T]):
         if found is None:
             if len(self._strict) == len(self._patterns):  # no pattern accepts the other slash
                 return None
-            found = self._lookup(_other_slash(path))
+            found = self._other_form(path)
             if found is None or found[0][2] in self._strict:
                 return None
         (target, names, _), values = found
@@ -305,10 +305,24 @@ class Router(Generic[T]):
 
         For the 404 answer's text; call it only after :meth:`match` found nothing.
         """
-        found = self._lookup(_other_slash(path))
+        found = self._other_form(path)
         if found is None or found[0][2] not in self._strict:
             return None
         return found[0][2]
+
+    def _other_form(self, path: str) -> tuple[tuple[T, tuple[str, ...], str], list[Any]] | None:
+        """The exact match of ``path`` with one trailing slash toggled, when it differs from ``path`` by it.
+
+        A pattern that itself ends with ``/`` never matches a request by dropping
+        one of its slashes (``/rooms/{name}/`` answers ``/rooms/x``, not ``/rooms/x//``).
+        """
+        if path.endswith("/"):
+            stripped = path[:-1]
+            if stripped in ("", "/"):
+                return None
+            found = self._lookup(stripped)
+            return None if found is None or found[0][2].endswith("/") else found
+        return self._lookup(path + "/")
 
     def _lookup(
         self, path: str, *, static_done: bool = False
@@ -333,14 +347,6 @@ class Router(Generic[T]):
         values: list[Any] = []
         found = _walk(self._root, parts, 0, values)
         return None if found is None else (found, values)
-
-
-def _other_slash(path: str) -> str:
-    """``path`` with one trailing slash removed or added; "" when there is none to toggle."""
-    if not path.endswith("/"):
-        return path + "/"
-    stripped = path[:-1]
-    return "" if stripped in ("", "/") else stripped
 
 
 def _walk(
