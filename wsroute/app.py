@@ -41,6 +41,10 @@ _RESERVED_OPTIONS = {
     "handler": "routes are registered with @app.route",
     "process_request": "wsroute routes in process_request; use @app.middleware",
     "process_response": "use a plugin implementing wsroute_extra_headers",
+    "origins": (
+        "websockets compares origins case-sensitively and with explicit default ports; use "
+        "app.middleware(wsroute.allow_origins([...])), which compares them as RFC 6454 says"
+    ),
 }
 
 

@@ -25,6 +25,7 @@ import attrs
 from websockets.http11 import Request, Response
 
 from .callbacks import describe, is_async_callable
+from .origins import Origin
 
 if TYPE_CHECKING:
     from .connection import Connection
@@ -155,23 +156,48 @@ def allow_origins(origins: Sequence[str], *, allow_missing: bool = False) -> Mid
     Browsers always send ``Origin``; non-browser clients usually do not, so a
     missing header is refused unless ``allow_missing=True``. This is the
     defence against cross-site WebSocket hijacking.
+
+    Origins are compared as RFC 6454 says (:mod:`wsroute.origins`): scheme
+    and host ignoring case, the scheme's default port equal to no port, so
+    ``https://APP.Example.com:443`` is ``https://app.example.com``. There are
+    no wildcards and no suffix matching; ``null``, other schemes, other
+    ports and other hosts are refused.
+
+    Raises:
+        TypeError: ``origins`` is not a list of str.
+        ValueError: an entry that can never match an ``Origin`` header (no
+            scheme, a path, a wildcard, ``null``, a bad port), named with the
+            expected form.
     """
     if isinstance(origins, str) or not all(isinstance(o, str) for o in origins):
         raise TypeError(f"allow_origins: 'origins' must be a list of str (got {origins!r})")
-    allowed = frozenset(o.rstrip("/") for o in origins)
+    allowed = frozenset(_allowed_origin(entry) for entry in origins)
 
     def origin_check(conn: Connection, request: Request) -> Response | None:
         values = request.headers.get_all("Origin")
         if len(values) > 1:
             return conn.respond(403, "Duplicate Origin header.\n")
-        origin = values[0] if values else None
-        if origin is None:
+        if not values:
             return None if allow_missing else conn.respond(403, "Missing Origin header.\n")
-        if origin.rstrip("/") not in allowed:
+        try:
+            origin = Origin.parse(values[0])
+        except ValueError:
+            return conn.respond(403, "Origin not allowed.\n")
+        if origin not in allowed:
             return conn.respond(403, "Origin not allowed.\n")
         return None
 
     return origin_check
+
+
+def _allowed_origin(entry: str) -> Origin:
+    try:
+        return Origin.parse(entry)
+    except ValueError as exc:
+        raise ValueError(
+            f"allow_origins: entry {entry!r} can never match an Origin header: {exc}; expected "
+            "scheme://host[:port] such as 'https://app.example.com' or 'http://localhost:8000'"
+        ) from None
 
 
 def _checked_verify(verify: Verify, helper: str) -> tuple[Verify, bool]:
