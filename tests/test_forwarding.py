@@ -6,7 +6,7 @@ import pytest
 from websockets.datastructures import Headers
 from websockets.http11 import Request
 
-from wsroute.forwarding import TrustedProxies, client_ip_of
+from wsroute.forwarding import LOCAL_PROXIES, TrustedProxies, client_ip_of
 
 
 def request(*headers: tuple[str, str]) -> Request:
@@ -27,6 +27,17 @@ TRUSTED = TrustedProxies.parse("127.0.0.1, 10.0.0.0/8")
         ((("X-Forwarded-For", "6.6.6.6"), ("X-Forwarded-For", "203.0.113.9")), "203.0.113.9"),
         ((("Forwarded", 'for="[2001:db8::1]:4711";proto=https'),), "2001:db8::1"),
         ((("Forwarded", "for=198.51.100.7:1234, for=10.0.0.2"),), "198.51.100.7"),
+        ((("X-Forwarded-For", "203.0.113.7:51234"),), "203.0.113.7"),
+        ((("X-Forwarded-For", "[2001:db8::1]:443"),), "2001:db8::1"),
+        ((("X-Forwarded-For", "[2001:db8::1]"),), "2001:db8::1"),
+        ((("X-Forwarded-For", "2001:db8::1"),), "2001:db8::1"),
+        ((("X-Forwarded-For", "6.6.6.6:1, 203.0.113.7:51234, 10.1.2.3:8080"),), "203.0.113.7"),
+        ((("X-Forwarded-For", "203.0.113.7:http"),), "127.0.0.1"),
+        ((("X-Forwarded-For", "[2001:db8::1]:x"),), "127.0.0.1"),
+        ((("X-Forwarded-For", "203.0.113.7:51234:1"),), "127.0.0.1"),
+        ((("Forwarded", 'for="[2001:db8::1]:443"'),), "2001:db8::1"),
+        ((("Forwarded", "For=203.0.113.7:1234;proto=wss"),), "203.0.113.7"),
+        ((("Forwarded", "for=unknown"),), "127.0.0.1"),
         ((), "127.0.0.1"),
     ],
 )
@@ -58,3 +69,12 @@ def test_ipv4_mapped_peer_matches_its_ipv4_network() -> None:
     assert client_ip_of(("::ffff:127.0.0.1", 1, 0, 0), request(("X-Forwarded-For", "203.0.113.9")), TRUSTED) == (
         "203.0.113.9"
     )
+
+
+def test_local_proxies_are_ipv4_and_ipv6_loopback() -> None:
+    """The command line's default trusts a proxy on 127.0.0.1 and on ::1, and nothing else."""
+    local = TrustedProxies.parse(LOCAL_PROXIES)
+    assert "127.0.0.1" in local and "::1" in local
+    assert "127.0.0.2" not in local and "::2" not in local and "10.0.0.1" not in local
+    forwarded = request(("X-Forwarded-For", "203.0.113.7:51234"))
+    assert client_ip_of(("::1", 40000, 0, 0), forwarded, local) == "203.0.113.7"

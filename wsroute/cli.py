@@ -23,7 +23,7 @@ from .app import App
 from .callbacks import describe
 from .di import bind
 from .errors import ConfigurationError, WsrouteError
-from .forwarding import TrustedProxies
+from .forwarding import LOCAL_PROXIES, TrustedProxies
 from .loading import AppSpec
 from .server import LOOPS, ServeConfig, configure_logging, loop_factory, run_config
 
@@ -124,7 +124,7 @@ def cli() -> None:
               help="On stop, let clients leave by themselves until the drain timeout, then close with 1012.")
 @click.option("--proxy-headers", is_flag=True, envvar=_env("PROXY_HEADERS"), show_envvar=True,
               help="Believe X-Forwarded-For/Forwarded from --forwarded-allow-ips for ws.client_ip.")
-@click.option("--forwarded-allow-ips", default="127.0.0.1", callback=_check_allow_ips,
+@click.option("--forwarded-allow-ips", default=LOCAL_PROXIES, callback=_check_allow_ips,
               envvar=_env("FORWARDED_ALLOW_IPS"), show_envvar=True,
               help="Comma-separated proxy IPs or networks to trust with --proxy-headers; '*' trusts all.")
 @click.option("--broker", callback=_check_broker, envvar=_env("BROKER"), show_envvar=True, metavar="URL",

@@ -2,8 +2,10 @@
 
 ``X-Forwarded-For`` and ``Forwarded`` are written by whoever sends the request,
 so they are believed only when the TCP peer is a proxy we trust
-(``--forwarded-allow-ips``, as in uvicorn). Otherwise the peer address is the
-client address.
+(``--forwarded-allow-ips``, as in uvicorn; ``127.0.0.1`` and ``::1`` by
+default on the command line). Otherwise the peer address is the client
+address. Entries may carry a port (``203.0.113.7:51234``,
+``[2001:db8::1]:443``, as some load balancers write them); it is dropped.
 """
 
 from __future__ import annotations
@@ -14,9 +16,13 @@ from typing import Any
 
 import attrs
 
-__all__ = ["TrustedProxies", "client_ip_of"]
+__all__ = ["LOCAL_PROXIES", "TrustedProxies", "client_ip_of"]
 
 _Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+#: What ``wsroute run --proxy-headers`` trusts unless told otherwise: a proxy
+#: on the same machine, over IPv4 or IPv6 loopback.
+LOCAL_PROXIES = "127.0.0.1,::1"
 
 
 @attrs.frozen
@@ -101,24 +107,39 @@ def client_ip_of(remote_address: Any, request: Any, trusted: TrustedProxies | No
 
 def _x_forwarded_for(headers: Any) -> list[str]:
     # Repeated headers count as one list, in order (RFC 9110 field lines).
-    return [e.strip() for value in headers.get_all("X-Forwarded-For") for e in value.split(",") if e.strip()]
+    # Some load balancers append the client's port: "203.0.113.7:51234", "[2001:db8::1]:443".
+    entries = (e.strip() for value in headers.get_all("X-Forwarded-For") for e in value.split(","))
+    return [_strip_port(entry) for entry in entries if entry]
 
 
 def _forwarded_for(headers: Any) -> list[str]:
+    # RFC 7239 §6: for="[2001:db8::1]:443", for=203.0.113.7:1234, for=unknown, for="_hidden".
     found = []
     for value in headers.get_all("Forwarded"):
         for element in value.split(","):
             for pair in element.split(";"):
                 key, _, node = pair.strip().partition("=")
-                if key.lower() == "for":
+                if key.strip().lower() == "for":
                     found.append(_strip_port(node.strip().strip('"')))
     return found
 
 
 def _strip_port(node: str) -> str:
+    """The address of a node: ``[v6]:port`` → ``v6``, ``v4:port`` → ``v4``; anything else unchanged.
+
+    Only a numeric port is stripped, so a malformed entry stays malformed
+    and ends the search in :func:`client_ip_of` instead of being guessed at.
+    """
     if node.startswith("["):
-        return node[1:].partition("]")[0]
-    return node.rsplit(":", 1)[0] if node.count(":") == 1 else node
+        address, bracket, port = node[1:].partition("]")
+        if bracket and (port == "" or (port[:1] == ":" and port[1:].isdigit())):
+            return address
+        return node
+    if node.count(":") == 1:  # IPv4 with a port (a bare IPv6 address has at least two colons)
+        address, _, port = node.partition(":")
+        if port.isdigit():
+            return address
+    return node
 
 
 def _ip_or_none(text: str) -> str | None:

@@ -27,7 +27,7 @@ import attrs
 
 from .app import App
 from .errors import LoadError, WsrouteError
-from .forwarding import TrustedProxies
+from .forwarding import LOCAL_PROXIES, TrustedProxies
 
 __all__ = ["AppSpec", "configure_app", "import_from_string", "load_app"]
 
@@ -109,7 +109,7 @@ def configure_app(
     *,
     broker: str | None = None,
     proxy_headers: bool = False,
-    forwarded_allow_ips: str | None = "127.0.0.1",
+    forwarded_allow_ips: str | None = LOCAL_PROXIES,
 ) -> None:
     """Apply command-line settings to an app before it starts.
 
@@ -137,7 +137,7 @@ class AppSpec:
     app_dir: str | None = "."
     broker: str | None = None
     proxy_headers: bool = False
-    forwarded_allow_ips: str | None = "127.0.0.1"
+    forwarded_allow_ips: str | None = LOCAL_PROXIES
 
     def load(self) -> App:
         """Import (or build) the app and apply the settings.

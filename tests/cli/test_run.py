@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import socket
 import time
 from pathlib import Path
 
@@ -188,6 +189,56 @@ async def test_proxy_headers_from_untrusted_proxy(start_server) -> None:
     async with connect(server.url + "/ip", open_timeout=5,
                        additional_headers={"X-Forwarded-For": "203.0.113.7"}) as ws:
         assert await ws.recv() == "127.0.0.1"
+
+
+def ipv6_loopback_port() -> int | None:
+    """A free port on ::1, or None when this machine cannot bind IPv6 loopback."""
+    try:
+        with socket.socket(socket.AF_INET6) as sock:
+            sock.bind(("::1", 0))
+            return int(sock.getsockname()[1])
+    except OSError:
+        return None
+
+
+async def wait_for_ipv6(server: Server, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.proc.poll() is not None:
+            raise AssertionError(f"server exited with {server.proc.returncode}:\n{server.log}")
+        try:
+            _, writer = await asyncio.open_connection("::1", server.port)
+        except OSError:
+            await asyncio.sleep(0.05)
+            continue
+        writer.close()
+        await writer.wait_closed()
+        return
+    raise AssertionError(f"nothing listened on [::1]:{server.port} within {timeout} s:\n{server.log}")
+
+
+async def test_proxy_headers_behind_a_local_ipv6_proxy(start_server) -> None:
+    """``--host ::1 --proxy-headers`` trusts the ::1 proxy by default and drops the port from X-Forwarded-For."""
+    port = ipv6_loopback_port()
+    if port is None:
+        pytest.skip("this machine cannot bind the IPv6 loopback address ::1")
+    server = start_server(APP, "--host", "::1", "--port", str(port), "--proxy-headers", port=port, ready=False)
+    await wait_for_ipv6(server)
+    for forwarded in ("203.0.113.7:51234", "[2001:db8::1]:443"):
+        async with connect(f"ws://[::1]:{port}/ip", open_timeout=5,
+                           additional_headers={"X-Forwarded-For": forwarded}) as ws:
+            assert await ws.recv() == forwarded.rpartition(":")[0].strip("[]")
+    async with connect(f"ws://[::1]:{port}/ip", open_timeout=5,
+                       additional_headers={"Forwarded": 'for="[2001:db8::7]:4711";proto=https'}) as ws:
+        assert await ws.recv() == "2001:db8::7"
+
+
+async def test_proxy_headers_trust_the_ipv4_loopback_by_default(start_server) -> None:
+    """Without --forwarded-allow-ips, a proxy on 127.0.0.1 is believed, with the port dropped."""
+    server = start_server(APP, "--proxy-headers")
+    async with connect(server.url + "/ip", open_timeout=5,
+                       additional_headers={"X-Forwarded-For": "203.0.113.7:51234"}) as ws:
+        assert await ws.recv() == "203.0.113.7"
 
 
 async def test_broker_option_replaces_the_hub_broker(start_server) -> None:
