@@ -27,6 +27,7 @@ from .routes import Route, RouteGroup, check_handler
 from .routing import DEFAULT_CONVERTERS, Converter, Pattern, Router
 from .serving import Serving
 from .session import Session
+from .subprotocols import check_subprotocols, select_subprotocol
 
 __all__ = ["App"]
 
@@ -41,6 +42,7 @@ _RESERVED_OPTIONS = {
     "handler": "routes are registered with @app.route",
     "process_request": "wsroute routes in process_request; use @app.middleware",
     "process_response": "use a plugin implementing wsroute_extra_headers",
+    "subprotocols": "pass App(subprotocols=[...]) for every route, or @app.route(path, subprotocols=[...])",
     "origins": (
         "websockets compares origins case-sensitively and with explicit default ports; use "
         "app.middleware(wsroute.allow_origins([...])), which compares them as RFC 6454 says"
@@ -73,6 +75,9 @@ class App:
             ``/chat/`` and ``/chat/`` also matches ``/chat`` (one slash, an
             exact match wins), because WebSocket clients do not follow
             redirects; ``"strict"``: exact paths only. Routes may override it.
+        subprotocols: the subprotocols every route negotiates unless it
+            gives its own list (``@app.route(path, subprotocols=[...])``);
+            default none.
         **serve_options: passed on to websockets' ``serve()`` (``ping_interval``,
             ``max_size``, ``compression``, ``ssl``…).
 
@@ -103,6 +108,7 @@ class App:
         hub_options: Mapping[str, Any] | None = None,
         forwarded_allow_ips: str | Iterable[str] | None = None,
         trailing_slash: str = "optional",
+        subprotocols: Sequence[str] = (),
         **serve_options: Any,
     ) -> None:
         _check_options(message_key, first_message_timeout, slow_consumer, serve_options)
@@ -111,6 +117,10 @@ class App:
                 f"App(trailing_slash={trailing_slash!r}): expected one of {', '.join(map(repr, _TRAILING_SLASH))}"
             )
         self.trailing_slash = trailing_slash
+        try:
+            self.subprotocols = check_subprotocols(subprotocols, "App()")
+        except ValueError as exc:
+            raise ConfigurationError(str(exc)) from None
         self.message_key = message_key
         self.first_message_timeout = float(first_message_timeout)
         self.serve_options = serve_options
@@ -143,6 +153,7 @@ class App:
         middleware: Iterable[Callable[..., Any]] = (),
         slow_consumer: str | None = None,
         trailing_slash: str | None = None,
+        subprotocols: Sequence[str] | None = None,
         **bound: Any,
     ) -> Callable[[H], H]:
         """Register the decorated handler for ``path``; returns it unchanged.
@@ -153,6 +164,8 @@ class App:
             middleware: route-level middleware, run after the app's.
             slow_consumer: this route's hub policy (default: the app's).
             trailing_slash: ``"optional"`` or ``"strict"`` (default: the app's).
+            subprotocols: the subprotocols this route negotiates, in order of
+                preference (default: the app's; ``[]`` for none).
             **bound: values for handler parameters, bound with ``functools.partial``.
         """
 
@@ -164,6 +177,7 @@ class App:
                 middleware=middleware,
                 slow_consumer=slow_consumer,
                 trailing_slash=trailing_slash,
+                subprotocols=subprotocols,
                 **bound,
             )
             return handler
@@ -179,6 +193,7 @@ class App:
         middleware: Iterable[Callable[..., Any]] = (),
         slow_consumer: str | None = None,
         trailing_slash: str | None = None,
+        subprotocols: Sequence[str] | None = None,
         **bound: Any,
     ) -> Route:
         """Register ``handler`` for ``path`` (what ``@app.route`` calls).
@@ -200,11 +215,24 @@ class App:
                 f"route {path!r}: trailing_slash={trailing_slash!r}; expected one of "
                 f"{', '.join(map(repr, _TRAILING_SLASH))} (or None for the app's)"
             )
+        protocols = self.subprotocols
+        if subprotocols is not None:
+            try:
+                protocols = check_subprotocols(subprotocols, f"route {path!r}")
+            except ValueError as exc:
+                raise RouteError(str(exc)) from None
         middleware = tuple(middleware)
         for item in middleware:
             _check_middleware(item, f"route {path!r}")
         route = Route(
-            pattern, handler, message, middleware, dict(bound), slow_consumer, trailing_slash=trailing_slash
+            pattern,
+            handler,
+            message,
+            middleware,
+            dict(bound),
+            slow_consumer,
+            trailing_slash=trailing_slash,
+            subprotocols=protocols,
         )
         group = self.router.get(pattern.source)
         if group is None:
@@ -296,6 +324,10 @@ class App:
         assert self._handshake is not None and self._session is not None
         kwargs = dict(options)
         kwargs.setdefault("create_connection", Connection)
+        if "select_subprotocol" in kwargs:
+            _check_own_select_subprotocol(self.routes)
+        else:
+            kwargs["select_subprotocol"] = select_subprotocol
         kwargs["process_request"] = self._handshake.process_request
         process_response = self._handshake.process_response
         if process_response is not None:
@@ -409,6 +441,17 @@ def _check_options(message_key: Any, timeout: Any, slow_consumer: Any, serve_opt
     if slow_consumer not in _POLICIES:
         raise ConfigurationError(f"App(slow_consumer={slow_consumer!r}): expected one of {', '.join(_POLICIES)}")
     _check_serve_options(serve_options)
+
+
+def _check_own_select_subprotocol(routes: Iterable[Route]) -> None:
+    """A user's ``select_subprotocol=`` replaces per-route negotiation: refuse it next to route lists."""
+    listed = [route.name for route in routes if route.subprotocols]
+    if listed:
+        raise ConfigurationError(
+            f"select_subprotocol= replaces wsroute's per-route negotiation, but routes {', '.join(map(repr, listed))} "
+            "declare subprotocols; drop select_subprotocol= or the subprotocols lists (your function can read "
+            "conn.route / conn.group.subprotocols)"
+        )
 
 
 def _check_serve_options(options: Mapping[str, Any]) -> None:

@@ -61,6 +61,8 @@ class Route:
             ``None`` for the app's default.
         trailing_slash: ``"optional"`` (the path also matches with one
             trailing ``/`` more or less) or ``"strict"`` (exact match only).
+        subprotocols: the subprotocols this route negotiates, in order of
+            preference; empty for none.
     """
 
     pattern: Pattern
@@ -70,6 +72,7 @@ class Route:
     bound: Mapping[str, Any] = attrs.field(factory=dict)
     slow_consumer: str | None = None
     trailing_slash: str = "optional"
+    subprotocols: tuple[str, ...] = ()
 
     @property
     def path(self) -> str:
@@ -90,33 +93,35 @@ class Route:
 
 @attrs.define(eq=False)
 class RouteGroup:
-    """All routes on one path: one plain route, or several keyed by first message."""
+    """All routes on one path: one plain route, or several keyed by first message.
+
+    ``subprotocols`` is negotiated in the handshake, before a first message
+    can choose a route, so it belongs to the path: every route on it agrees.
+    """
 
     pattern: Pattern
     plain: Route | None = None
     by_message: dict[str, Route] = attrs.field(factory=dict)
+    subprotocols: tuple[str, ...] = ()
 
     def add(self, route: Route) -> None:
         if route.message is None:
             if self.plain is not None or self.by_message:
                 raise self._conflict(route)
             self.plain = route
+            self.subprotocols = route.subprotocols
             return
         if self.plain is not None or route.message in self.by_message:
             raise self._conflict(route)
-        for other in self.by_message.values():
-            if other.trailing_slash != route.trailing_slash:
-                raise RouteError(
-                    f"route {route.name!r}: trailing_slash={route.trailing_slash!r} differs from "
-                    f"{other.trailing_slash!r} on route {other.name!r}; routes sharing a path are matched "
-                    "before the first message chooses one, so give them the same trailing_slash"
-                )
         if route.middleware:
             raise RouteError(
                 f"route {route.name!r}: route-level middleware runs before the upgrade, when the "
                 "first message is not known yet; register it with @app.middleware or check in on_connect"
             )
+        for other in self.by_message.values():
+            _check_handshake_options_agree(route, other)
         self.by_message[route.message] = route
+        self.subprotocols = route.subprotocols
 
     def routes(self) -> list[Route]:
         return [self.plain] if self.plain is not None else list(self.by_message.values())
@@ -127,3 +132,16 @@ class RouteGroup:
             f"route {route.name!r} conflicts with {existing}: a path is either routed by its first "
             "message (every route on it has a distinct message=) or has exactly one route"
         )
+
+
+def _check_handshake_options_agree(route: Route, other: Route) -> None:
+    """Routes keyed by first message share one handshake, so they share what it decides."""
+    for option in ("trailing_slash", "subprotocols"):
+        mine, theirs = getattr(route, option), getattr(other, option)
+        if mine != theirs:
+            shown = (list(mine), list(theirs)) if isinstance(mine, tuple) else (mine, theirs)
+            raise RouteError(
+                f"route {route.name!r}: {option}={shown[0]!r} differs from {shown[1]!r} on route {other.name!r}; "
+                f"the handshake decides it before the first message chooses a route, so give every route on "
+                f"{route.path!r} the same {option}"
+            )

@@ -35,6 +35,7 @@ import pytest
 from interoptest import BAD_FIRST_REASON, PagePlugin, make_app
 from websockets.asyncio.client import ClientConnection, connect
 
+import wsroute
 from wsroute.testing import serve_app
 
 CHROMIUM_MISSING = (
@@ -217,3 +218,49 @@ async def test_chromium_routes_auth_first_message_and_binary() -> None:
     ):
         assert f"WebSocket connection to 'ws://127.0.0.1:{port}{path}' failed: {reported}" in logs, logs
         assert (path, status) in pages.statuses
+
+
+OPEN_WITH_PROTOCOLS = """new Promise(resolve => {
+  const ws = new WebSocket(%s, %s), seen = {};
+  ws.onopen = () => { seen.protocol = ws.protocol; };
+  ws.onmessage = event => { seen.message = event.data; ws.close(); };
+  ws.onclose = event => { seen.code = event.code; resolve(seen); };
+  setTimeout(() => resolve({timeout: true}), 5000);
+})"""
+
+
+async def test_chromium_negotiates_subprotocols_per_route() -> None:
+    """Chromium gets the route's subprotocol in the server's order, and fails a route without a list
+    (or with no shared one) when it offered some, as the guide documents."""
+    app = wsroute.App(load_entrypoints=False)
+
+    @app.route("/mqtt", subprotocols=["mqtt", "mqttv3.1"])
+    async def mqtt(ws: wsroute.Connection) -> None:
+        await ws.send(f"{ws.subprotocol}")
+
+    @app.route("/plain")
+    async def plain(ws: wsroute.Connection) -> None:
+        await ws.send(f"{ws.subprotocol}")
+
+    cases = {
+        "shared": ("/mqtt", ["mqttv3.1", "mqtt"]),
+        "none offered, no list": ("/plain", []),
+        "offered, no list": ("/plain", ["chat"]),
+        "nothing shared": ("/mqtt", ["chat"]),
+    }
+    async with serve_app(app) as server, chromium() as devtools:
+        target = await devtools.send("Target.createTarget", url="about:blank")
+        attached = await devtools.send("Target.attachToTarget", targetId=target["targetId"], flatten=True)
+        results = {}
+        for name, (path, offered) in cases.items():
+            expression = OPEN_WITH_PROTOCOLS % (json.dumps(server.url(path)), json.dumps(offered))
+            evaluated = await devtools.send(
+                "Runtime.evaluate", attached["sessionId"], expression=expression, awaitPromise=True, returnByValue=True
+            )
+            results[name] = evaluated["result"]["value"]
+    assert results == {
+        "shared": {"protocol": "mqtt", "message": "mqtt", "code": 1000},
+        "none offered, no list": {"protocol": "", "message": "None", "code": 1000},
+        "offered, no list": {"code": 1006},
+        "nothing shared": {"code": 1006},
+    }
