@@ -119,6 +119,14 @@ async def test_query_string_is_ignored() -> None:
     assert (result.status, result.text) == (200, "OK")
 
 
+async def test_percent_encoded_health_path_is_answered() -> None:
+    """/health%7A is /healthz once decoded, as wsroute matches routes; a bad escape goes on to routing's 400."""
+    async with serve_app(make_app()) as server:
+        result = await server.http_get("/health%7A?probe=k8s")
+        assert (result.status, result.text) == (200, "OK")
+        assert (await server.http_get("/healthz%FF")).status == 400
+
+
 async def test_other_paths_go_on_to_routing() -> None:
     """Requests to other paths are routed as usual: WebSocket routes work, unknown paths get 404."""
     async with serve_app(make_app()) as server:

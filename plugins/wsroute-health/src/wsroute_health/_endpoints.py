@@ -56,6 +56,8 @@ class Endpoints:
         path = request.path
         if "?" in path:
             path = path.partition("?")[0]
+        if "%" in path:  # compared decoded, as routes are: /health%7A is /healthz
+            path = conn.decoded_path
         kind = self.config.paths.get(path)
         if kind is None:
             return None
