@@ -326,7 +326,8 @@ class App:
         kwargs.setdefault("create_connection", Connection)
         if "select_subprotocol" in kwargs:
             _check_own_select_subprotocol(self.routes)
-        else:
+        elif any(route.subprotocols for route in self.routes):
+            # Only then: without lists websockets' default (select none) is the same, and cheaper.
             kwargs["select_subprotocol"] = select_subprotocol
         kwargs["process_request"] = self._handshake.process_request
         process_response = self._handshake.process_response
