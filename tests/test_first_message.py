@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import pytest
 from websockets.exceptions import ConnectionClosed
@@ -102,3 +103,28 @@ async def test_other_connections_unaffected_by_bad_first_message() -> None:
         await closed_with(server, "/play", "garbage")
         await good.send(json.dumps({"type": "move", "to": "a1"}))
         assert json.loads(await good.recv()) == {"moved": "a1"}
+
+
+TOO_DEEP = "first message is nested deeper than 256 levels"
+
+
+@pytest.mark.parametrize(
+    ("first", "reason"),
+    [
+        ("[" * 982 + "]" * 982, TOO_DEEP),
+        ('{"type": "join", "x": ' + "[" * 100_000 + "]" * 100_000 + "}", TOO_DEEP),
+        ('{"type": "join", "name": NaN}', "first message has NaN, which is not JSON"),
+        ('{"type": "join", "name": ' + "7" * 5000 + "}", "first message has a number too long to decode"),
+    ],
+)
+async def test_pathological_first_message_is_refused_without_a_traceback(caplog, first, reason) -> None:
+    """Deep nesting, NaN and huge numbers close with 1008 and a reason; nothing is logged as an error."""
+    RAN.clear()
+    caplog.set_level(logging.DEBUG)
+    async with serve_app(make_app()) as server:
+        assert await closed_with(server, "/play", first) == (1008, reason)
+        async with server.connect("/play") as ws:  # the server still routes the next client
+            await ws.send(json.dumps({"type": "watch"}))
+            assert json.loads(await ws.recv()) == {"watching": {"type": "watch"}}
+    assert RAN == ["watch"]
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING or r.exc_info] == []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 
 import attrs
 import pytest
@@ -205,3 +206,33 @@ async def test_first_message_and_ctx_available_in_handler() -> None:
     async with serve_app(app) as server, server.connect("/game") as ws:
         await ws.send('{"type": "start", "level": 2}')
         assert json.loads(await ws.recv()) == [{"type": "start", "level": 2}, "from-middleware", True]
+
+
+async def test_pathological_json_after_connect_takes_the_untyped_path(caplog) -> None:
+    """Deeply nested, NaN and huge-number messages reach on_message unchanged; the connection stays open."""
+    app = wsroute.App(load_entrypoints=False)
+
+    @app.route("/typed")
+    class Typed(wsroute.Handler):
+        @wsroute.on("ping")
+        async def ping(self, data):
+            await self.send_json({"pong": data["n"]})
+
+        async def on_message(self, message):
+            await self.send_json({"untyped": len(message)})
+
+    messages = [
+        "[" * 982 + "]" * 982,
+        '{"type": "ping", "n": ' + "[" * 982 + "]" * 982 + "}",
+        '{"type": "ping", "n": ' + "[" * 100_000 + "]" * 100_000 + "}",
+        '{"type": "ping", "n": NaN}',
+        '{"type": "ping", "n": ' + "1" * 5000 + "}",
+    ]
+    caplog.set_level(logging.DEBUG)
+    async with serve_app(app) as server, server.connect("/typed") as ws:
+        for message in messages:
+            await ws.send(message)
+            assert json.loads(await ws.recv()) == {"untyped": len(message)}
+        await ws.send('{"type": "ping", "n": 1}')
+        assert json.loads(await ws.recv()) == {"pong": 1}
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING or r.exc_info] == []

@@ -10,18 +10,40 @@ This module is pure: it decodes and chooses, it never touches a socket, so
 every bad input is tested without a server. A bad first message is reported
 as a :class:`Rejection` carrying the close code and a reason short enough for
 a close frame (123 bytes).
+
+Client JSON is decoded by :func:`decode_json` only, which turns every way a
+decoder can fail into one exception, :class:`UndecodableMessage`:
+
+* text that is not JSON (RFC 8259), including ``NaN``, ``Infinity`` and
+  ``-Infinity``, which Python's ``json`` module would otherwise accept;
+* an integer longer than Python's int/str conversion limit (4300 digits by
+  default, ``sys.set_int_max_str_digits``);
+* arrays and objects nested deeper than :data:`MAX_JSON_DEPTH` levels. The
+  limit is fixed, rather than "whatever Python's recursion limit allows
+  here", so the same message gives the same answer wherever it is decoded,
+  and a handler can walk, ``repr()`` or re-encode whatever it receives
+  without a ``RecursionError``.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import attrs
 from websockets.frames import CloseCode
 
-__all__ = ["Rejection", "choose_by_first_message", "close_reason", "decode_typed", "encode_json"]
+__all__ = [
+    "MAX_JSON_DEPTH",
+    "Rejection",
+    "UndecodableMessage",
+    "choose_by_first_message",
+    "close_reason",
+    "decode_json",
+    "decode_typed",
+    "encode_json",
+]
 
 T = TypeVar("T")
 
@@ -29,8 +51,90 @@ T = TypeVar("T")
 #: non-default arguments builds a new ``JSONEncoder`` on every call.
 encode_json: Callable[[Any], str] = json.JSONEncoder(separators=(",", ":")).encode
 
+#: The deepest nesting of arrays and objects accepted in client JSON:
+#: ``[[1]]`` has depth 2. Deeper messages are refused as a whole.
+MAX_JSON_DEPTH = 256
+
 _MAX_REASON_BYTES = 123
 _OBJECT_START = frozenset("{ \t\r\n")
+
+
+class UndecodableMessage(ValueError):
+    """Client text that :func:`decode_json` refuses.
+
+    Attributes:
+        problem: what is wrong, phrased to follow "the message", e.g.
+            ``"is not valid JSON"``; first-message rejections use it as
+            their close reason.
+    """
+
+    def __init__(self, problem: str) -> None:
+        super().__init__(f"message {problem}")
+        self.problem = problem
+
+
+def _refuse_constant(name: str) -> NoReturn:
+    raise UndecodableMessage(f"has {name}, which is not JSON")
+
+
+# Strict: NaN and the infinities are JavaScript, not JSON (RFC 8259 section 6).
+_decode: Callable[[str], Any] = json.JSONDecoder(parse_constant=_refuse_constant).decode
+
+
+def decode_json(text: str) -> Any:
+    """Decode client JSON ``text``, or refuse it with one exception.
+
+    Args:
+        text: a text message as received.
+
+    Returns:
+        The decoded value: dict, list, str, int, float, bool or None, nested at
+        most :data:`MAX_JSON_DEPTH` levels.
+
+    Raises:
+        UndecodableMessage: for every input that is not such a value — never
+            ``RecursionError``, never another ``ValueError``.
+    """
+    try:
+        value = _decode(text)
+    except UndecodableMessage:
+        raise
+    except json.JSONDecodeError:
+        raise UndecodableMessage("is not valid JSON") from None
+    except RecursionError:
+        raise _too_deep() from None
+    except ValueError:  # an integer longer than sys.get_int_max_str_digits()
+        raise UndecodableMessage("has a number too long to decode") from None
+    # A message shorter than the limit, or with fewer brackets, cannot be
+    # too deep: only large bracket-heavy messages pay for the walk.
+    if (
+        len(text) > MAX_JSON_DEPTH
+        and text.count("[") + text.count("{") > MAX_JSON_DEPTH
+        and _deeper_than(value, MAX_JSON_DEPTH)
+    ):
+        raise _too_deep()
+    return value
+
+
+def _too_deep() -> UndecodableMessage:
+    return UndecodableMessage(f"is nested deeper than {MAX_JSON_DEPTH} levels")
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """Whether arrays/objects in ``value`` nest more than ``limit`` levels (iterative)."""
+    level = [value] if type(value) is dict or type(value) is list else []
+    depth = 0
+    while level:
+        depth += 1
+        if depth > limit:
+            return True
+        below: list[Any] = []
+        for container in level:
+            for item in container.values() if type(container) is dict else container:
+                if type(item) is dict or type(item) is list:
+                    below.append(item)
+        level = below
+    return False
 
 
 def close_reason(text: str) -> str:
@@ -52,16 +156,18 @@ class Rejection(Exception):
 def decode_typed(message: str | bytes, key: str) -> tuple[str, dict[str, Any]] | None:
     """Return ``(type, data)`` when ``message`` is a JSON object with a str ``key``.
 
-    Anything else (binary, not JSON, not an object, no type) gives ``None``:
-    per-message dispatch then hands the raw message to ``on_message``.
+    Anything else gives ``None``, and per-message dispatch then hands the raw
+    message to ``on_message``: binary, text that :func:`decode_json` refuses
+    (not JSON, too deep, NaN...), JSON that is not an object, an object
+    without a str ``key``. This function never raises.
     """
-    # Looking at the first character avoids json.loads() on text that cannot
-    # be an object, without copying the message as lstrip() would.
+    # Looking at the first character avoids decoding text that cannot be an
+    # object, without copying the message as lstrip() would.
     if not isinstance(message, str) or not message or message[0] not in _OBJECT_START:
         return None
     try:
-        data = json.loads(message)
-    except ValueError:
+        data = decode_json(message)
+    except UndecodableMessage:
         return None
     if type(data) is not dict:
         return None
@@ -78,15 +184,17 @@ def choose_by_first_message(
 
     Raises:
         Rejection: 1003 for a binary message, 1008 for anything that is not a
-            JSON object with a known type; the reason says what was expected.
+            JSON object with a known type (including everything
+            :func:`decode_json` refuses); the reason says what was expected.
+            Nothing else is raised.
     """
     if not isinstance(message, str):
         binary = f"first message must be JSON text with a {key!r} field, got binary"
         raise _rejection(CloseCode.UNSUPPORTED_DATA, binary)
     try:
-        data = json.loads(message)
-    except ValueError:
-        raise _rejection(CloseCode.POLICY_VIOLATION, "first message is not valid JSON") from None
+        data = decode_json(message)
+    except UndecodableMessage as exc:
+        raise _rejection(CloseCode.POLICY_VIOLATION, f"first message {exc.problem}") from None
     if type(data) is not dict:
         raise _rejection(CloseCode.POLICY_VIOLATION, f"first message must be a JSON object with a {key!r} field")
     kind = data.get(key)
