@@ -14,7 +14,6 @@ from wsroute.dispatch import (
     UndecodableMessage,
     _deeper_than,
     choose_by_first_message,
-    close_reason,
     decode_json,
     decode_typed,
     encode_json,
@@ -49,14 +48,6 @@ def test_unknown_type_lists_the_expected_ones() -> None:
     with pytest.raises(Rejection) as info:
         choose_by_first_message('{"type": "zz"}', "type", {"b": 1, "a": 2})
     assert (info.value.code, info.value.reason) == (1008, "unknown message type 'zz' (expected: a, b)")
-
-
-def test_close_reason_fits_a_close_frame() -> None:
-    """Reasons are cut to 123 bytes of UTF-8 without breaking a character."""
-    assert close_reason("short") == "short"
-    cut = close_reason("é" * 200)
-    assert len(cut.encode()) <= 123
-    assert cut.endswith("...")
 
 
 def test_long_unknown_type_is_cut_to_fit() -> None:

@@ -17,6 +17,10 @@ documented by websockets — with a few more attributes:
 * ``ws.first_message``: the decoded first message on message-routed paths;
 * ``ws.client_ip``: the peer's address, or the client's address from
   ``X-Forwarded-For`` / ``Forwarded`` when the peer is a trusted proxy.
+
+``ws.close(code, reason)`` differs in one way: a reason longer than a close
+frame can carry (123 bytes of UTF-8) is cut to fit (:mod:`wsroute.reasons`),
+so the client always receives the code that was asked for.
 """
 
 from __future__ import annotations
@@ -26,9 +30,11 @@ import urllib.parse
 from typing import TYPE_CHECKING, Any
 
 from websockets.asyncio.server import ServerConnection
+from websockets.frames import CloseCode
 
 from .dispatch import encode_json
 from .forwarding import client_ip_of
+from .reasons import fit_close_reason
 from .urls import BadTarget, decode_path, parse_query
 
 if TYPE_CHECKING:
@@ -102,6 +108,17 @@ class Connection(ServerConnection):
         """The client's IP address, honouring proxy headers only from trusted peers."""
         trusted = getattr(getattr(self, "app", None), "forwarded_allow_ips", None)
         return client_ip_of(self.remote_address, self.request, trusted)
+
+    async def close(self, code: CloseCode | int = CloseCode.NORMAL_CLOSURE, reason: str = "") -> None:
+        """Perform the closing handshake, as websockets does, with a reason that fits.
+
+        websockets raises ``ProtocolError`` for a reason over 123 bytes, which
+        would turn a deliberate close into 1011. Here the reason is cut at a
+        character boundary instead (see :func:`wsroute.reasons.fit_close_reason`).
+        Every close wsroute performs goes through this method, including
+        websockets' own ``Server.close()`` at shutdown.
+        """
+        await super().close(code, fit_close_reason(reason) if reason else reason)
 
     async def send_json(self, obj: Any) -> None:
         """Send ``obj`` encoded as JSON in a text frame."""

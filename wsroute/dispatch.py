@@ -9,7 +9,7 @@ Messages are JSON objects with a type field (``"type"`` unless
 This module is pure: it decodes and chooses, it never touches a socket, so
 every bad input is tested without a server. A bad first message is reported
 as a :class:`Rejection` carrying the close code and a reason short enough for
-a close frame (123 bytes).
+a close frame (123 bytes, :func:`wsroute.reasons.fit_close_reason`).
 
 Client JSON is decoded by :func:`decode_json` only, which turns every way a
 decoder can fail into one exception, :class:`UndecodableMessage`:
@@ -34,12 +34,13 @@ from typing import Any, NoReturn, TypeVar
 import attrs
 from websockets.frames import CloseCode
 
+from .reasons import fit_close_reason
+
 __all__ = [
     "MAX_JSON_DEPTH",
     "Rejection",
     "UndecodableMessage",
     "choose_by_first_message",
-    "close_reason",
     "decode_json",
     "decode_typed",
     "encode_json",
@@ -55,7 +56,6 @@ encode_json: Callable[[Any], str] = json.JSONEncoder(separators=(",", ":")).enco
 #: ``[[1]]`` has depth 2. Deeper messages are refused as a whole.
 MAX_JSON_DEPTH = 256
 
-_MAX_REASON_BYTES = 123
 _OBJECT_START = frozenset("{ \t\r\n")
 
 
@@ -137,14 +137,6 @@ def _deeper_than(value: Any, limit: int) -> bool:
     return False
 
 
-def close_reason(text: str) -> str:
-    """Cut ``text`` so it fits in a close frame (123 bytes of UTF-8)."""
-    encoded = text.encode()
-    if len(encoded) <= _MAX_REASON_BYTES:
-        return text
-    return encoded[: _MAX_REASON_BYTES - 3].decode(errors="ignore") + "..."
-
-
 @attrs.frozen
 class Rejection(Exception):
     """The first message cannot choose a route; the connection closes with it."""
@@ -208,4 +200,4 @@ def choose_by_first_message(
 
 
 def _rejection(code: int, reason: str) -> Rejection:
-    return Rejection(int(code), close_reason(reason))
+    return Rejection(int(code), fit_close_reason(reason))

@@ -148,7 +148,12 @@ class Handler:
         await self.ws.send(encode_json(obj))
 
     async def close(self, code: int = CloseCode.NORMAL_CLOSURE, reason: str = "") -> None:
-        """Close the connection; ``on_disconnect`` follows."""
+        """Close the connection; ``on_disconnect`` follows.
+
+        ``reason`` is cut at a character boundary to the 123 bytes of UTF-8 a
+        close frame can carry (``"..."`` marks the cut), so the client gets
+        ``code`` whatever the reason's length.
+        """
         await self.ws.close(code, reason)
 
     def spawn(self, coro: Coroutine[Any, Any, Any], *, name: str | None = None) -> asyncio.Task[Any]:
