@@ -208,3 +208,65 @@ async def test_connection_closed_from_another_socket_is_a_handler_failure(caplog
         assert ws.close_code == 1011
     errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
     assert errors == ["handler for route /relay failed"]
+
+
+async def test_spawned_task_failure_follows_the_exception_hook(caplog) -> None:
+    """A spawned task that raises closes with the hook's code, logged once with the route, before on_disconnect."""
+    seen: list[tuple[int, str]] = []
+    done = asyncio.Event()
+
+    class Codes:
+        @wsroute.hookimpl
+        def wsroute_handle_exception(self, app, conn, route, exc):
+            return 4003 if isinstance(exc, ValueError) else None
+
+    app = wsroute.App(load_entrypoints=False, plugins=[Codes()])
+
+    @app.route("/games/{game}")
+    class Game(wsroute.Handler):
+        async def on_message(self, message):
+            self.spawn(self.tick(), name="ticker")
+
+        async def tick(self):
+            raise ValueError("tick bug")
+
+        async def on_disconnect(self, code, reason):
+            seen.append((code, reason))
+            done.set()
+
+    caplog.set_level(logging.DEBUG)
+    async with serve_app(app) as server, server.connect("/games/7") as ws:
+        await ws.send("start")
+        with pytest.raises(ConnectionClosed):
+            await ws.recv()
+        client = (ws.close_code, ws.close_reason)
+        await asyncio.wait_for(done.wait(), 5)
+    assert client == (4003, "internal error")
+    assert seen == [client]
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert [r.getMessage() for r in errors] == ["background task 'ticker' for route /games/{game} failed"]
+    assert isinstance(errors[0].exc_info[1], ValueError)
+
+
+async def test_spawned_task_failure_without_a_hook_is_1011_named_by_route(caplog) -> None:
+    """Without a hook a failing spawned task gives 1011; the log names the route and the default task name."""
+    app = make_app()
+
+    @app.route("/work")
+    class Work(wsroute.Handler):
+        async def on_connect(self):
+            self.spawn(self.work())
+
+        async def work(self):
+            raise KeyError("work bug")
+
+    caplog.set_level(logging.DEBUG)
+    async with serve_app(app) as server, server.connect("/work") as ws:
+        with pytest.raises(ConnectionClosed):
+            await ws.recv()
+        assert ws.close_code == 1011
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert errors == [
+        "background task 'wsroute /work:test_spawned_task_failure_without_a_hook_is_1011_named_by_route."
+        "<locals>.Work.work' for route /work failed"
+    ]

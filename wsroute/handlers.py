@@ -49,7 +49,8 @@ F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
 
 _ON_ATTR = "__wsroute_on__"
 
-_CLOSING: set[asyncio.Task[Any]] = set()
+#: The session's failure report: ``await on_error(exc, "handler")``.
+OnError = Callable[[Exception, str], Coroutine[Any, Any, None]]
 
 
 def on(message_type: str) -> Callable[[F], F]:
@@ -161,9 +162,22 @@ class Handler:
 
         The task is cancelled when the connection closes, so it cannot outlive
         the client (the FAQ's "handler exits prematurely" without the leak).
-        An exception in it is logged and closes the connection with 1011.
+        An exception in it is a handler failure: logged once with the route
+        and the task's name, and the connection is closed with the code the
+        ``wsroute_handle_exception`` hook chooses (1011 by default), before
+        ``on_disconnect`` runs.
+
+        Args:
+            coro: the coroutine to run, e.g. ``self.ticker()``.
+            name: the task's name in logs and task dumps; default
+                ``"<connection task>:<coroutine name>"``, e.g.
+                ``"wsroute /rooms/{room}:Room.ticker"``.
         """
-        task = asyncio.get_running_loop().create_task(coro, name=name or f"{asyncio.current_task()}:spawned")
+        if name is None:
+            current = asyncio.current_task()
+            owner = current.get_name() if current is not None else type(self).__qualname__
+            name = f"{owner}:{getattr(coro, '__qualname__', 'spawned')}"
+        task = asyncio.get_running_loop().create_task(coro, name=name)
         self._tasks().add(task)
         task.add_done_callback(self._task_done)
         return task
@@ -193,25 +207,35 @@ class Handler:
         return tasks
 
     def _task_done(self, task: asyncio.Task[Any]) -> None:
+        """A spawned task ended: report its exception like a handler's."""
         self._tasks().discard(task)
-        if task.cancelled() or task.exception() is None:
+        if task.cancelled():
             return
         exc = task.exception()
-        if isinstance(exc, ConnectionClosed):
+        if not isinstance(exc, Exception):
             return
-        logger.error("background task of %s failed", type(self).__qualname__, exc_info=exc)
-        closing = asyncio.get_running_loop().create_task(self.ws.close(CloseCode.INTERNAL_ERROR, "internal error"))
-        _CLOSING.add(closing)  # keep a reference until done, or it may be collected
-        closing.add_done_callback(_CLOSING.discard)
+        if isinstance(exc, ConnectionClosed) and self.ws.protocol.state is not State.OPEN:
+            return  # this client left: not a failure
+        on_error: OnError | None = self.__dict__.get("_wsroute_on_error")
+        if on_error is None:  # pragma: no cover - spawn() before the session ran the handler
+            logger.error("background task %r of %s failed", task.get_name(), type(self).__qualname__, exc_info=exc)
+            return
+        report = asyncio.get_running_loop().create_task(on_error(exc, f"background task {task.get_name()!r}"))
+        reports: set[asyncio.Task[None]] = self.__dict__.setdefault("_wsroute_reports", set())
+        reports.add(report)  # kept until done, and awaited before on_disconnect
+        report.add_done_callback(reports.discard)
 
-    async def _run(self, message_key: str, on_error: Callable[[Exception], Awaitable[None]]) -> None:
+    async def _run(self, message_key: str, on_error: OnError) -> None:
         """Connect, dispatch every message, always disconnect.
 
-        ``on_error`` (the session's) logs an exception and closes the
-        connection with the chosen code *before* ``on_disconnect`` runs, so
-        ``on_disconnect`` reports exactly what the client received.
+        ``on_error(exc, source)`` (the session's) logs an exception once with
+        the route and ``source`` ("handler", or the background task's name)
+        and closes the connection with the chosen code *before*
+        ``on_disconnect`` runs, so ``on_disconnect`` reports exactly what the
+        client received.
         """
         ws = self.ws
+        self.__dict__["_wsroute_on_error"] = on_error
         try:
             await self.on_connect()
             dispatch = self._wsroute_dispatch
@@ -229,20 +253,23 @@ class Handler:
                     await self.on_message(await ws.recv())
         except ConnectionClosed as exc:
             if ws.protocol.state is State.OPEN:  # another socket closed, not this client
-                await on_error(exc)
+                await on_error(exc, "handler")
         except Exception as exc:
-            await on_error(exc)
+            await on_error(exc, "handler")
         finally:
             await self._stop_tasks()
             await self._disconnect()
 
     async def _stop_tasks(self) -> None:
-        """Cancel spawned tasks and let their ``finally`` blocks run first."""
+        """Cancel spawned tasks, let their ``finally`` blocks run, finish failure reports."""
         tasks = list(self.__dict__.get("_wsroute_tasks", ()))
         for task in tasks:
             task.cancel()
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
+        reports = list(self.__dict__.get("_wsroute_reports", ()))
+        if reports:
+            await asyncio.gather(*reports, return_exceptions=True)
 
     async def _disconnect(self) -> None:
         ws = self.ws

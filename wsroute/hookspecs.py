@@ -261,6 +261,8 @@ def wsroute_connection_closed(app: Any, conn: Any, code: int | None, reason: str
 def wsroute_handle_exception(app: Any, conn: Any, route: Any, exc: BaseException) -> Any:
     """Choose the close code for an exception raised by a handler.
 
+    Tasks started with ``Handler.spawn()`` count as part of their handler.
+
     Called after the exception is logged (once, with the route).
     **firstresult**, **must be a plain ``def``**.
 

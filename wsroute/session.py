@@ -7,8 +7,9 @@ close code:
 
 * the handler returns → 1000 (websockets closes normally);
 * the client leaves (``ConnectionClosed``) → nothing to log;
-* the handler raises → 1011 (or the code a plugin chooses), logged once with
-  the route; other connections are untouched.
+* the handler raises (or a task it started with ``Handler.spawn()``) → 1011
+  (or the code a plugin chooses), logged once with the route; other
+  connections are untouched.
 """
 
 from __future__ import annotations
@@ -82,7 +83,7 @@ class Session:
                 handler = binding.call(**kwargs)
                 handler.ws = conn
                 handler.app = self.app
-                await handler._run(self.message_key, lambda exc: self._failed(conn, route, exc))
+                await handler._run(self.message_key, lambda exc, source: self._failed(conn, route, exc, source))
             else:
                 await binding.call(conn, **kwargs)
         finally:
@@ -112,9 +113,14 @@ class Session:
             task.set_name(f"wsroute {route.name}")
         return route
 
-    async def _failed(self, conn: Connection, route: Route | None, exc: Exception) -> None:
+    async def _failed(self, conn: Connection, route: Route | None, exc: Exception, source: str = "handler") -> None:
+        """Log ``exc`` once with the route, then close with the hook's code.
+
+        ``source`` says what raised: ``"handler"`` or ``"background task
+        'name'"`` (a task from ``Handler.spawn``); both are handler failures.
+        """
         name = route.name if route is not None else conn.path
-        logger.error("handler for route %s failed", name, exc_info=exc)
+        logger.error("%s for route %s failed", source, name, exc_info=exc)
         code = self._close_code_for(conn, route, exc)
         with contextlib.suppress(Exception):  # the transport may already be gone
             await conn.close(code, "internal error")
