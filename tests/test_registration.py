@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import functools
+from typing import ClassVar
 
+import attrs
 import pytest
 
 import wsroute
@@ -194,3 +196,129 @@ def test_public_api_is_guarded() -> None:
     )
     for name in wsroute.__all__:
         assert getattr(wsroute, name) is not None
+
+
+@pytest.mark.parametrize(
+    ("name", "signature"),
+    [
+        ("on_connect", "(self)"),
+        ("on_message", "(self, message)"),
+        ("on_disconnect", "(self, code, reason)"),
+        ("on_presence", "(self, topic, event, user_id)"),
+    ],
+)
+def test_handler_with_a_plain_def_lifecycle_method_is_refused(name, signature) -> None:
+    """A Handler whose awaited method is a plain def fails at registration, naming the method and the fix."""
+    app = wsroute.App(load_entrypoints=False)
+    Sync = type("Sync", (wsroute.Handler,), {name: lambda self, *args: None})
+
+    with pytest.raises(HandlerError) as info:
+        app.route("/sync")(Sync)
+    assert str(info.value).startswith(
+        f"route '/sync': {__name__}.Sync.{name} is a plain 'def', but wsroute awaits it; "
+        f"define it as 'async def {name}{signature}: ...'"
+    )
+    assert app.routes == []
+
+
+def test_plain_def_overriding_an_on_method_is_refused() -> None:
+    """A subclass replacing an @on method with a plain def of the same name fails at registration."""
+    app = wsroute.App(load_entrypoints=False)
+
+    class Base(wsroute.Handler):
+        @wsroute.on("move")
+        async def move(self, data):
+            pass
+
+    class Child(Base):
+        def move(self, data):
+            pass
+
+    with pytest.raises(HandlerError) as info:
+        app.route("/child")(Child)
+    assert str(info.value).startswith(
+        f"route '/child': {Child.__module__}.{Child.__qualname__}.move is a plain 'def', but it receives messages "
+        "of type 'move' and wsroute awaits it; define it as 'async def move(self, data): ...'"
+    )
+
+
+class Database:
+    """A stand-in dependency."""
+
+
+async def test_dependency_annotation_without_attrs_fails_at_startup() -> None:
+    """A provided dependency declared only as an annotation (no @attrs.define) stops start-up with the fix."""
+    app = wsroute.App(load_entrypoints=False)
+    app.provide(db=Database())
+
+    @app.route("/rooms/{room}")
+    class Room(wsroute.Handler):
+        db: Database
+
+        async def on_connect(self):
+            await self.send(type(self.db).__name__)
+
+    with pytest.raises(DependencyError) as info:
+        async with serve_app(app):
+            pass
+    message = str(info.value)
+    assert message.startswith(
+        f"route '/rooms/{{room}}': {Room.__module__}.{Room.__qualname__} declares 'db: Database' and "
+        "app.provide(db=...) gives a value, but its constructor does not take 'db', so self.db would be "
+        "missing at the first connection: Room is not an attrs class; put @attrs.define directly above "
+        "'class Room', below @app.route(...)"
+    )
+
+
+async def test_route_bound_dependency_annotation_without_attrs_names_the_field() -> None:
+    """A value bound with app.route(path, name=...) to an annotation-only field names app.route as the source."""
+    app = wsroute.App(load_entrypoints=False)
+
+    @app.route("/items", limit=10)
+    class Items(wsroute.Handler):
+        limit: int
+
+    with pytest.raises(DependencyError, match=r"declares 'limit: int' and app.route\('/items', limit=...\) gives"):
+        async with serve_app(app):
+            pass
+
+
+WRONG_ORDER_APP = wsroute.App(load_entrypoints=False)
+WRONG_ORDER_APP.provide(db=Database())
+
+
+@attrs.define
+@WRONG_ORDER_APP.route("/wrong-order")
+class WrongOrder(wsroute.Handler):
+    """Decorated in the wrong order: the route holds the class attrs had not yet rebuilt."""
+
+    db: Database
+
+
+async def test_attrs_applied_after_route_is_named_as_the_cause() -> None:
+    """@attrs.define above @app.route is recognised and the message says to swap them."""
+    with pytest.raises(DependencyError) as info:
+        async with serve_app(WRONG_ORDER_APP):
+            pass
+    assert str(info.value).endswith(
+        "@attrs.define was applied after @app.route registered the plain class (decorators run bottom-up); "
+        "put @app.route('/wrong-order') above @attrs.define"
+    )
+
+
+async def test_annotations_that_are_not_dependencies_are_left_alone() -> None:
+    """Annotation-only attributes nothing provides (set in on_connect) and ClassVars do not stop start-up."""
+    app = wsroute.App(load_entrypoints=False)
+    app.provide(db=Database())
+
+    @app.route("/count")
+    class Count(wsroute.Handler):
+        count: int
+        kinds: ClassVar[tuple[str, ...]] = ("a",)
+
+        async def on_connect(self):
+            self.count = len(self.kinds)
+            await self.send(str(self.count))
+
+    async with serve_app(app) as server, server.connect("/count") as ws:
+        assert await ws.recv() == "1"

@@ -9,20 +9,26 @@ is looked up per connection.
 
 A parameter that nothing provides and that has no default is an error at
 start-up naming the route and the parameter, never a ``TypeError`` on the
-first connection.
+first connection. So is a ``Handler`` class that declares a dependency as a
+class annotation (``db: Database``) that its constructor does not take —
+usually a missing ``@attrs.define``, or decorators in the wrong order — when
+``app.provide`` or ``app.route`` gives a value for it: without the check,
+``self.db`` would be an ``AttributeError`` at the first connection.
 """
 
 from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Callable, Mapping
+import sys
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import attrs
 
 from .callbacks import describe
 from .errors import DependencyError, HandlerError
+from .handlers import Handler
 from .routes import Route
 
 __all__ = ["Binding", "bind"]
@@ -70,6 +76,8 @@ def bind(route: Route, provided: Mapping[str, Any]) -> Binding:
             bound[name] = provided[name]
         elif parameter.default is inspect.Parameter.empty:
             raise _missing(route, name)
+    if route.is_class and not takes_any_keyword:
+        _check_declared_fields(route, {p.name for p in parameters}, provided)
     unused = sorted(set(route.bound) - set(bound))
     if unused and not takes_any_keyword:
         raise DependencyError(
@@ -104,6 +112,55 @@ def _without_connection_parameter(route: Route, parameters: list[inspect.Paramet
         f"route {route.name!r}: {describe(route.handler)} must take the connection as its first "
         "positional parameter: 'async def handler(ws, ...)'"
     )
+
+
+def _check_declared_fields(route: Route, accepted: set[str], provided: Mapping[str, Any]) -> None:
+    """Refuse a dependency declared as an annotation that the constructor ignores.
+
+    Raises:
+        DependencyError: naming the field, the cause (not an attrs class, or
+            ``@attrs.define`` applied after ``@app.route``) and the fix.
+    """
+    cls = route.handler
+    for name, annotation in _declared_fields(cls):
+        if name in accepted or (name not in route.bound and name not in provided):
+            continue
+        source = f"app.route({route.path!r}, {name}=...)" if name in route.bound else f"app.provide({name}=...)"
+        declared = f"{name}: {annotation if isinstance(annotation, str) else describe(annotation)}"
+        if _replaced_by_attrs_class(cls):
+            cause = (
+                f"@attrs.define was applied after @app.route registered the plain class (decorators run bottom-up); "
+                f"put @app.route({route.path!r}) above @attrs.define"
+            )
+        elif attrs.has(cls):
+            cause = f"{name!r} is not an __init__ argument of the attrs class; remove init=False or give it a default"
+        else:
+            cause = (
+                f"{cls.__name__} is not an attrs class; put @attrs.define directly above 'class {cls.__name__}', "
+                f"below @app.route(...) (decorators run bottom-up), or accept {name!r} in __init__"
+            )
+        raise DependencyError(
+            f"route {route.name!r}: {describe(cls)} declares '{declared}' and {source} gives a value, but its "
+            f"constructor does not take {name!r}, so self.{name} would be missing at the first connection: {cause}"
+        )
+
+
+def _declared_fields(cls: type) -> Iterator[tuple[str, Any]]:
+    """Instance annotations of ``cls`` and its Handler bases (``ClassVar`` excluded)."""
+    for klass in cls.__mro__:
+        if klass is Handler or not issubclass(klass, Handler):
+            continue
+        for name, annotation in vars(klass).get("__annotations__", {}).items():
+            text = annotation if isinstance(annotation, str) else repr(annotation)
+            if not text.startswith(("ClassVar", "typing.ClassVar", "t.ClassVar", "typing_extensions.ClassVar")):
+                yield name, annotation
+
+
+def _replaced_by_attrs_class(cls: type) -> bool:
+    """Whether the module now binds the class's name to an attrs version of it."""
+    module = sys.modules.get(cls.__module__)
+    current = getattr(module, cls.__qualname__, None) if "." not in cls.__qualname__ else None
+    return current is not None and current is not cls and attrs.has(current) and not attrs.has(cls)
 
 
 def _missing(route: Route, name: str) -> DependencyError:

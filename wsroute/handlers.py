@@ -33,7 +33,9 @@ from websockets.exceptions import ConnectionClosed
 from websockets.frames import CloseCode
 from websockets.protocol import State
 
+from .callbacks import describe, is_async_callable
 from .dispatch import decode_typed, encode_json
+from .errors import HandlerError
 
 if TYPE_CHECKING:
     from websockets.http11 import Request
@@ -41,7 +43,7 @@ if TYPE_CHECKING:
     from .app import App
     from .connection import Connection
 
-__all__ = ["Handler", "on"]
+__all__ = ["Handler", "check_handler_class", "on"]
 
 logger = logging.getLogger("wsroute.handlers")
 
@@ -70,6 +72,47 @@ def on(message_type: str) -> Callable[[F], F]:
         return method
 
     return mark
+
+
+#: The methods the framework awaits, with the parameters they receive.
+_AWAITED = {
+    "on_connect": "(self)",
+    "on_message": "(self, message)",
+    "on_disconnect": "(self, code, reason)",
+    "on_presence": "(self, topic, event, user_id)",
+}
+
+
+def check_handler_class(path: str, cls: type[Handler]) -> None:
+    """Refuse a Handler subclass whose awaited methods are not ``async def``.
+
+    wsroute awaits ``on_connect``, ``on_message``, ``on_disconnect``,
+    ``on_presence`` and every ``@wsroute.on`` method. A plain ``def`` there
+    would only fail at the first connection (``TypeError: object NoneType
+    can't be used in 'await' expression``, closed with 1011), so it is an
+    error when the route is registered. This also catches a subclass that
+    overrides an ``@on`` method with a plain ``def`` of the same name.
+
+    Raises:
+        HandlerError: naming the route, the method and the ``async def`` to write.
+    """
+    for name, params in _AWAITED.items():
+        method = getattr(cls, name, None)
+        if not is_async_callable(method):
+            raise _not_async(path, cls, name, method, f"async def {name}{params}: ...", "wsroute awaits it")
+    for kind, method in cls._wsroute_dispatch.items():
+        if not is_async_callable(method):
+            name = getattr(method, "__name__", repr(method))
+            why = f"it receives messages of type {kind!r} and wsroute awaits it"
+            raise _not_async(path, cls, name, method, f"async def {name}(self, data): ...", why)
+
+
+def _not_async(path: str, cls: type, name: str, method: Any, fix: str, why: str) -> HandlerError:
+    what = "a plain 'def'" if callable(method) else f"{method!r}, not a method"
+    return HandlerError(
+        f"route {path!r}: {describe(cls)}.{name} is {what}, but {why}; define it as '{fix}' "
+        "(run blocking work with 'await asyncio.to_thread(...)')"
+    )
 
 
 class Handler:

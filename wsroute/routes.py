@@ -16,20 +16,21 @@ import attrs
 
 from .callbacks import describe
 from .errors import HandlerError, RouteError
-from .handlers import Handler
+from .handlers import Handler, check_handler_class
 from .routing import Pattern
 
 __all__ = ["Route", "RouteGroup", "check_handler"]
 
 
 def check_handler(path: str, handler: Any) -> None:
-    """Accept an ``async def`` function or a :class:`Handler` subclass.
+    """Accept an ``async def`` function or a :class:`Handler` subclass with async methods.
 
     Raises:
         HandlerError: naming the route and saying what is expected.
     """
     if isinstance(handler, type):
         if issubclass(handler, Handler):
+            check_handler_class(path, handler)
             return
         raise HandlerError(
             f"route {path!r}: class {describe(handler)} is not a wsroute.Handler subclass; "
