@@ -6,7 +6,7 @@ import asyncio
 import logging
 
 import pytest
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, ConnectionClosedOK
 
 import wsroute
 from wsroute.testing import serve_app
@@ -207,7 +207,9 @@ async def test_connection_closed_from_another_socket_is_a_handler_failure(caplog
             await ws.recv()
         assert ws.close_code == 1011
     errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
-    assert errors == ["handler for route /relay failed"]
+    assert len(errors) == 1
+    assert errors[0].startswith("handler for route /relay failed: another connection (to 127.0.0.1:")
+    assert ") was closed (ConnectionClosedOK: received 1000 (OK); then sent 1000 (OK))" in errors[0]
 
 
 async def test_spawned_task_failure_follows_the_exception_hook(caplog) -> None:
@@ -270,3 +272,66 @@ async def test_spawned_task_failure_without_a_hook_is_1011_named_by_route(caplog
         "background task 'wsroute /work:test_spawned_task_failure_without_a_hook_is_1011_named_by_route."
         "<locals>.Work.work' for route /work failed"
     ]
+
+
+def faq_chat_app(left: dict[str, asyncio.Event]) -> wsroute.App:
+    """The websockets FAQ's dict-of-connections chat, with entries never removed (a stale dict)."""
+    app = make_app()
+    connected: dict[str, wsroute.Connection] = {}
+
+    @app.middleware
+    def identify(conn, request):
+        conn.ctx.user_id = conn.params["name"]
+
+    @app.route("/chat/{name}")
+    async def chat(ws, name):
+        connected[name] = ws
+        try:
+            async for message in ws:
+                target, _, text = message.partition(":")
+                await connected[target].send(f"{name}: {text}")
+        finally:
+            left[name].set()
+
+    @app.route("/room/{name}")
+    class Room(wsroute.Handler):
+        async def on_connect(self):
+            connected[self.params["name"]] = self.ws
+
+        async def on_message(self, message):
+            target, _, text = message.partition(":")
+            await connected[target].send(f"{self.params['name']}: {text}")
+
+        async def on_disconnect(self, code, reason):
+            left[self.params["name"]].set()
+
+    return app
+
+
+@pytest.mark.parametrize("route", ["/chat/{name}", "/room/{name}"])
+async def test_sending_to_a_connection_that_left_names_it_and_points_to_the_hub(caplog, route) -> None:
+    """Sending through another client's closed connection logs that other connection once and suggests send_to_user."""
+    left = {"alice": asyncio.Event(), "bob": asyncio.Event()}
+    prefix = route.partition("{")[0]
+    caplog.set_level(logging.DEBUG)
+    async with serve_app(faq_chat_app(left)) as server, server.connect(prefix + "alice") as alice:
+        async with server.connect(prefix + "bob") as bob:
+            await alice.send("bob:hello")
+            assert await bob.recv() == "alice: hello"
+            bob_port = bob.local_address[1]
+        await asyncio.wait_for(left["bob"].wait(), 5)
+        await alice.send("bob:are you there?")
+        with pytest.raises(ConnectionClosed):
+            await alice.recv()
+        assert alice.close_code == 1011
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1, [r.getMessage() for r in errors]
+    assert errors[0].getMessage() == (
+        f"handler for route {route} failed: another connection (client 127.0.0.1:{bob_port} on route {route}, "
+        "user 'bob') was closed (ConnectionClosedOK: received 1000 (OK); then sent 1000 (OK)) and the handler "
+        "still used it; this client's own connection is open. To message other clients, use "
+        "app.hub.send_to_user(user_id, message) (or hub.publish/broadcast), which skips connections that have "
+        "left, instead of keeping connections in a dict; or catch websockets.exceptions.ConnectionClosed around "
+        "the send"
+    )
+    assert errors[0].exc_info[0] is ConnectionClosedOK

@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import attrs
+from websockets.asyncio.connection import Connection as WebSocketConnection
 from websockets.exceptions import ConnectionClosed
 from websockets.frames import EXTERNAL_CLOSE_CODES, CloseCode
 from websockets.protocol import State
@@ -120,7 +121,10 @@ class Session:
         'name'"`` (a task from ``Handler.spawn``); both are handler failures.
         """
         name = route.name if route is not None else conn.path
-        logger.error("%s for route %s failed", source, name, exc_info=exc)
+        if isinstance(exc, ConnectionClosed):
+            logger.error("%s for route %s failed: %s", source, name, _other_closed(conn, exc), exc_info=exc)
+        else:
+            logger.error("%s for route %s failed", source, name, exc_info=exc)
         code = self._close_code_for(conn, route, exc)
         with contextlib.suppress(Exception):  # the transport may already be gone
             await conn.close(code, "internal error")
@@ -150,3 +154,47 @@ class Session:
             )
         except HookFailed as failure:
             logger.error("%s", failure, exc_info=failure.__cause__)
+
+
+def _other_closed(conn: Connection, exc: ConnectionClosed) -> str:
+    """Explain a ``ConnectionClosed`` that did not come from ``conn`` itself.
+
+    Only called while ``conn`` is still open, so the exception came from
+    another socket the handler used: typically the websockets FAQ's
+    dict-of-connections pattern, ``await CONNECTED[other].send(...)`` after
+    ``other`` left. The closed connection is found in the traceback (the
+    frame of its ``send``/``recv``) so the log can name it; this runs on the
+    failure path only.
+    """
+    other = _connection_in_traceback(exc, conn)
+    which = "another connection" if other is None else f"another connection ({_describe_connection(other)})"
+    return (
+        f"{which} was closed ({type(exc).__name__}: {exc}) and the handler still used it; this client's own "
+        "connection is open. To message other clients, use app.hub.send_to_user(user_id, message) (or "
+        "hub.publish/broadcast), which skips connections that have left, instead of keeping connections in a "
+        "dict; or catch websockets.exceptions.ConnectionClosed around the send"
+    )
+
+
+def _connection_in_traceback(exc: BaseException, conn: Connection) -> WebSocketConnection | None:
+    """The websockets connection, other than ``conn``, whose method raised ``exc``."""
+    tb = exc.__traceback__
+    found: WebSocketConnection | None = None
+    while tb is not None:
+        owner = tb.tb_frame.f_locals.get("self")
+        if isinstance(owner, WebSocketConnection) and owner is not conn:
+            found = owner  # keep the innermost
+        tb = tb.tb_next
+    return found
+
+
+def _describe_connection(other: WebSocketConnection) -> str:
+    """``client 127.0.0.1:50312 on route /chat, user 'bob'``, or ``to 10.0.0.5:443`` for a client connection."""
+    peer = other.remote_address
+    address = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) and len(peer) >= 2 else str(peer)
+    route = getattr(other, "route", None)
+    if route is None and not hasattr(other, "ctx"):
+        return f"to {address}"  # e.g. a websockets client connection the handler opened
+    described = f"client {address}" if route is None else f"client {address} on route {route.name}"
+    user_id = getattr(getattr(other, "ctx", None), "user_id", None)
+    return described if user_id is None else f"{described}, user {user_id!r}"
