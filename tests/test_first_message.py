@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 
@@ -127,4 +128,39 @@ async def test_pathological_first_message_is_refused_without_a_traceback(caplog,
             await ws.send(json.dumps({"type": "watch"}))
             assert json.loads(await ws.recv()) == {"watching": {"type": "watch"}}
     assert RAN == ["watch"]
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING or r.exc_info] == []
+
+
+async def raw_text_frame_close(server, path: str, payload: bytes) -> tuple[int, bytes]:
+    """Open a WebSocket by hand, send ``payload`` as one masked text frame, return the server's close frame."""
+    reader, writer = await asyncio.open_connection(server.host, server.port)
+    try:
+        writer.write(
+            (
+                f"GET {path} HTTP/1.1\r\nHost: {server.host}:{server.port}\r\nUpgrade: websocket\r\n"
+                "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                "Sec-WebSocket-Version: 13\r\n\r\n"
+            ).encode()
+        )
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+        assert head.startswith(b"HTTP/1.1 101 ")
+        mask = b"\x01\x02\x03\x04"
+        masked = bytes(byte ^ mask[i % 4] for i, byte in enumerate(payload))
+        writer.write(bytes([0x81, 0x80 | len(payload)]) + mask + masked)  # FIN + text, masked, < 126 bytes
+        first, length = await asyncio.wait_for(reader.readexactly(2), 10)
+        assert first == 0x88  # FIN + close
+        body = await asyncio.wait_for(reader.readexactly(length & 0x7F), 10)
+        return int.from_bytes(body[:2], "big"), body[2:]
+    finally:
+        writer.close()
+
+
+async def test_first_message_that_is_not_utf8_text_is_refused_by_the_protocol(caplog) -> None:
+    """A text frame with invalid UTF-8 (sent from a raw socket) closes with 1007 before routing; nothing is logged."""
+    RAN.clear()
+    caplog.set_level(logging.DEBUG)
+    async with serve_app(make_app()) as server:
+        code, _ = await raw_text_frame_close(server, "/play", b'{"type": "join\xff\xfe"}')
+    assert code == 1007
+    assert RAN == []
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING or r.exc_info] == []
