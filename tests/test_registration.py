@@ -322,3 +322,96 @@ async def test_annotations_that_are_not_dependencies_are_left_alone() -> None:
 
     async with serve_app(app) as server, server.connect("/count") as ws:
         assert await ws.recv() == "1"
+
+
+# -- registration is closed while serving --------------------------------------
+
+
+class _LatePlugin:
+    @wsroute.hookimpl
+    def wsroute_configure(self, app):
+        pass
+
+
+@pytest.mark.parametrize(
+    ("register", "fragment"),
+    [
+        (lambda app: app.add_route("/late", handler), "cannot add route '/late': the app is serving"),
+        (lambda app: app.route("/late")(handler), "cannot add route '/late': the app is serving"),
+        (lambda app: app.middleware(lambda conn, request: None), "cannot add middleware"),
+        (lambda app: app.provide(db=1), "cannot add dependencies 'db': the app is serving"),
+        (lambda app: app.add_converter(wsroute.Converter("slug", "[a-z]+")), "cannot add converter 'slug'"),
+        (lambda app: app.plugins.register(_LatePlugin(), "late"), "cannot register plugin"),
+        (lambda app: app.plugins.unregister("wsroute.hub"), "cannot unregister plugin 'wsroute.hub'"),
+    ],
+)
+async def test_registration_after_start_is_refused(register, fragment) -> None:
+    """Adding a route, middleware, dependency, converter or plugin to a running app raises ConfigurationError."""
+    app = wsroute.App(load_entrypoints=False)
+    app.add_route("/echo", handler)
+    async with serve_app(app) as server:
+        assert app.serving
+        with pytest.raises(ConfigurationError) as info:
+            register(app)
+        assert fragment in str(info.value)
+        assert "register it before app.serve()/app.run()" in str(info.value) or "register plugins before" in str(
+            info.value
+        )
+        assert await server.rejection("/late") == 404
+    assert [route.path for route in app.routes] == ["/echo"]
+    assert app.plugins.is_registered("wsroute.hub")
+
+
+async def test_late_route_is_a_404_not_a_500(caplog) -> None:
+    """A request for a path refused while serving gets 404 and logs no error (it once got 500 with a KeyError)."""
+    app = wsroute.App(load_entrypoints=False)
+    app.add_route("/echo", handler)
+    async with serve_app(app) as server:
+        with pytest.raises(ConfigurationError):
+            app.add_route("/late", handler)
+        assert await server.rejection("/late") == 404
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
+
+
+async def test_registration_opens_again_after_the_server_stopped() -> None:
+    """Once the server stopped, routes may be added and are served by the next start."""
+
+    async def hello(ws):
+        await ws.send("hello")
+
+    app = wsroute.App(load_entrypoints=False)
+    app.add_route("/echo", handler)
+    async with serve_app(app):
+        pass
+    assert not app.serving
+    app.add_route("/hello", hello)
+    async with serve_app(app) as server, server.connect("/hello") as ws:
+        assert await ws.recv() == "hello"
+
+
+async def test_plugin_may_not_register_routes_in_startup() -> None:
+    """A route added from wsroute_startup (after the handshake was built) stops start-up with the fix."""
+
+    class Late:
+        @wsroute.hookimpl
+        def wsroute_startup(self, app):
+            app.add_route("/late", handler)
+
+    app = wsroute.App(load_entrypoints=False, plugins=[Late()])
+    with pytest.raises(wsroute.PluginError) as info:
+        async with serve_app(app):
+            pass
+    assert "failed in wsroute_startup" in str(info.value)
+    assert "return it from a plugin's wsroute_register_* hook" in str(info.value)
+    assert not app.serving
+
+
+async def test_one_app_serves_once_at_a_time() -> None:
+    """Starting a second server for an app that is serving raises ConfigurationError."""
+    app = wsroute.App(load_entrypoints=False)
+    app.add_route("/echo", handler)
+    async with serve_app(app):
+        with pytest.raises(ConfigurationError, match="this App is already serving"):
+            async with serve_app(app):
+                pass
+        assert app.serving

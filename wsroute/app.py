@@ -14,6 +14,7 @@ import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
+from .callbacks import describe
 from .connection import Connection
 from .di import bind
 from .errors import ConfigurationError, PluginError, RouteError
@@ -112,6 +113,7 @@ class App:
         **serve_options: Any,
     ) -> None:
         _check_options(message_key, first_message_timeout, slow_consumer, serve_options)
+        self._serving = False
         if trailing_slash not in _TRAILING_SLASH:
             raise ConfigurationError(
                 f"App(trailing_slash={trailing_slash!r}): expected one of {', '.join(map(repr, _TRAILING_SLASH))}"
@@ -201,7 +203,9 @@ class App:
         Raises:
             RouteError: malformed pattern, unknown converter, or a conflict.
             HandlerError: ``handler`` is not ``async def`` nor a Handler subclass.
+            ConfigurationError: the app is already serving (registration is closed).
         """
+        self._check_open(f"route {path!r}")
         pattern = Pattern.parse(path, self.converters)
         check_handler(path, handler)
         if message is not None and (not isinstance(message, str) or not message):
@@ -245,19 +249,35 @@ class App:
         return route
 
     def middleware(self, func: M) -> M:
-        """Register app-level middleware (``(conn, request) -> Response | None``)."""
+        """Register app-level middleware (``(conn, request) -> Response | None``).
+
+        Raises:
+            ConfigurationError: ``func`` cannot be called as ``(conn, request)``,
+                or the app is already serving.
+        """
+        self._check_open(f"middleware {describe(func)}")
         _check_middleware(func, "@app.middleware")
         self.middleware_chain.append(func)
         self._handshake = None
         return func
 
     def provide(self, **values: Any) -> None:
-        """Make values injectable into handlers by parameter name."""
+        """Make values injectable into handlers by parameter name.
+
+        Raises:
+            ConfigurationError: the app is already serving.
+        """
+        self._check_open(f"dependencies {', '.join(map(repr, values))}")
         self.provided.update(values)
         self._handshake = None
 
     def add_converter(self, converter: Converter) -> None:
-        """Make ``{name:converter.name}`` available to patterns registered after."""
+        """Make ``{name:converter.name}`` available to patterns registered after.
+
+        Raises:
+            ConfigurationError: the app is already serving.
+        """
+        self._check_open(f"converter {getattr(converter, 'name', converter)!r}")
         if not isinstance(converter, Converter):
             raise TypeError(f"add_converter() takes a wsroute.Converter (got {converter!r})")
         self.converters[converter.name] = converter
@@ -299,23 +319,72 @@ class App:
 
         run(self, host=host, port=port, **options)
 
+    @property
+    def serving(self) -> bool:
+        """Whether the app is started: from :meth:`startup` until :meth:`shutdown` ends.
+
+        While it is, registration is closed: the handshake was built from the
+        routes, middleware, dependencies and plugins as they were at start-up.
+        """
+        return self._serving
+
     async def startup(self) -> None:
-        """Configure plugins, bind dependencies, start the hub; before listening."""
+        """Configure plugins, bind dependencies, start the hub; before listening.
+
+        Registration closes here, before ``wsroute_startup`` runs, and opens
+        again when :meth:`shutdown` ends.
+
+        Raises:
+            ConfigurationError: the app is already serving (one app, one server).
+        """
+        if self._serving:
+            raise ConfigurationError(
+                "app.serve(): this App is already serving; stop the running server first, or build a second App"
+            )
         await self.configure()
         self._prepare()
-        await self.hub.start()
+        self._close_registration()
         try:
-            await self._call_lifecycle("wsroute_startup")
+            await self.hub.start()
+            try:
+                await self._call_lifecycle("wsroute_startup")
+            except BaseException:
+                await self.hub.stop()  # never leave the broker connected behind a failed start
+                raise
         except BaseException:
-            await self.hub.stop()  # never leave the broker connected behind a failed start
+            self._open_registration()
             raise
 
     async def shutdown(self) -> None:
-        """Stop the hub and tell plugins; after the server closed."""
+        """Stop the hub and tell plugins; after the server closed. Registration opens again."""
         try:
             await self.hub.stop()
         finally:
-            await self._call_lifecycle("wsroute_shutdown")
+            try:
+                await self._call_lifecycle("wsroute_shutdown")
+            finally:
+                self._open_registration()
+
+    def _close_registration(self) -> None:
+        self._serving = True
+        self.plugins.close_registration()
+
+    def _open_registration(self) -> None:
+        self._serving = False
+        self.plugins.open_registration()
+
+    def _check_open(self, what: str) -> None:
+        """Refuse a registration while serving (Starlette's ``add_middleware`` rule).
+
+        The live handshake was built at start-up; something added now would be
+        matched by nothing, or half-matched and fail per request.
+        """
+        if self._serving:
+            raise ConfigurationError(
+                f"cannot add {what}: the app is serving, and registration closes when it starts; "
+                "register it before app.serve()/app.run(), or return it from a plugin's "
+                "wsroute_register_* hook"
+            )
 
     def websockets_options(self, options: Mapping[str, Any]) -> dict[str, Any]:
         """What to pass to websockets' ``serve()`` besides host and port."""

@@ -79,6 +79,7 @@ class Plugins:
         self.pm.add_hookspecs(hookspecs)
         self.hook = self.pm.hook
         self._sources: dict[str, tuple[str, str | None]] = {}
+        self._closed = False
         env_blocked = [n.strip() for n in os.environ.get(DISABLE_ENV, "").split(",") if n.strip()]
         for name in [*disable, *env_blocked]:
             self.pm.set_blocked(name)
@@ -99,9 +100,11 @@ class Plugins:
             Registering an already registered object returns its name.
 
         Raises:
-            PluginError: the name is taken, or a hook's arguments are not
-                among the spec's (a typo in an argument name).
+            PluginError: the name is taken, a hook's arguments are not
+                among the spec's (a typo in an argument name), or the app is
+                serving (registration is closed).
         """
+        self._check_open(f"register plugin {describe(plugin)}")
         if self.pm.is_registered(plugin):
             return self.pm.get_name(plugin)
         if name is None:
@@ -123,9 +126,29 @@ class Plugins:
         return registered
 
     def unregister(self, name: str) -> None:
-        """Remove the plugin registered as ``name``."""
+        """Remove the plugin registered as ``name``.
+
+        Raises:
+            PluginError: the app is serving (registration is closed).
+        """
+        self._check_open(f"unregister plugin {name!r}")
         self.pm.unregister(name=name)
         self._sources.pop(name, None)
+
+    def close_registration(self) -> None:
+        """Refuse :meth:`register` and :meth:`unregister` (the app started serving)."""
+        self._closed = True
+
+    def open_registration(self) -> None:
+        """Accept registrations again (the app stopped)."""
+        self._closed = False
+
+    def _check_open(self, what: str) -> None:
+        if self._closed:
+            raise PluginError(
+                f"cannot {what}: the app is serving, and its hooks were resolved when it started; "
+                "register plugins before app.serve()/app.run()"
+            )
 
     def is_registered(self, name: str) -> bool:
         """Whether a plugin is registered as ``name``."""
