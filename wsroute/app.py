@@ -23,7 +23,7 @@ from .handshake import Handshake
 from .hookspecs import hookimpl
 from .hub import Hub
 from .middleware import Chain
-from .plugins import HookFailed, Plugins, call_each
+from .plugins import HookFailed, Plugins
 from .routes import Route, RouteGroup, check_handler
 from .routing import DEFAULT_CONVERTERS, Converter, Pattern, Router
 from .serving import Serving
@@ -439,16 +439,15 @@ class App:
             return
         self._plugins_configured = True
         self.plugins.check()
-        hook = self.plugins.hook
         await self._call_lifecycle("wsroute_configure")
         self._check_settings_were_read()
-        for specs in await self._call_registration(hook.wsroute_register_routes):
+        for specs in await self._call_registration("wsroute_register_routes"):
             for spec in specs:
                 self._add_route_spec(spec, "wsroute_register_routes")
-        for middleware in await self._call_registration(hook.wsroute_register_middleware):
+        for middleware in await self._call_registration("wsroute_register_middleware"):
             for item in middleware:
                 self.middleware(item)
-        for values in await self._call_registration(hook.wsroute_register_dependencies):
+        for values in await self._call_registration("wsroute_register_dependencies"):
             self.provide(**values)
 
     def _check_settings_were_read(self) -> None:
@@ -462,14 +461,14 @@ class App:
                 f"(loaded plugins: {loaded}); check the name or install the plugin"
             )
 
-    async def _call_registration(self, hook: Any) -> list[Any]:
+    async def _call_registration(self, hook_name: str) -> list[Any]:
         try:
-            return await call_each(hook, app=self)
+            return await self.plugins.call(hook_name, app=self)
         except HookFailed as failure:
             raise PluginError(f"{failure}: {failure.__cause__!r}") from failure.__cause__
 
-    async def _call_lifecycle(self, name: str) -> None:
-        await self._call_registration(getattr(self.plugins.hook, name))
+    async def _call_lifecycle(self, hook_name: str) -> None:
+        await self._call_registration(hook_name)
 
     def _add_route_spec(self, spec: Sequence[Any], source: str) -> None:
         if not isinstance(spec, Sequence) or len(spec) not in (2, 3):

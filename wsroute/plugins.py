@@ -14,9 +14,12 @@ plugin's name is its entry point's name. A plugin that fails to import stops
 start-up with an error naming it and its entry point; so does one that raises
 in ``wsroute_configure`` (see :class:`HookFailed`).
 
-pluggy cannot await, so wsroute calls hook implementations itself
-(:func:`call_each`, :func:`call_first`): results that are awaitable are
-awaited, and a failure names the plugin that raised rather than wsroute.
+Every hook is called through pluggy's own call (:class:`Resolved`), so
+wrappers (``@hookimpl(wrapper=True)`` and old-style ``hookwrapper=True``),
+``tryfirst``/``trylast`` and pluggy's call monitoring work as pluggy
+documents them; ``WSROUTE_TRACE_PLUGINS=1`` logs every hook call. pluggy
+cannot await, so results that are awaitable are awaited afterwards, in call
+order, and a failure names the plugin that raised rather than wsroute.
 """
 
 from __future__ import annotations
@@ -24,9 +27,10 @@ from __future__ import annotations
 import functools
 import importlib.metadata
 import inspect
+import logging
 import os
 import types
-from collections.abc import Awaitable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -36,11 +40,14 @@ from . import hookspecs
 from .callbacks import describe
 from .errors import PluginError
 
-__all__ = ["ENTRY_POINT_GROUP", "HookFailed", "PluginInfo", "Plugins", "Resolved", "call_each", "call_first"]
+__all__ = ["ENTRY_POINT_GROUP", "HookFailed", "PluginInfo", "Plugins", "Resolved"]
 
 ENTRY_POINT_GROUP = "wsroute"
 AUTOLOAD_ENV = "WSROUTE_DISABLE_PLUGIN_AUTOLOAD"
 DISABLE_ENV = "WSROUTE_DISABLE_PLUGINS"
+TRACE_ENV = "WSROUTE_TRACE_PLUGINS"
+
+trace_logger = logging.getLogger("wsroute.plugins.trace")
 
 
 @attrs.frozen
@@ -85,6 +92,8 @@ class Plugins:
             self.pm.set_blocked(name)
         if load_entrypoints and not autoload_disabled():
             self._load_entrypoints()
+        if os.environ.get(TRACE_ENV, "").strip() not in ("", "0"):
+            self.trace()
 
     def register(self, plugin: object, name: str | None = None, *, source: str = "register()") -> str | None:
         """Register ``plugin`` (a module or object with hook implementations).
@@ -189,28 +198,56 @@ class Plugins:
         return bool(getattr(self.hook, hook_name).get_hookimpls())
 
     def resolve(self, hook_name: str) -> Resolved:
-        """The implementations of ``hook_name`` as they are now, for the hot path.
+        """The hook as it is now, for the hot path.
 
-        The handshake resolves its hooks once when the app starts serving
-        instead of asking pluggy for the list on every request.
+        The handshake and the session resolve their hooks once when the app
+        starts serving (registration is closed from then on), so a request
+        asks nothing of pluggy but the call itself.
         """
-        return Resolved(hook_name, tuple(_implementations(getattr(self.hook, hook_name))))
+        return Resolved.of(getattr(self.hook, hook_name))
 
-    async def collect(self, hook_name: str, **kwargs: Any) -> list[tuple[str, Any]]:
-        """Call every implementation of ``hook_name``; awaitable results are awaited.
+    async def call(self, hook_name: str, **kwargs: Any) -> list[Any]:
+        """Call ``hook_name`` through pluggy; awaitable results are awaited, in call order.
 
-        What a plugin uses to call a hook itself (the health plugin collects
-        ``wsroute_register_health_checks`` this way).
+        What the app uses for its start-up and shutdown hooks. Wrappers run
+        around the implementations (they see the raw results: coroutines for
+        ``async def`` implementations).
 
         Returns:
-            ``(plugin_name, result)`` for every result that is not None, in
-            pluggy's call order (last registered first).
+            The results that are not None, in pluggy's call order (last
+            registered first).
 
         Raises:
             HookFailed: naming the plugin whose implementation raised.
         """
-        hook = getattr(self.hook, hook_name)
-        return await _call(_implementations(hook), hook_name, kwargs)
+        return [result for _, result in await self.resolve(hook_name).each(kwargs)]
+
+    async def collect(self, hook_name: str, **kwargs: Any) -> list[tuple[str, Any]]:
+        """:meth:`call`, each result with the name of the plugin that returned it.
+
+        What a plugin uses to call a hook itself (the health plugin collects
+        ``wsroute_register_health_checks`` this way). pluggy does not say
+        which plugin returned a result; wsroute matches them in call order
+        (exact unless some implementation returned None or a wrapper changed
+        the list; then a result is credited to the candidates).
+
+        Raises:
+            HookFailed: naming the plugin whose implementation raised.
+        """
+        return await self.resolve(hook_name).each(kwargs)
+
+    def trace(self) -> Callable[[], None]:
+        """Log every hook call and its outcome to ``wsroute.plugins.trace`` (INFO).
+
+        On by default when ``WSROUTE_TRACE_PLUGINS=1`` (as datasette's
+        ``DATASETTE_TRACE_PLUGINS``); uses pluggy's call monitoring, so it
+        sees wrappers too.
+
+        Returns:
+            A function that switches tracing off again.
+        """
+        undo: Callable[[], None] = self.pm.add_hookcall_monitoring(_trace_before, _trace_after)
+        return undo
 
     def list(self) -> list[PluginInfo]:
         """The registered plugins, where they came from, and their hooks."""
@@ -284,120 +321,235 @@ def _entry_point_of(plugin_name: str, module: str | None) -> str | None:
     return None
 
 
-def _failure(impl: Any, hook_name: str) -> HookFailed:
-    plugin = impl.plugin
-    module = plugin.__name__ if isinstance(plugin, types.ModuleType) else getattr(plugin, "__module__", None)
-    return HookFailed(impl.plugin_name, hook_name, _entry_point_of(impl.plugin_name, module))
-
-
-def _implementations(hook: Any) -> list[Any]:
-    # pluggy calls the last registered implementation first (tryfirst before,
-    # trylast after); so do we.
-    return [impl for impl in reversed(hook.get_hookimpls()) if not (impl.hookwrapper or impl.wrapper)]
+# -- calling hooks: one path ------------------------------------------------
+#
+# Every hook is called through pluggy's own ``HookCaller.__call__``, so
+# wrappers (``@hookimpl(wrapper=True)``, ``hookwrapper=True``), tryfirst /
+# trylast and call monitoring (``WSROUTE_TRACE_PLUGINS``) work as pluggy
+# documents them. pluggy cannot await: an ``async def`` implementation's
+# result is a coroutine, which wsroute awaits afterwards, in call order
+# (datasette's ``await_me_maybe`` over pluggy's list). Which plugin failed is
+# read from the exception's traceback, only on the failure path.
 
 
 @attrs.frozen
 class Resolved:
-    """A hook's implementations, resolved once (see :meth:`Plugins.resolve`)."""
+    """One hook, looked up once when the app starts serving (see :meth:`Plugins.resolve`).
+
+    Registration is closed while the app serves, so the implementations
+    cannot change under it; the flags below are computed once.
+
+    Attributes:
+        hook_name: the hook's name.
+        caller: pluggy's ``HookCaller`` for it (wrappers and monitoring included).
+        impls: every implementation, wrappers included, in registration order.
+        all_sync: no (non-wrapper) implementation is ``async def``.
+    """
 
     hook_name: str
-    impls: tuple[Any, ...]
+    caller: Any = attrs.field(repr=False)
+    impls: tuple[Any, ...] = attrs.field(repr=False)
+    all_sync: bool = True
 
-    @property
-    def all_sync(self) -> bool:
-        """Whether no implementation is ``async def`` (a sync caller may be used)."""
-        return not any(inspect.iscoroutinefunction(impl.function) for impl in self.impls)
+    @classmethod
+    def of(cls, caller: Any) -> Resolved:
+        impls = tuple(caller.get_hookimpls())
+        plain = [impl for impl in impls if not _is_wrapper(impl)]
+        return cls(caller.name, caller, impls, not any(inspect.iscoroutinefunction(i.function) for i in plain))
 
     def __bool__(self) -> bool:
         return bool(self.impls)
 
-    def first(self, kwargs: dict[str, Any]) -> Any:
-        """:func:`call_first` on these implementations."""
-        return _first(self.impls, self.hook_name, kwargs)
+    def call(self, kwargs: dict[str, Any]) -> Any:
+        """pluggy's call: the list of results (or the first, for firstresult), not awaited.
 
-    async def each(self, kwargs: dict[str, Any]) -> list[tuple[str, Any]]:
-        """``(plugin name, result)`` of each implementation, awaiting async ones.
+        Raises:
+            HookFailed: naming the plugin whose implementation (or wrapper) raised.
+        """
+        try:
+            return self.caller(**kwargs)
+        except Exception as exc:
+            raise _failure(exc, self) from exc
+
+    def first(self, kwargs: dict[str, Any]) -> Any:
+        """Call a synchronous firstresult hook; the first non-``None`` result wins.
+
+        An awaitable result (``wsroute_process_request`` may return one) is
+        returned wrapped, so that awaiting it raises :class:`HookFailed` too.
 
         Raises:
             HookFailed: naming the plugin whose implementation raised.
         """
-        return await _call(self.impls, self.hook_name, kwargs)
+        try:
+            result = self.caller(**kwargs)
+        except Exception as exc:
+            raise _failure(exc, self) from exc
+        if result is not None and inspect.isawaitable(result):
+            return _awaited(result, self)
+        return result
+
+    async def each(self, kwargs: dict[str, Any]) -> list[tuple[str, Any]]:
+        """``(plugin name, result)`` for each result that is not None, awaiting awaitables in order.
+
+        Raises:
+            HookFailed: naming the plugin whose implementation raised.
+        """
+        pairs = _pair(self.call(kwargs), self)
+        settled = []
+        for index, (name, result) in enumerate(pairs):
+            if inspect.isawaitable(result):
+                try:
+                    result = await result
+                except BaseException as exc:
+                    _close_pending(pairs[index + 1 :])
+                    if isinstance(exc, Exception):
+                        raise _failure(exc, self) from exc
+                    raise
+            if result is not None:
+                settled.append((name, result))
+        return settled
 
     def each_sync(self, kwargs: dict[str, Any]) -> list[tuple[str, Any]]:
-        """``(plugin name, result)`` of each implementation, all synchronous.
+        """:meth:`each` when every implementation is synchronous (no coroutine per call).
 
         Raises:
             HookFailed: naming the plugin that raised or returned an awaitable.
         """
-        results = []
-        for impl in self.impls:
-            try:
-                result = impl.function(*[kwargs[name] for name in impl.argnames])
-                if inspect.isawaitable(result):
-                    raise TypeError(f"{self.hook_name} returned an awaitable from a plain 'def'")
-            except Exception as exc:
-                raise _failure(impl, self.hook_name) from exc
-            if result is not None:
-                results.append((impl.plugin_name, result))
-        return results
-
-
-def call_first(hook: Any, **kwargs: Any) -> Any:
-    """Call a synchronous firstresult hook; the first non-``None`` result wins.
-
-    An awaitable result (``wsroute_process_request`` may return one) is
-    returned wrapped, so that awaiting it raises :class:`HookFailed` too.
-
-    Raises:
-        HookFailed: naming the plugin whose implementation raised.
-    """
-    return _first(_implementations(hook), hook.name, kwargs)
-
-
-def _first(impls: Iterable[Any], hook_name: str, kwargs: dict[str, Any]) -> Any:
-    for impl in impls:
         try:
-            result = impl.function(*[kwargs[name] for name in impl.argnames])
+            results = self.caller(**kwargs)
         except Exception as exc:
-            raise _failure(impl, hook_name) from exc
-        if result is not None:
+            raise _failure(exc, self) from exc
+        if not results:
+            return []
+        pairs = _pair(results, self)
+        for name, result in pairs:
             if inspect.isawaitable(result):
-                return _awaited(result, impl, hook_name)
-            return result
-    return None
+                _close_pending(pairs)
+                cause = TypeError(f"{self.hook_name} returned an awaitable from a plain 'def'")
+                raise HookFailed(name, self.hook_name) from cause
+        return pairs
 
 
-async def _awaited(result: Awaitable[Any], impl: Any, hook_name: str) -> Any:
+async def _awaited(result: Awaitable[Any], hook: Resolved) -> Any:
     try:
         return await result
     except Exception as exc:
-        raise _failure(impl, hook_name) from exc
+        raise _failure(exc, hook) from exc
 
 
-async def call_each(hook: Any, **kwargs: Any) -> list[Any]:
-    """Call every implementation of a hook, awaiting those that are async.
+def _close_pending(pairs: Sequence[tuple[str, Any]]) -> None:
+    """Close coroutines that will not be awaited (no "never awaited" warning)."""
+    for _, result in pairs:
+        close = getattr(result, "close", None)
+        if inspect.iscoroutine(result) and close is not None:
+            close()
 
-    Unlike pluggy's own call, a failure names its plugin, so a broken plugin
-    is reported as such rather than as a wsroute bug.
 
-    Returns:
-        The results that are not None, in pluggy's call order.
+def _is_wrapper(impl: Any) -> bool:
+    return bool(impl.hookwrapper or impl.wrapper)
 
-    Raises:
-        HookFailed: naming the plugin whose implementation raised.
+
+def _code_of(function: Any) -> Any:
+    function = inspect.unwrap(getattr(function, "__func__", function))
+    return getattr(function, "__code__", None)
+
+
+def _pair(results: Any, hook: Resolved) -> list[tuple[str, Any]]:
+    """Attach the plugin name to each result of a non-firstresult call.
+
+    pluggy returns results without their plugin and drops ``None`` results.
+    A coroutine is matched exactly to the ``async def`` that made it; the
+    other results came, in call order, from the plain ``def`` implementations
+    between two such matches: exact when the counts agree, else credited to
+    the candidates (``'a or b'``; a wrapper may also have changed the list).
     """
-    return [result for _, result in await _call(_implementations(hook), hook.name, kwargs)]
+    if not results:
+        return []
+    plain = [impl for impl in reversed(hook.impls) if not _is_wrapper(impl)]
+    if len(results) == len(plain):
+        return [(impl.plugin_name, result) for impl, result in zip(plain, results, strict=True)]
+    pairs: list[tuple[str, Any]] = []
+    pending: list[Any] = []  # results of plain defs since the last matched coroutine
+    start = 0
+    for result in [*results, _END]:
+        position = _position_of(result, plain, start) if result is not _END else len(plain)
+        if position is None:
+            pending.append(result)
+            continue
+        pairs.extend(_credit(pending, [i for i in plain[start:position] if not _is_async(i)]))
+        pending = []
+        if result is not _END:
+            pairs.append((plain[position].plugin_name, result))
+            start = position + 1
+    return pairs
 
 
-async def _call(impls: Iterable[Any], hook_name: str, kwargs: dict[str, Any]) -> list[tuple[str, Any]]:
-    results = []
-    for impl in impls:
-        try:
-            result = impl.function(*[kwargs[name] for name in impl.argnames])
-            if inspect.isawaitable(result):
-                result = await result
-        except Exception as exc:
-            raise _failure(impl, hook_name) from exc
-        if result is not None:
-            results.append((impl.plugin_name, result))
-    return results
+_END = object()
+
+
+def _position_of(result: Any, plain: list[Any], start: int) -> int | None:
+    code = getattr(result, "cr_code", None)
+    if code is None:
+        return None
+    for index in range(start, len(plain)):
+        if _code_of(plain[index].function) is code:
+            return index
+    return None
+
+
+def _credit(results: list[Any], candidates: list[Any]) -> list[tuple[str, Any]]:
+    if len(results) == len(candidates):
+        return [(impl.plugin_name, result) for impl, result in zip(candidates, results, strict=True)]
+    names = " or ".join(impl.plugin_name for impl in candidates) or "?"
+    return [(names, result) for result in results]
+
+
+def _is_async(impl: Any) -> bool:
+    return inspect.iscoroutinefunction(impl.function)
+
+
+def _failure(exc: BaseException, hook: Resolved) -> HookFailed:
+    """The :class:`HookFailed` for ``exc``: the plugin whose code is outermost in its traceback."""
+    impl = _culprit(exc, hook.impls)
+    if impl is None:
+        plain = [i for i in hook.impls if not _is_wrapper(i)] or list(hook.impls)
+        return HookFailed(" or ".join(i.plugin_name for i in plain) or "?", hook.hook_name)
+    plugin = impl.plugin
+    module = plugin.__name__ if isinstance(plugin, types.ModuleType) else getattr(plugin, "__module__", None)
+    return HookFailed(impl.plugin_name, hook.hook_name, _entry_point_of(impl.plugin_name, module))
+
+
+def _culprit(exc: BaseException, impls: tuple[Any, ...]) -> Any:
+    """The implementation that raised: its code in the traceback, else its object or module."""
+    by_code = {_code_of(impl.function): impl for impl in impls}
+    frames = []
+    tb = exc.__traceback__
+    while tb is not None:
+        frames.append(tb.tb_frame)
+        impl = by_code.get(tb.tb_frame.f_code)
+        if impl is not None:
+            return impl
+        tb = tb.tb_next
+    # An awaitable returned by a plain def (e.g. a method's coroutine): the
+    # frame's ``self`` is the plugin object, or its module is the plugin module.
+    for frame in reversed(frames):
+        owner = frame.f_locals.get("self")
+        module = frame.f_globals.get("__name__")
+        for impl in impls:
+            if owner is not None and owner is impl.plugin:
+                return impl
+            if isinstance(impl.plugin, types.ModuleType) and impl.plugin.__name__ == module:
+                return impl
+    return None
+
+
+def _trace_before(hook_name: str, impls: Sequence[Any], kwargs: Mapping[str, Any]) -> None:
+    names = ", ".join(impl.plugin_name for impl in reversed(impls)) or "no implementation"
+    trace_logger.info("hook %s(%s) calls: %s", hook_name, ", ".join(kwargs), names)
+
+
+def _trace_after(outcome: Any, hook_name: str, impls: Sequence[Any], kwargs: Mapping[str, Any]) -> None:
+    if outcome.exception is not None:
+        trace_logger.info("hook %s raised %r", hook_name, outcome.exception)
+    else:
+        trace_logger.info("hook %s returned %r", hook_name, outcome.get_result())
