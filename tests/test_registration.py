@@ -415,3 +415,103 @@ async def test_one_app_serves_once_at_a_time() -> None:
             async with serve_app(app):
                 pass
         assert app.serving
+
+
+# -- every option is checked when the App is built ------------------------------
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (
+            {"ping_intervall": 5},
+            "App(ping_intervall=5): unknown option 'ping_intervall'; did you mean 'ping_interval'? "
+            "App() takes wsroute's options and those of websockets' serve() and loop.create_server()",
+        ),
+        ({"first_msg_timeout": 3}, "App(first_msg_timeout=3): unknown option 'first_msg_timeout'; "
+         "did you mean 'first_message_timeout'?"),
+        ({"ping_interval": "20"}, "App(ping_interval='20'): expected a number of seconds >= 0, or None"),
+        ({"max_size": 0}, "App(max_size=0): expected a size in bytes > 0, None, or a (message, fragment) tuple"),
+        ({"compression": "gzip"}, "App(compression='gzip'): expected 'deflate' or None"),
+        ({"reuse_port": "yes"}, "App(reuse_port='yes'): expected True, False or None"),
+        ({"forwarded_allow_ips": "nope"}, "App(forwarded_allow_ips='nope'): forwarded_allow_ips: 'nope' is not an IP"),
+        ({"forwarded_allow_ips": 5}, "App(forwarded_allow_ips=5): expected a str such as '10.0.0.0/8, 127.0.0.1'"),
+        ({"hub_options": {"max_queue": 0}}, "App(hub_options={'max_queue': 0}): max_queue must be a positive <int>"),
+        ({"hub_options": {"policy": "keep_latest"}}, "App(hub_options={'policy': ...}): use App(slow_consumer=...)"),
+        ({"hub_options": {"max_queu": 3}}, "unknown hub option 'max_queu'; did you mean 'max_queue'?"),
+        ({"broker": "bogus://x"}, "App(broker='bogus://x'): broker 'bogus://x': unknown scheme 'bogus'"),
+        ({"hub": object()}, "App(hub=<object object"),
+        ({"hub": "memory://"}, "expected a wsroute.hub.Hub"),
+        ({"first_message_timeout": True}, "App(first_message_timeout=True): expected a number of seconds > 0"),
+    ],
+)
+def test_every_option_mistake_is_a_configuration_error(options, message) -> None:
+    """A misspelt keyword or a wrong value raises ConfigurationError naming option, value and expectation."""
+    with pytest.raises(ConfigurationError) as info:
+        wsroute.App(load_entrypoints=False, **options)
+    assert message in str(info.value)
+
+
+def test_hub_and_hub_keywords_are_exclusive() -> None:
+    """App(hub=Hub(...)) together with broker/slow_consumer/hub_options is refused, naming them."""
+    from wsroute.hub import Hub
+
+    with pytest.raises(ConfigurationError, match=r"App\(hub=\.\.\., slow_consumer, hub_options=\.\.\.\): pass either"):
+        wsroute.App(load_entrypoints=False, hub=Hub(), slow_consumer="drop_oldest", hub_options={"max_queue": 8})
+
+
+async def test_app_takes_a_hub_built_by_the_user() -> None:
+    """App(hub=Hub(...)) uses that very hub: a handler's publish reaches a subscriber through it."""
+    from wsroute.hub import Hub
+
+    hub = Hub(policy="keep_latest", max_queue=8)
+    app = wsroute.App(load_entrypoints=False, hub=hub)
+    assert app.hub is hub
+
+    @app.route("/sub")
+    async def sub(ws):
+        await app.hub.subscribe(ws, "news")
+        await ws.send("ready")
+        await ws.wait_closed()
+
+    async with serve_app(app) as server, server.connect("/sub") as ws:
+        assert await ws.recv() == "ready"
+        await hub.publish("news", "hello")
+        assert await ws.recv() == "hello"
+
+
+async def test_pass_through_options_reach_websockets() -> None:
+    """Valid websockets and create_server options are accepted and applied (server_header, backlog)."""
+    app = wsroute.App(load_entrypoints=False, server_header="wsroute-test", backlog=16, ping_interval=None)
+    app.add_route("/echo", handler)
+    async with serve_app(app) as server, server.connect("/echo") as ws:
+        assert ws.response.headers["Server"] == "wsroute-test"
+
+
+def test_serve_options_are_checked_when_serve_is_called() -> None:
+    """app.serve(**options) raises ConfigurationError at once for a misspelt or wrong option."""
+    app = wsroute.App(load_entrypoints=False)
+    with pytest.raises(ConfigurationError, match=r"app\.serve\(max_sise=10\): unknown option 'max_sise'; did you mean"):
+        app.serve("127.0.0.1", 0, max_sise=10)
+    with pytest.raises(ConfigurationError, match=r"app\.serve\(open_timeout=-1\): expected a number of seconds"):
+        app.serve("127.0.0.1", 0, open_timeout=-1)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"drain_timout": 1}, "app.run(drain_timout=1): unknown option 'drain_timout'; did you mean 'drain_timeout'?"),
+        ({"loop": "trio"}, "app.run(loop='trio'): expected one of auto, asyncio, uvloop"),
+        ({"drain_timeout": "5"}, "app.run(drain_timeout='5'): expected a number of seconds >= 0"),
+        ({"keep_connections": 1}, "app.run(keep_connections=1): expected True or False"),
+        ({"ping_timeout": "x"}, "app.run(ping_timeout='x'): expected a number of seconds >= 0, or None"),
+    ],
+)
+def test_run_options_are_checked_before_anything_starts(options, message) -> None:
+    """app.run(**options) raises ConfigurationError before starting a loop or a server."""
+    app = wsroute.App(load_entrypoints=False)
+    app.add_route("/echo", handler)
+    with pytest.raises(ConfigurationError) as info:
+        app.run("127.0.0.1", 0, **options)
+    assert message in str(info.value)
+    assert not app.serving

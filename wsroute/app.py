@@ -10,6 +10,7 @@ request.
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
@@ -18,11 +19,19 @@ from .callbacks import describe
 from .connection import Connection
 from .di import bind
 from .errors import ConfigurationError, PluginError, RouteError
-from .forwarding import TrustedProxies
 from .handshake import Handshake
 from .hookspecs import hookimpl
 from .hub import Hub
 from .middleware import Chain
+from .options import (
+    SERVE_PARAMETERS,
+    MessageOptions,
+    ServeOptions,
+    build_hub,
+    check_names,
+    check_policy,
+    trusted_proxies,
+)
 from .plugins import HookFailed, Plugins
 from .routes import Route, RouteGroup, check_handler
 from .routing import DEFAULT_CONVERTERS, Converter, Pattern, Router
@@ -37,18 +46,7 @@ logger = logging.getLogger("wsroute")
 H = TypeVar("H")
 M = TypeVar("M", bound=Callable[..., Any])
 
-_POLICIES = ("disconnect", "drop_oldest", "keep_latest")
 _TRAILING_SLASH = ("optional", "strict")
-_RESERVED_OPTIONS = {
-    "handler": "routes are registered with @app.route",
-    "process_request": "wsroute routes in process_request; use @app.middleware",
-    "process_response": "use a plugin implementing wsroute_extra_headers",
-    "subprotocols": "pass App(subprotocols=[...]) for every route, or @app.route(path, subprotocols=[...])",
-    "origins": (
-        "websockets compares origins case-sensitively and with explicit default ports; use "
-        "app.middleware(wsroute.allow_origins([...])), which compares them as RFC 6454 says"
-    ),
-}
 
 
 class App:
@@ -68,8 +66,11 @@ class App:
         broker: the hub's broker: ``None`` (in memory), ``"redis://..."``, or
             a broker object.
         slow_consumer: the hub's default policy for clients that do not keep
-            up: ``"disconnect"``, ``"drop_oldest"`` or ``"keep_latest"``.
-        hub_options: further keyword arguments for :class:`~wsroute.hub.Hub`.
+            up: ``"disconnect"`` (the default), ``"drop_oldest"`` or ``"keep_latest"``.
+        hub_options: further keyword arguments for :class:`~wsroute.hub.Hub`
+            (``max_queue``, ``max_buffer``, ``close_timeout``, ``broker_options``).
+        hub: a :class:`~wsroute.hub.Hub` built by you, instead of ``broker``,
+            ``slow_consumer`` and ``hub_options``.
         forwarded_allow_ips: proxies whose ``X-Forwarded-For``/``Forwarded``
             headers are believed for ``ws.client_ip``.
         trailing_slash: ``"optional"`` (default): ``/chat`` also matches
@@ -80,7 +81,14 @@ class App:
             gives its own list (``@app.route(path, subprotocols=[...])``);
             default none.
         **serve_options: passed on to websockets' ``serve()`` (``ping_interval``,
-            ``max_size``, ``compression``, ``ssl``…).
+            ``max_size``, ``compression``, ``ssl``…) and the event loop's
+            ``create_server()`` (``backlog``, ``reuse_port``…).
+
+    Raises:
+        ConfigurationError: any option that is wrong — an unknown keyword
+            (with the closest valid name), a value of the wrong kind — naming
+            the option, the value and what is expected (see
+            :mod:`wsroute.options`).
 
     Example::
 
@@ -105,15 +113,17 @@ class App:
         disable_plugins: Iterable[str] = (),
         settings: Mapping[str, Mapping[str, Any]] | None = None,
         broker: Any = None,
-        slow_consumer: str = "disconnect",
+        slow_consumer: str | None = None,
         hub_options: Mapping[str, Any] | None = None,
+        hub: Hub | None = None,
         forwarded_allow_ips: str | Iterable[str] | None = None,
         trailing_slash: str = "optional",
         subprotocols: Sequence[str] = (),
         **serve_options: Any,
     ) -> None:
-        _check_options(message_key, first_message_timeout, slow_consumer, serve_options)
         self._serving = False
+        check_names(serve_options, SERVE_PARAMETERS | _APP_KEYWORDS, "App", values=serve_options)
+        self.messages = MessageOptions(message_key, first_message_timeout)
         if trailing_slash not in _TRAILING_SLASH:
             raise ConfigurationError(
                 f"App(trailing_slash={trailing_slash!r}): expected one of {', '.join(map(repr, _TRAILING_SLASH))}"
@@ -125,15 +135,16 @@ class App:
             raise ConfigurationError(str(exc)) from None
         self.message_key = message_key
         self.first_message_timeout = float(first_message_timeout)
-        self.serve_options = serve_options
+        self._serve = ServeOptions(serve_options, where="App")
+        self.serve_options = dict(serve_options)
         self.settings: dict[str, Mapping[str, Any]] = dict(settings or {})
-        self.forwarded_allow_ips = TrustedProxies.parse(forwarded_allow_ips)
+        self.forwarded_allow_ips = trusted_proxies(forwarded_allow_ips)
         self.router: Router[RouteGroup] = Router()
         self.converters: dict[str, Converter] = dict(DEFAULT_CONVERTERS)
         self.middleware_chain: list[Callable[..., Any]] = []
         self.provided: dict[str, Any] = {}
         self.shutting_down = False
-        self.hub = Hub(broker=broker, policy=slow_consumer, **dict(hub_options or {}))
+        self.hub = build_hub(hub, broker, slow_consumer, hub_options)
         self.plugins = Plugins(load_entrypoints=load_entrypoints, disable=disable_plugins)
         self.plugins.register(_HubPlugin(self.hub), "wsroute.hub", source="built-in")
         for plugin in plugins:
@@ -210,8 +221,8 @@ class App:
         check_handler(path, handler)
         if message is not None and (not isinstance(message, str) or not message):
             raise RouteError(f"route {path!r}: message= must be a non-empty str (got {message!r})")
-        if slow_consumer is not None and slow_consumer not in _POLICIES:
-            raise RouteError(f"route {path!r}: slow_consumer={slow_consumer!r}; expected one of {', '.join(_POLICIES)}")
+        if slow_consumer is not None:
+            check_policy(slow_consumer, f"route {path!r}: slow_consumer={slow_consumer!r}", RouteError)
         if trailing_slash is None:
             trailing_slash = self.trailing_slash
         elif trailing_slash not in _TRAILING_SLASH:
@@ -309,15 +320,31 @@ class App:
 
         ``server`` is websockets' ``Server``. Options are those of websockets'
         ``serve()`` and override the ones given to ``App()``.
+
+        Raises:
+            ConfigurationError: an unknown option or a wrong value, at once.
         """
-        _check_serve_options(options)
-        return Serving(self, host, port, {**self.serve_options, **options})
+        merged = self._serve.merged(options, "app.serve")
+        return Serving(self, host, port, dict(merged.options))
 
     def run(self, host: str = "127.0.0.1", port: int = 8765, **options: Any) -> None:
-        """Serve until SIGINT or SIGTERM, then close connections cleanly (blocking)."""
-        from .server import run
+        """Serve until SIGINT or SIGTERM, then close connections cleanly (blocking).
 
-        run(self, host=host, port=port, **options)
+        Options are :func:`wsroute.server.run`'s (``drain_timeout``,
+        ``keep_connections``, ``uds``, ``loop``, ``debug``) and websockets'
+        ``serve()``'s.
+
+        Raises:
+            ConfigurationError: an unknown option or a wrong value, before anything starts.
+            ServerError: the server could not listen.
+        """
+        from . import server
+
+        run_keywords = _run_keywords()
+        check_names(options, SERVE_PARAMETERS | run_keywords, "app.run", values=options)
+        _check_run_values(options, server.LOOPS)
+        self._serve.merged({k: v for k, v in options.items() if k not in run_keywords}, "app.run")
+        server.run(self, host=host, port=port, **options)
 
     @property
     def serving(self) -> bool:
@@ -502,14 +529,10 @@ def _check_middleware(func: Any, where: str) -> None:
         )
 
 
-def _check_options(message_key: Any, timeout: Any, slow_consumer: Any, serve_options: Mapping[str, Any]) -> None:
-    if not isinstance(message_key, str) or not message_key:
-        raise ConfigurationError(f"App(message_key={message_key!r}): expected a non-empty str such as 'type'")
-    if not isinstance(timeout, (int, float)) or timeout <= 0:
-        raise ConfigurationError(f"App(first_message_timeout={timeout!r}): expected a number of seconds > 0")
-    if slow_consumer not in _POLICIES:
-        raise ConfigurationError(f"App(slow_consumer={slow_consumer!r}): expected one of {', '.join(_POLICIES)}")
-    _check_serve_options(serve_options)
+#: App's own keywords, offered as suggestions for a misspelt one.
+_APP_KEYWORDS = frozenset(
+    name for name, p in inspect.signature(App.__init__).parameters.items() if p.kind is p.KEYWORD_ONLY
+)
 
 
 def _check_own_select_subprotocol(routes: Iterable[Route]) -> None:
@@ -523,12 +546,26 @@ def _check_own_select_subprotocol(routes: Iterable[Route]) -> None:
         )
 
 
-def _check_serve_options(options: Mapping[str, Any]) -> None:
-    for name, why in _RESERVED_OPTIONS.items():
-        if name in options:
-            raise ConfigurationError(f"{name}= cannot be passed to wsroute: {why}")
-    factory = options.get("create_connection")
-    if factory is not None and not (isinstance(factory, type) and issubclass(factory, Connection)):
-        raise ConfigurationError(
-            f"create_connection={factory!r}: must be a subclass of wsroute.Connection, which carries params and ctx"
-        )
+def _run_keywords() -> frozenset[str]:
+    from .server import run
+
+    return frozenset(
+        name for name, p in inspect.signature(run).parameters.items()
+        if p.kind is p.KEYWORD_ONLY
+    )
+
+
+def _check_run_values(options: Mapping[str, Any], loops: Sequence[str]) -> None:
+    """``app.run()``'s own options: the drain timeout, the loop, the switches."""
+    timeout = options.get("drain_timeout", 0)
+    if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or timeout < 0:
+        raise ConfigurationError(f"app.run(drain_timeout={timeout!r}): expected a number of seconds >= 0")
+    loop = options.get("loop", "auto")
+    if loop not in loops:
+        raise ConfigurationError(f"app.run(loop={loop!r}): expected one of {', '.join(loops)}")
+    for name in ("keep_connections", "debug"):
+        if not isinstance(options.get(name, False), bool):
+            raise ConfigurationError(f"app.run({name}={options[name]!r}): expected True or False")
+    uds = options.get("uds")
+    if uds is not None and not isinstance(uds, str):
+        raise ConfigurationError(f"app.run(uds={uds!r}): expected a socket path (str) or None")

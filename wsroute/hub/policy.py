@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import enum
 
-__all__ = ["SlowConsumer", "parse_policy"]
+__all__ = ["POLICIES", "SlowConsumer", "parse_policy"]
 
 
 class SlowConsumer(enum.Enum):
@@ -51,3 +51,8 @@ def parse_policy(value: SlowConsumer | str, *, where: str = "slow_consumer") -> 
             f"{where} must be one of {known} (got {value!r} that is a "
             f"<{type(value).__name__}>)"
         ) from None
+
+
+#: The policy names, as ``App(slow_consumer=...)`` and ``@app.route(slow_consumer=...)``
+#: take them: ``("disconnect", "drop_oldest", "keep_latest")``.
+POLICIES: tuple[str, ...] = tuple(policy.value for policy in SlowConsumer)
