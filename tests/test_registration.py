@@ -515,3 +515,85 @@ def test_run_options_are_checked_before_anything_starts(options, message) -> Non
         app.run("127.0.0.1", 0, **options)
     assert message in str(info.value)
     assert not app.serving
+
+
+# -- decorator and middleware mistakes fail at registration --------------------
+
+
+def test_bare_route_decorator_is_refused_at_once() -> None:
+    """@app.route without ("/path") raises RouteError naming the function, instead of silently registering nothing."""
+    app = wsroute.App(load_entrypoints=False)
+    with pytest.raises(RouteError) as info:
+
+        @app.route
+        async def chat(ws):
+            pass
+
+    assert str(info.value).startswith('@app.route needs the path: write @app.route("/chat") above ')
+    assert "test_bare_route_decorator_is_refused_at_once.<locals>.chat" in str(info.value)
+    assert app.routes == []
+
+
+def test_add_route_with_a_non_str_path_is_refused() -> None:
+    """add_route(handler, path) in the wrong order is refused with the expected shape."""
+    app = wsroute.App(load_entrypoints=False)
+    with pytest.raises(RouteError, match=r"add_route\(path=<function handler .*\): expected the path pattern as a str"):
+        app.add_route(handler, "/x")
+
+
+class _CallableMiddleware:
+    def __call__(self, conn, request):
+        return None
+
+
+class _WrongCallable:
+    def __call__(self, conn):
+        return None
+
+
+def _three(conn, request, limit):
+    return None
+
+
+@pytest.mark.parametrize(
+    "middleware",
+    [
+        lambda conn, request: None,
+        lambda *args: None,
+        lambda conn, request, limit=3: None,
+        functools.partial(_three, limit=5),
+        _CallableMiddleware(),
+        wsroute.allow_origins(["https://example.com"]),
+    ],
+)
+def test_middleware_callable_as_conn_request_is_accepted(middleware) -> None:
+    """Functions, *args, defaults, partials and callable objects that take (conn, request) are accepted."""
+    app = wsroute.App(load_entrypoints=False)
+    assert app.middleware(middleware) is middleware
+    assert app.middleware_chain == [middleware]
+
+
+@pytest.mark.parametrize(
+    ("middleware", "fragment"),
+    [
+        (lambda conn: None, "(conn) cannot be called as (conn, request): too many positional arguments"),
+        (_three, "_three(conn, request, limit) cannot be called as (conn, request): missing a required argument"),
+        (_WrongCallable(), "(conn) cannot be called as (conn, request)"),
+        (lambda *, conn, request: None, "cannot be called as (conn, request): too many positional arguments"),
+        (42, "middleware 42 is not callable"),
+    ],
+)
+def test_middleware_with_the_wrong_signature_is_refused(middleware, fragment) -> None:
+    """A middleware that cannot take (conn, request) fails at registration with its signature and the fix."""
+    app = wsroute.App(load_entrypoints=False)
+    with pytest.raises(ConfigurationError) as info:
+        app.middleware(middleware)
+    assert fragment in str(info.value)
+    assert str(info.value).startswith("@app.middleware: middleware ")
+
+
+def test_route_middleware_signature_is_checked_too() -> None:
+    """Route-level middleware is checked the same way, naming the route."""
+    app = wsroute.App(load_entrypoints=False)
+    with pytest.raises(ConfigurationError, match=r"^route '/x': middleware .* cannot be called as \(conn, request\)"):
+        app.add_route("/x", handler, middleware=[lambda request: None])

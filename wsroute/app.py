@@ -22,7 +22,7 @@ from .errors import ConfigurationError, PluginError, RouteError
 from .handshake import Handshake
 from .hookspecs import hookimpl
 from .hub import Hub
-from .middleware import Chain
+from .middleware import Chain, check_middleware
 from .options import (
     SERVE_PARAMETERS,
     MessageOptions,
@@ -180,7 +180,14 @@ class App:
             subprotocols: the subprotocols this route negotiates, in order of
                 preference (default: the app's; ``[]`` for none).
             **bound: values for handler parameters, bound with ``functools.partial``.
+
+        Raises:
+            RouteError: ``path`` is not a str — typically ``@app.route``
+                written without ``("/path")``, which would otherwise register
+                nothing and replace the function with the decorator.
         """
+        if not isinstance(path, str):
+            raise RouteError(_bare_decorator(path))
 
         def register(handler: H) -> H:
             self.add_route(
@@ -217,6 +224,8 @@ class App:
             ConfigurationError: the app is already serving (registration is closed).
         """
         self._check_open(f"route {path!r}")
+        if not isinstance(path, str):
+            raise RouteError(f"add_route(path={path!r}): expected the path pattern as a str, e.g. '/items/{{id:int}}'")
         pattern = Pattern.parse(path, self.converters)
         check_handler(path, handler)
         if message is not None and (not isinstance(message, str) or not message):
@@ -238,7 +247,7 @@ class App:
                 raise RouteError(str(exc)) from None
         middleware = tuple(middleware)
         for item in middleware:
-            _check_middleware(item, f"route {path!r}")
+            check_middleware(item, f"route {path!r}")
         route = Route(
             pattern,
             handler,
@@ -267,7 +276,7 @@ class App:
                 or the app is already serving.
         """
         self._check_open(f"middleware {describe(func)}")
-        _check_middleware(func, "@app.middleware")
+        check_middleware(func, "@app.middleware")
         self.middleware_chain.append(func)
         self._handshake = None
         return func
@@ -522,11 +531,12 @@ def _route_middleware(group: RouteGroup) -> list[Callable[..., Any]]:
     return list(group.plain.middleware) if group.plain is not None else []
 
 
-def _check_middleware(func: Any, where: str) -> None:
-    if not callable(func):
-        raise ConfigurationError(
-            f"{where}: middleware {func!r} is not callable; expected (conn, request) -> Response | None"
-        )
+def _bare_decorator(target: Any) -> str:
+    name = getattr(target, "__name__", None) or repr(target)
+    return (
+        f"@app.route needs the path: write @app.route(\"/{name}\") above {describe(target)}, "
+        "not a bare @app.route (which would register nothing)"
+    )
 
 
 #: App's own keywords, offered as suggestions for a misspelt one.

@@ -25,12 +25,13 @@ import attrs
 from websockets.http11 import Request, Response
 
 from .callbacks import describe, is_async_callable
+from .errors import ConfigurationError
 from .origins import Origin
 
 if TYPE_CHECKING:
     from .connection import Connection
 
-__all__ = ["Middleware", "Chain", "allow_origins", "bearer_auth", "query_token_auth"]
+__all__ = ["Middleware", "Chain", "allow_origins", "bearer_auth", "check_middleware", "query_token_auth"]
 
 logger = logging.getLogger("wsroute.middleware")
 
@@ -95,6 +96,35 @@ class Chain:
         if result is not None:
             return _checked(middleware, result)
         return await self.run(conn, request)
+
+
+def check_middleware(func: Any, where: str) -> None:
+    """A middleware must be callable as ``(conn, request)``.
+
+    Checked with ``inspect.signature(func).bind(conn, request)``, which
+    accepts ``*args``, defaults, ``functools.partial`` objects and callable
+    objects; a callable whose signature Python cannot read (some builtins)
+    is accepted as is.
+
+    Raises:
+        ConfigurationError: not callable, or its parameters cannot take
+            exactly two positional arguments.
+    """
+    if not callable(func):
+        raise ConfigurationError(
+            f"{where}: middleware {func!r} is not callable; expected (conn, request) -> Response | None"
+        )
+    try:
+        signature = inspect.signature(func)
+    except (TypeError, ValueError):
+        return
+    try:
+        signature.bind(None, None)
+    except TypeError as exc:
+        raise ConfigurationError(
+            f"{where}: middleware {describe(func)}{signature} cannot be called as (conn, request): {exc}; "
+            "define it as 'def name(conn, request)' (or async def) and bind other values with functools.partial"
+        ) from None
 
 
 def _checked(middleware: Callable[..., Any], result: Any) -> Response:
