@@ -487,9 +487,14 @@ class App:
             self.provide(**values)
 
     def _check_settings_were_read(self) -> None:
-        """Settings under a name no plugin read are a typo or a missing plugin."""
+        """Settings under a name no plugin read are a typo or a missing plugin.
+
+        Settings for a plugin that is switched off — blocked, or installed but
+        not autoloaded — are ignored, whichever switch did it.
+        """
         for name in sorted(set(self.settings) - self._settings_read):
-            if self.plugins.is_blocked(name):
+            if self.plugins.is_switched_off(name):
+                logger.info("settings for plugin %r ignored: the plugin is switched off", name)
                 continue
             loaded = ", ".join(info.name for info in self.plugins.list()) or "none"
             raise PluginError(

@@ -24,6 +24,7 @@ order, and a failure names the plugin that raised rather than wsroute.
 
 from __future__ import annotations
 
+import difflib
 import functools
 import importlib.metadata
 import inspect
@@ -47,6 +48,7 @@ AUTOLOAD_ENV = "WSROUTE_DISABLE_PLUGIN_AUTOLOAD"
 DISABLE_ENV = "WSROUTE_DISABLE_PLUGINS"
 TRACE_ENV = "WSROUTE_TRACE_PLUGINS"
 
+logger = logging.getLogger("wsroute.plugins")
 trace_logger = logging.getLogger("wsroute.plugins.trace")
 
 
@@ -90,7 +92,8 @@ class Plugins:
         env_blocked = [n.strip() for n in os.environ.get(DISABLE_ENV, "").split(",") if n.strip()]
         for name in [*disable, *env_blocked]:
             self.pm.set_blocked(name)
-        if load_entrypoints and not autoload_disabled():
+        self._autoloaded = load_entrypoints and not autoload_disabled()
+        if self._autoloaded:
             self._load_entrypoints()
         if os.environ.get(TRACE_ENV, "").strip() not in ("", "0"):
             self.trace()
@@ -132,7 +135,28 @@ class Plugins:
             raise PluginError(f"plugin {name!r} ({source}): {exc}") from None
         if registered is not None:
             self._sources[registered] = (source, None)
+            self._warn_unmarked(plugin, registered)
         return registered
+
+    def _warn_unmarked(self, plugin: object, name: str) -> None:
+        """Log a WARNING for each ``wsroute_*`` function of ``plugin`` lacking ``@hookimpl``.
+
+        pluggy silently skips such a function, so a forgotten decorator would
+        otherwise mean a hook that never runs.
+        """
+        prefix = f"{hookspecs.PROJECT_NAME}_"
+        for attr in dir(plugin):
+            if not attr.startswith(prefix):
+                continue
+            value = getattr(plugin, attr, None)
+            if not inspect.isroutine(value) or self.pm.parse_hookimpl_opts(plugin, attr) is not None:
+                continue
+            logger.warning(
+                "plugin %r: %s looks like a hook but is not decorated with @wsroute.hookimpl, "
+                "so it is never called; add the decorator (or rename it)",
+                name,
+                attr,
+            )
 
     def unregister(self, name: str) -> None:
         """Remove the plugin registered as ``name``.
@@ -177,9 +201,10 @@ class Plugins:
         Raises:
             PluginError: naming the plugin and the hook.
         """
+        self._check_unknown_hooks()
         try:
             self.pm.check_pending()
-        except pluggy.PluginValidationError as exc:
+        except pluggy.PluginValidationError as exc:  # pragma: no cover - _check_unknown_hooks reports first
             raise PluginError(f"{exc}; see wsroute/hookspecs.py for the hook names") from None
         for caller in vars(self.hook).values():
             if not isinstance(caller, pluggy.HookCaller) or caller.spec is None:
@@ -192,6 +217,37 @@ class Plugins:
                         f"plugin {impl.plugin_name!r}: {caller.name} must be a plain 'def', not 'async def': "
                         "it is a firstresult hook, called synchronously (see wsroute/hookspecs.py)"
                     )
+
+    def _check_unknown_hooks(self) -> None:
+        """pluggy's check_pending, with the plugin's name and the closest hook name."""
+        known = sorted(name for name in vars(hookspecs) if name.startswith(f"{hookspecs.PROJECT_NAME}_"))
+        for caller in vars(self.hook).values():
+            if not isinstance(caller, pluggy.HookCaller) or caller.spec is not None:
+                continue
+            for impl in caller.get_hookimpls():
+                if impl.optionalhook:
+                    continue
+                close = difflib.get_close_matches(caller.name, known, n=1)
+                hint = f"did you mean {close[0]!r}? " if close else ""
+                raise PluginError(
+                    f"plugin {impl.plugin_name!r} implements {caller.name!r}, which is not a wsroute hook; "
+                    f"{hint}the hooks are listed in wsroute/hookspecs.py and docs/plugins.md"
+                )
+
+    def is_switched_off(self, name: str) -> bool:
+        """Whether ``name`` is a plugin deliberately not loaded.
+
+        True when it is blocked (``disable_plugins``, ``WSROUTE_DISABLE_PLUGINS``)
+        or installed with a ``wsroute`` entry point that was not loaded because
+        autoloading is off (``App(load_entrypoints=False)``,
+        ``WSROUTE_DISABLE_PLUGIN_AUTOLOAD=1``). Settings for such a plugin are
+        ignored rather than reported as a typo.
+        """
+        if self.pm.is_blocked(name):
+            return True
+        if self._autoloaded or self.pm.has_plugin(name):
+            return False
+        return bool(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP, name=name))
 
     def implemented(self, hook_name: str) -> bool:
         """Whether any plugin implements ``hook_name`` (checked once at start-up)."""

@@ -358,3 +358,113 @@ async def test_collect_failure_names_the_plugin_and_keeps_the_cause() -> None:
         None,
     )
     assert isinstance(info.value.__cause__, LookupError)
+
+
+# -- loading messages ------------------------------------------------------------
+
+
+async def test_unknown_hook_names_the_plugin_and_the_closest_hook() -> None:
+    """A misspelt hook names the plugin by its registered name (not its repr) and suggests the real hook."""
+
+    class Typo:
+        @wsroute.hookimpl
+        def wsroute_register_route(self, app: wsroute.App) -> None:
+            pass
+
+    app = wsroute.App(load_entrypoints=False)
+    app.plugins.register(Typo(), "typo-plugin")
+    with pytest.raises(wsroute.PluginError) as info:
+        async with serve_app(app):
+            pass
+    assert str(info.value) == (
+        "plugin 'typo-plugin' implements 'wsroute_register_route', which is not a wsroute hook; "
+        "did you mean 'wsroute_register_routes'? the hooks are listed in wsroute/hookspecs.py and docs/plugins.md"
+    )
+    assert " object at 0x" not in str(info.value)
+
+
+async def test_optional_unknown_hook_is_allowed() -> None:
+    """An implementation marked optionalhook=True for a hook wsroute does not have is accepted (pluggy's rule)."""
+
+    class Optional:
+        @wsroute.hookimpl(optionalhook=True)
+        def wsroute_future_hook(self) -> None:
+            pass
+
+    app = wsroute.App(load_entrypoints=False, plugins=[Optional()])
+    app.add_route("/x", _echo)
+    async with serve_app(app) as server, server.connect("/x") as ws:
+        await ws.send("ok")
+        assert await ws.recv() == "ok"
+
+
+async def _echo(ws: wsroute.Connection) -> None:
+    async for message in ws:
+        await ws.send(message)
+
+
+def test_hook_without_hookimpl_is_warned_about(caplog: pytest.LogCaptureFixture) -> None:
+    """A method named like a hook but missing @hookimpl logs a WARNING naming plugin, method and fix."""
+
+    class Forgot:
+        def wsroute_configure(self, app: wsroute.App) -> None:
+            pass
+
+        @wsroute.hookimpl
+        def wsroute_startup(self, app: wsroute.App) -> None:
+            pass
+
+        def wsroute_helper_attribute(self) -> None:  # also named like a hook
+            pass
+
+    caplog.set_level("WARNING", logger="wsroute.plugins")
+    wsroute.App(load_entrypoints=False).plugins.register(Forgot(), "forgot")
+    assert [r.getMessage() for r in caplog.records] == [
+        f"plugin 'forgot': {name} looks like a hook but is not decorated with @wsroute.hookimpl, "
+        "so it is never called; add the decorator (or rename it)"
+        for name in ("wsroute_configure", "wsroute_helper_attribute")
+    ]
+
+
+def test_decorated_plugins_log_no_warning(caplog: pytest.LogCaptureFixture) -> None:
+    """Registering plugins whose hooks are all decorated (the installed ones, a Recorder) logs nothing."""
+    caplog.set_level("WARNING", logger="wsroute.plugins")
+    wsroute.App(plugins=[Recorder()])
+    assert caplog.records == []
+
+
+@pytest.mark.parametrize(
+    "switch",
+    [
+        {"env": {"WSROUTE_DISABLE_PLUGIN_AUTOLOAD": "1"}},
+        {"env": {"WSROUTE_DISABLE_PLUGINS": "hello-plugin"}},
+        {"app": {"load_entrypoints": False}},
+        {"app": {"disable_plugins": ["hello-plugin"]}},
+    ],
+    ids=["autoload-env", "disable-env", "load_entrypoints", "disable_plugins"],
+)
+async def test_settings_for_a_switched_off_plugin_are_ignored_by_every_switch(
+    monkeypatch: pytest.MonkeyPatch, switch: dict[str, Any]
+) -> None:
+    """Settings for an installed plugin that is switched off (any of the four ways) are accepted; it stays off."""
+    for name, value in switch.get("env", {}).items():
+        monkeypatch.setenv(name, value)
+    app = wsroute.App(settings={"hello-plugin": {"greeting": "hi"}}, **switch.get("app", {}))
+    app.add_route("/x", _echo)
+    async with serve_app(app) as server:
+        assert await server.rejection("/hello-plugin") == 404
+        async with server.connect("/x") as ws:
+            await ws.send("ok")
+            assert await ws.recv() == "ok"
+    assert "hello-plugin" not in names(app)
+
+
+async def test_settings_for_a_plugin_not_installed_still_fail_with_autoload_off(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With autoload off, settings under a name no installed plugin has are still reported as a typo."""
+    monkeypatch.setenv("WSROUTE_DISABLE_PLUGIN_AUTOLOAD", "1")
+    app = wsroute.App(settings={"hello-plugn": {"greeting": "hi"}})
+    with pytest.raises(wsroute.PluginError, match="no loaded plugin reads settings named 'hello-plugn'"):
+        async with serve_app(app):
+            pass
