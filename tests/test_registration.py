@@ -104,7 +104,7 @@ def test_user_converter_registration() -> None:
 @pytest.mark.parametrize(
     ("options", "fragment"),
     [
-        ({"process_request": lambda c, r: None}, "process_request= cannot be passed to wsroute"),
+        ({"handler": lambda c: None}, "handler= cannot be passed to wsroute: routes are registered with @app.route"),
         ({"message_key": ""}, "App(message_key=''): expected a non-empty str"),
         ({"first_message_timeout": 0}, "App(first_message_timeout=0): expected a number of seconds > 0"),
         ({"slow_consumer": "explode"}, "App(slow_consumer='explode'): expected one of"),

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from .callbacks import describe
+from .chaining import chain_process_request, chain_process_response
 from .connection import Connection
 from .di import bind
 from .errors import ConfigurationError, PluginError, RouteError
@@ -82,7 +83,9 @@ class App:
             default none.
         **serve_options: passed on to websockets' ``serve()`` (``ping_interval``,
             ``max_size``, ``compression``, ``ssl``…) and the event loop's
-            ``create_server()`` (``backlog``, ``reuse_port``…).
+            ``create_server()`` (``backlog``, ``reuse_port``…). A
+            ``process_request`` or ``process_response`` of your own runs
+            before wsroute's (see :mod:`wsroute.chaining`).
 
     Raises:
         ConfigurationError: any option that is wrong — an unknown keyword
@@ -434,10 +437,14 @@ class App:
         elif any(route.subprotocols for route in self.routes):
             # Only then: without lists websockets' default (select none) is the same, and cheaper.
             kwargs["select_subprotocol"] = select_subprotocol
-        kwargs["process_request"] = self._handshake.process_request
-        process_response = self._handshake.process_response
+        # A user's own hooks run first, then wsroute's (websockets' router does the same).
+        handshake = self._handshake
+        kwargs["process_request"] = chain_process_request(kwargs.get("process_request"), handshake.process_request)
+        process_response = chain_process_response(kwargs.get("process_response"), handshake.process_response)
         if process_response is not None:
             kwargs["process_response"] = process_response
+        else:
+            kwargs.pop("process_response", None)
         return {"handler": self._session, **kwargs}
 
     def _prepare(self) -> None:

@@ -71,8 +71,6 @@ SERVE_PARAMETERS: frozenset[str] = (
 #: websockets' options that wsroute sets itself, and what to use instead.
 RESERVED = {
     "handler": "routes are registered with @app.route",
-    "process_request": "wsroute routes in process_request; use @app.middleware",
-    "process_response": "use a plugin implementing wsroute_extra_headers",
     "subprotocols": "pass App(subprotocols=[...]) for every route, or @app.route(path, subprotocols=[...])",
     "origins": (
         "websockets compares origins case-sensitively and with explicit default ports; use "
@@ -91,11 +89,14 @@ def check_names(given: Iterable[str], known: Iterable[str], where: str, *, value
         values: the keywords with their values, to quote the bad one.
 
     Raises:
-        ConfigurationError: ``App(ping_intervall=5): unknown option
+        ConfigurationError: a reserved keyword (``handler``), or
+            ``App(ping_intervall=5): unknown option
             'ping_intervall'; did you mean 'ping_interval'? ...``.
     """
     known = sorted(set(known))
     for name in given:
+        if name in RESERVED:
+            raise ConfigurationError(f"{where}({name}=...): {name}= cannot be passed to wsroute: {RESERVED[name]}")
         if name in known:
             continue
         close = difflib.get_close_matches(name, known, n=1)
@@ -122,6 +123,21 @@ def _size(value: Any) -> bool:
     return one(value)
 
 
+def _takes(value: Any, count: int) -> bool:
+    """None, or a callable that accepts ``count`` positional arguments."""
+    if value is None:
+        return True
+    if not callable(value):
+        return False
+    try:
+        inspect.signature(value).bind(*[None] * count)
+    except TypeError:
+        return False
+    except ValueError:  # no readable signature (some builtins): trust it
+        return True
+    return True
+
+
 def _bool_or_none(value: Any) -> bool:
     return value is None or isinstance(value, bool)
 
@@ -146,16 +162,13 @@ _VALUE_CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
     ),
     "backlog": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0, "an int >= 0"),
     **{name: (_bool_or_none, "True, False or None") for name in ("reuse_address", "reuse_port", "start_serving")},
-    "process_request": (lambda v: v is None or callable(v), "a callable (connection, request)"),
-    "process_response": (lambda v: v is None or callable(v), "a callable (connection, request, response)"),
+    "process_request": (lambda v: _takes(v, 2), "a callable taking (connection, request), or None"),
+    "process_response": (lambda v: _takes(v, 3), "a callable taking (connection, request, response), or None"),
 }
 
 
 def _check_serve_options(instance: Any, attribute: Any, options: Mapping[str, Any]) -> None:
     where = instance.where
-    for name, why in RESERVED.items():
-        if name in options:
-            raise ConfigurationError(f"{where}({name}=...): {name}= cannot be passed to wsroute: {why}")
     check_names(options, SERVE_PARAMETERS, where, values=options)
     for name, value in options.items():
         check = _VALUE_CHECKS.get(name)
