@@ -16,6 +16,7 @@ import inspect
 import logging
 import re
 from collections.abc import Awaitable, Callable, Mapping
+from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -89,7 +90,7 @@ class Handshake:
                     conn._query = parse_query(query)
             found = self.router.match(path)
         except BadTarget as exc:
-            return conn.respond(400, f"Bad Request: {exc}.\n")
+            return conn.respond(HTTPStatus.BAD_REQUEST, f"Bad Request: {exc}.\n")
         if found is None:
             return _not_found(conn, self.router, path)
         group, params = found
@@ -164,10 +165,10 @@ def _not_found(conn: Connection, router: Router[RouteGroup], path: str) -> Respo
     """404; when a strict route misses only by a trailing slash, the text names it."""
     near = router.near_miss(path)
     if near is None:
-        return conn.respond(404, "Not Found\n")
+        return conn.respond(HTTPStatus.NOT_FOUND, "Not Found\n")
     slash = "without" if path.endswith("/") else "with"
     return conn.respond(
-        404,
+        HTTPStatus.NOT_FOUND,
         f"Not Found: route {near!r} matches this path {slash} its trailing slash, "
         "and that route is strict about trailing slashes (trailing_slash='strict').\n",
     )
@@ -176,13 +177,13 @@ def _not_found(conn: Connection, router: Router[RouteGroup], path: str) -> Respo
 def _plugin_failed(conn: Connection, failure: HookFailed) -> Response:
     """Answer 500 for this request only, logged once with the plugin's name."""
     logger.error("%s; answered 500", failure, exc_info=failure.__cause__)
-    return conn.respond(500, _FAILED)
+    return conn.respond(HTTPStatus.INTERNAL_SERVER_ERROR, _FAILED)
 
 
 def _middleware_failed(conn: Connection) -> Response:
     """Fail closed: 500, logged once (call from an ``except`` block)."""
     logger.exception("middleware failed for %s; answered 500", conn.path)
-    return conn.respond(500, _FAILED)
+    return conn.respond(HTTPStatus.INTERNAL_SERVER_ERROR, _FAILED)
 
 
 def _apply_headers(conn: Connection, response: Response, additions: list[tuple[str, Any]]) -> Response | None:
@@ -198,7 +199,7 @@ def _apply_headers(conn: Connection, response: Response, additions: list[tuple[s
             checked.extend(_checked_pairs(headers))
         except ValueError as exc:
             logger.error("plugin %r returned a bad extra header: %s; answered 500", plugin_name, exc)
-            return conn.respond(500, _FAILED)
+            return conn.respond(HTTPStatus.INTERNAL_SERVER_ERROR, _FAILED)
     for name, value in checked:
         response.headers[name] = value
     return None

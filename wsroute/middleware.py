@@ -19,6 +19,7 @@ from __future__ import annotations
 import inspect
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Sequence
+from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -150,10 +151,10 @@ def bearer_auth(verify: Verify, *, realm: str = "wsroute") -> Middleware:
     async def bearer(conn: Connection, request: Request) -> Response | None:
         values = request.headers.get_all("Authorization")
         if len(values) > 1:
-            return conn.respond(400, "Duplicate Authorization header.\n")
+            return conn.respond(HTTPStatus.BAD_REQUEST, "Duplicate Authorization header.\n")
         scheme, _, token = (values[0] if values else "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
-            response = conn.respond(401, "Missing bearer token.\n")
+            response = conn.respond(HTTPStatus.UNAUTHORIZED, "Missing bearer token.\n")
             response.headers["WWW-Authenticate"] = f'Bearer realm="{realm}"'
             return response
         return await _admit(conn, check, token.strip())
@@ -174,7 +175,7 @@ def query_token_auth(verify: Verify, *, param: str = "token") -> Middleware:
     async def query_token(conn: Connection, request: Request) -> Response | None:
         values = conn.query.get(param)
         if not values or not values[0]:
-            return conn.respond(401, f"Missing {param!r} query parameter.\n")
+            return conn.respond(HTTPStatus.UNAUTHORIZED, f"Missing {param!r} query parameter.\n")
         return await _admit(conn, check, values[0])
 
     return query_token
@@ -244,7 +245,7 @@ async def _admit(conn: Connection, check: tuple[Verify, bool], token: str) -> Re
         # lookup): a coroutine is truthy, so not awaiting it would admit anyone.
         user = await user
     if user is None or user is False:
-        return conn.respond(403, "Invalid token.\n")
+        return conn.respond(HTTPStatus.FORBIDDEN, "Invalid token.\n")
     conn.ctx.user = user
     user_id = user if isinstance(user, (str, int)) else getattr(user, "id", None)
     conn.ctx.user_id = None if user_id is None else str(user_id)
