@@ -2,8 +2,9 @@
 
 The Redis tests run against a ``redis-server`` this file starts on a free
 port in a temporary directory (no persistence) and stops afterwards. When
-``redis-server`` is not installed they FAIL with a message saying how to
-install it: CI installs it, so a skip would hide a broken setup.
+``redis-server`` is not installed they are skipped with a message saying how
+to install it — except under CI (``CI`` set), where they FAIL: CI installs
+it, so a skip there would hide a broken setup (see ``conftest.py``).
 """
 
 from __future__ import annotations
