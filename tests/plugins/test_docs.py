@@ -46,3 +46,13 @@ def test_hookspec_docstring_says_when_and_what_it_returns(hook: str) -> None:
 def test_docs_document_no_hook_that_does_not_exist() -> None:
     """Every hook documented in docs/plugins.md exists in hookspecs.py."""
     assert sorted(documented_headings()) == HOOKS
+
+
+TESTS = Path(__file__).resolve().parent
+
+
+@pytest.mark.parametrize("hook", HOOKS)
+def test_plugin_hooks_have_tests(hook: str) -> None:
+    """Every hook is exercised by a test module under tests/plugins (datasette's test_plugin_hooks_have_tests)."""
+    modules = [p for p in sorted(TESTS.glob("test_*.py")) if p.name != Path(__file__).name]
+    assert any(hook in module.read_text() for module in modules), f"no test under tests/plugins uses {hook}"
