@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from timing import MS
 
 import wsroute
 from wsroute.testing import serve_app
@@ -51,7 +52,7 @@ class AnswersLater:
         return None
 
     async def later(self, conn: wsroute.Connection) -> wsroute.Response:
-        await asyncio.sleep(0.01)
+        await asyncio.sleep(10 * MS)
         return conn.respond(202, "computed asynchronously\n")
 
     async def pass_on(self) -> None:
@@ -214,5 +215,5 @@ async def test_connection_hooks_see_open_and_close() -> None:
         for _ in range(100):
             if len(seen) == 2:
                 break
-            await asyncio.sleep(0.01)
+            await asyncio.sleep(10 * MS)
     assert seen == [("open", "/echo"), ("closed", "/echo", 1000)]
