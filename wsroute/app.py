@@ -21,7 +21,6 @@ from .connection import Connection
 from .di import bind
 from .errors import ConfigurationError, PluginError, RouteError
 from .handshake import Handshake
-from .hookspecs import hookimpl
 from .hub import Hub
 from .middleware import Chain, check_middleware
 from .options import (
@@ -149,7 +148,6 @@ class App:
         self.shutting_down = False
         self.hub = build_hub(hub, broker, slow_consumer, hub_options)
         self.plugins = Plugins(load_entrypoints=load_entrypoints, disable=disable_plugins)
-        self.plugins.register(_HubPlugin(self.hub), "wsroute.hub", source="built-in")
         for plugin in plugins:
             self.plugins.register(plugin, source="App(plugins=...)")
         for spec in routes:
@@ -526,17 +524,6 @@ class App:
 
     def __repr__(self) -> str:
         return f"<wsroute.App routes={len(self.routes)}>"
-
-
-class _HubPlugin:
-    """Built-in plugin: the hub's broker readiness checks (e.g. Redis)."""
-
-    def __init__(self, hub: Hub) -> None:
-        self.hub = hub
-
-    @hookimpl
-    def wsroute_register_health_checks(self, app: App) -> Any:
-        return self.hub.health_checks()
 
 
 def _route_middleware(group: RouteGroup) -> list[Callable[..., Any]]:

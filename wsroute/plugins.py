@@ -2,11 +2,12 @@
 
 Plugins come from, in this order:
 
-1. installed packages with an entry point in the ``wsroute`` group, loaded in
+1. wsroute's built-in plugin modules (:data:`~wsroute.builtins.DEFAULT_PLUGINS`);
+2. installed packages with an entry point in the ``wsroute`` group, loaded in
    name order (unless ``App(load_entrypoints=False)`` or
    ``WSROUTE_DISABLE_PLUGIN_AUTOLOAD=1``);
-2. ``App(plugins=[module_or_object, ...])``;
-3. ``app.plugins.register(obj)``.
+3. ``App(plugins=[module_or_object, ...])``;
+4. ``app.plugins.register(obj)``.
 
 A plugin is blocked by name with ``App(disable_plugins=["name"])`` or
 ``WSROUTE_DISABLE_PLUGINS=name,other`` (pytest's ``-p no:NAME``); an entry-point
@@ -38,6 +39,7 @@ import attrs
 import pluggy
 
 from . import hookspecs
+from .builtins import DEFAULT_PLUGINS
 from .callbacks import describe
 from .errors import PluginError
 
@@ -92,6 +94,7 @@ class Plugins:
         env_blocked = [n.strip() for n in os.environ.get(DISABLE_ENV, "").split(",") if n.strip()]
         for name in [*disable, *env_blocked]:
             self.pm.set_blocked(name)
+        self._register_builtins()
         self._autoloaded = load_entrypoints and not autoload_disabled()
         if self._autoloaded:
             self._load_entrypoints()
@@ -315,6 +318,12 @@ class Plugins:
             source, version = self._sources.get(name, ("register()", None))
             infos.append(PluginInfo(name, source, hooks, version))
         return infos
+
+    def _register_builtins(self) -> None:
+        """Register the built-in plugin modules of :data:`~wsroute.builtins.DEFAULT_PLUGINS` (unless blocked)."""
+        for name, module in DEFAULT_PLUGINS:
+            if not self.pm.is_blocked(name):
+                self.register(importlib.import_module(module), name, source="built-in")
 
     def _load_entrypoints(self) -> None:
         entry_points = sorted(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda ep: ep.name)

@@ -468,3 +468,35 @@ async def test_settings_for_a_plugin_not_installed_still_fail_with_autoload_off(
     with pytest.raises(wsroute.PluginError, match="no loaded plugin reads settings named 'hello-plugn'"):
         async with serve_app(app):
             pass
+
+
+# -- built-ins are plugin modules ----------------------------------------------------
+
+
+def test_built_ins_are_the_modules_listed_in_default_plugins() -> None:
+    """Every DEFAULT_PLUGINS entry is registered as its module, under its name, with source 'built-in'."""
+    import importlib
+
+    from wsroute.builtins import DEFAULT_PLUGINS
+
+    plugins = Plugins(load_entrypoints=False)
+    assert [(p.name, p.source) for p in plugins.list()] == [(name, "built-in") for name, _ in DEFAULT_PLUGINS]
+    for name, module in DEFAULT_PLUGINS:
+        assert plugins.pm.get_plugin(name) is importlib.import_module(module)
+
+
+async def test_hub_built_in_returns_the_brokers_health_checks() -> None:
+    """The wsroute.hub built-in answers wsroute_register_health_checks with the app's broker's checks."""
+    from wsroute.hub import MemoryBroker
+
+    async def ready() -> bool:
+        return True
+
+    class CheckedBroker(MemoryBroker):
+        def health_checks(self) -> dict[str, Any]:
+            return {"mine": ready}
+
+    app = wsroute.App(load_entrypoints=False, broker=CheckedBroker())
+    assert await app.plugins.collect("wsroute_register_health_checks", app=app) == [("wsroute.hub", {"mine": ready})]
+    blocked = wsroute.App(load_entrypoints=False, broker=CheckedBroker(), disable_plugins=["wsroute.hub"])
+    assert await blocked.plugins.collect("wsroute_register_health_checks", app=blocked) == []
