@@ -32,8 +32,8 @@ from typing import TYPE_CHECKING, Any
 from websockets.asyncio.server import ServerConnection
 from websockets.frames import CloseCode
 
-from .dispatch import encode_json
 from .forwarding import client_ip_of
+from .jsonutil import encode_json
 from .reasons import fit_close_reason
 from .urls import BadTarget, decode_path, parse_query
 

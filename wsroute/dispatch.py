@@ -34,6 +34,7 @@ from typing import Any, NoReturn, TypeVar
 import attrs
 from websockets.frames import CloseCode
 
+from .jsonutil import encode_json  # re-exported: its home is wsroute.jsonutil
 from .reasons import fit_close_reason
 
 __all__ = [
@@ -47,10 +48,6 @@ __all__ = [
 ]
 
 T = TypeVar("T")
-
-#: Compact JSON, with one encoder built once: ``json.dumps()`` with
-#: non-default arguments builds a new ``JSONEncoder`` on every call.
-encode_json: Callable[[Any], str] = json.JSONEncoder(separators=(",", ":")).encode
 
 #: The deepest nesting of arrays and objects accepted in client JSON:
 #: ``[[1]]`` has depth 2. Deeper messages are refused as a whole.

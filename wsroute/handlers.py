@@ -34,8 +34,9 @@ from websockets.frames import CloseCode
 from websockets.protocol import State
 
 from .callbacks import describe, is_async_callable
-from .dispatch import decode_typed, encode_json
+from .dispatch import decode_typed
 from .errors import HandlerError
+from .jsonutil import encode_json
 
 if TYPE_CHECKING:
     from websockets.http11 import Request

@@ -22,8 +22,8 @@ from typing import Any
 
 from websockets.asyncio.connection import Connection
 
-from ..dispatch import encode_json
 from ..errors import BrokerError
+from ..jsonutil import encode_json
 from .broker import Broker, HealthCheck, PresenceEvent, Sink, make_broker
 from .delivery import Delivery
 from .memory import MemoryBroker
