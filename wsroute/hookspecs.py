@@ -16,19 +16,22 @@ An implementation may take any subset of its hook's arguments, by name.
 Names follow datasette: ``register_*`` returns things to add, ``extra_*``
 returns additions, lifecycle hooks are verbs.
 
-Sync or async: wsroute calls implementations itself and awaits any result
-that is awaitable, so most hooks may be ``async def``. The two *firstresult*
-hooks (``wsroute_process_request``, ``wsroute_handle_exception``) are the
-exception: they stop at the first result that is not ``None``, and an
+Sync or async: wsroute calls every hook through pluggy's own hook call (so
+pluggy's wrappers, ``@hookimpl(wrapper=True)`` or ``hookwrapper=True``, and
+its call monitoring work) and then awaits any result that is awaitable, so
+most hooks may be ``async def``. A wrapper sees the raw results: the
+coroutine of an ``async def`` implementation, awaited after it returns.
+The two *firstresult* hooks (``wsroute_process_request``,
+``wsroute_handle_exception``) are the exception: they stop at the first result that is not ``None``, and an
 ``async def`` would always return a (coroutine) result, so they must be plain
 ``def`` — start-up fails otherwise. Hooks that run during a handshake are on
 the hot path: do the work once in ``wsroute_configure`` or
 ``wsroute_startup``, not per request.
 
-Every hook is also called by the core with its plugin's name at hand: an
-exception in an implementation names the plugin (and its entry point), stops
-start-up when raised from a start-up hook, and answers 500 for that request
-only when raised from a handshake hook.
+An exception in an implementation (or a wrapper) names the plugin (and its
+entry point), read from the traceback; it stops start-up when raised from a
+start-up hook, and answers 500 for that request only when raised from a
+handshake hook.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The messaging hub: broadcast, one user, topics, presence, with backpressure.
+"""The Hub class: broadcast, one user, topics, presence, with backpressure.
 
 Handlers and apps call one object, ``app.hub``::
 
@@ -24,28 +24,14 @@ from websockets.asyncio.connection import Connection
 
 from ..errors import BrokerError
 from ..jsonutil import encode_json
-from .broker import Broker, HealthCheck, PresenceEvent, Sink, make_broker
+from .broker import Broker, HealthCheck, PresenceEvent, make_broker
 from .delivery import Delivery
-from .memory import MemoryBroker
 from .policy import SlowConsumer, parse_policy
-from .publisher import Publisher
 from .registry import PresenceCallback, Registry
 from .stats import HubStats
 from .wire import to_frame
 
-__all__ = [
-    "Hub",
-    "HubStats",
-    "SlowConsumer",
-    "Broker",
-    "Sink",
-    "MemoryBroker",
-    "Publisher",
-    "PresenceCallback",
-    "PresenceEvent",
-    "HealthCheck",
-    "make_broker",
-]
+__all__ = ["Hub"]
 
 logger = logging.getLogger("wsroute.hub")
 
