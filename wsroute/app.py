@@ -276,11 +276,14 @@ class App:
             ConfigurationError: ``func`` cannot be called as ``(conn, request)``,
                 or the app is already serving.
         """
+        self._add_middleware(func, "@app.middleware")
+        return func
+
+    def _add_middleware(self, func: Any, source: str) -> None:
         self._check_open(f"middleware {describe(func)}")
-        check_middleware(func, "@app.middleware")
+        check_middleware(func, source)
         self.middleware_chain.append(func)
         self._handshake = None
-        return func
 
     def provide(self, **values: Any) -> None:
         """Make values injectable into handlers by parameter name.
@@ -487,7 +490,7 @@ class App:
                 self._add_route_spec(spec, "wsroute_register_routes")
         for middleware in await self._call_registration("wsroute_register_middleware"):
             for item in middleware:
-                self.middleware(item)
+                self._add_middleware(item, "wsroute_register_middleware")
         for values in await self._call_registration("wsroute_register_dependencies"):
             self.provide(**values)
 

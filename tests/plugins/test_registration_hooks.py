@@ -71,7 +71,8 @@ async def test_wsroute_register_middleware_with_a_bad_signature_stops_start_up()
             return [lambda request: None]
 
     app = wsroute.App(load_entrypoints=False, plugins=[Bad()])
-    with pytest.raises(wsroute.ConfigurationError, match=r"cannot be called as \(conn, request\)"):
+    expected = r"^wsroute_register_middleware: middleware .* cannot be called as \(conn, request\)"
+    with pytest.raises(wsroute.ConfigurationError, match=expected):
         async with serve_app(app):
             pass
 
