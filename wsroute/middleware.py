@@ -207,15 +207,15 @@ def allow_origins(origins: Sequence[str], *, allow_missing: bool = False) -> Mid
     def origin_check(conn: Connection, request: Request) -> Response | None:
         values = request.headers.get_all("Origin")
         if len(values) > 1:
-            return conn.respond(403, "Duplicate Origin header.\n")
+            return conn.respond(HTTPStatus.FORBIDDEN, "Duplicate Origin header.\n")
         if not values:
-            return None if allow_missing else conn.respond(403, "Missing Origin header.\n")
+            return None if allow_missing else conn.respond(HTTPStatus.FORBIDDEN, "Missing Origin header.\n")
         try:
             origin = Origin.parse(values[0])
         except ValueError:
-            return conn.respond(403, "Origin not allowed.\n")
+            return conn.respond(HTTPStatus.FORBIDDEN, "Origin not allowed.\n")
         if origin not in allowed:
-            return conn.respond(403, "Origin not allowed.\n")
+            return conn.respond(HTTPStatus.FORBIDDEN, "Origin not allowed.\n")
         return None
 
     return origin_check
