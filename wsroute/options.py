@@ -96,7 +96,7 @@ def check_names(given: Iterable[str], known: Iterable[str], where: str, *, value
     known = sorted(set(known))
     for name in given:
         if name in RESERVED:
-            raise ConfigurationError(f"{where}({name}=...): {name}= cannot be passed to wsroute: {RESERVED[name]}")
+            raise ConfigurationError(f"{name}= cannot be passed to wsroute: {RESERVED[name]} (given to {where}())")
         if name in known:
             continue
         close = difflib.get_close_matches(name, known, n=1)
