@@ -77,6 +77,10 @@ class RedisPresence:
         rewrite = self._rewrite
         topics = list(self._dirty)
         pipe = self._client.pipeline(transaction=False)
+        # Entries count only while the alive key exists: write it with them,
+        # so that a Redis that restarted empty (or a key that expired while
+        # the loop was blocked) never makes readers prune fresh entries.
+        pipe.set(self._channels.alive_key(self._pid), b"1", ex=self._ttl)
         after: dict[str, set[str]] = {}
         for topic in topics:
             local = self._local.get(topic, set())
@@ -109,13 +113,24 @@ class RedisPresence:
             if self._local.get(topic, set()) == users:
                 self._dirty.discard(topic)
 
-    async def heartbeat(self) -> None:
-        """Renew this process's alive key and the TTL of its topics' hashes."""
+    async def heartbeat(self) -> bool:
+        """Renew this process's alive key and the TTL of its topics' hashes.
+
+        Returns:
+            True when the alive key had vanished (Redis restarted or the key
+            expired): readers may have pruned this process's entries, so
+            they are marked for a rewrite and the caller must sync.
+        """
         pipe = self._client.pipeline(transaction=False)
+        pipe.exists(self._channels.alive_key(self._pid))
         pipe.set(self._channels.alive_key(self._pid), b"1", ex=self._ttl)
         for topic in self._remote:
             pipe.expire(self._channels.presence_key(topic), self._ttl * 3)
-        await pipe.execute()
+        existed = (await pipe.execute())[0]
+        if existed or not self._remote:
+            return False
+        self.rewrite()
+        return True
 
     async def forget_process(self) -> None:
         """On shutdown: remove this process's entries and alive key."""

@@ -14,6 +14,15 @@ every channel and rewrites this process's presence. One warning is logged
 per outage and one line on recovery. Messages published during an outage
 are lost: Redis pub/sub is at-most-once.
 
+Recovery: once the broker reports itself back, every command it issues
+succeeds (until the next outage). Before saying so it drops the idle pooled
+command connections, which may be half-open towards the Redis that died;
+redis-py replaces a pooled connection the server closed when handing it out
+(see :func:`~.redisconn.client_options`); and commands that are safe to
+repeat (presence reads and writes, PING) are retried once on a closed
+connection (:func:`~.redisconn.idempotent`). PUBLISH is never retried:
+delivery stays at-most-once, never twice.
+
 Subscriptions and presence are *reconciled*: ``unsubscribe`` and
 ``set_presence`` only update the wanted state (synchronously, so
 ``Hub.detach`` can call them in a ``finally``), and one background task
@@ -32,7 +41,7 @@ from typing import Any
 from ..errors import BrokerUnavailable
 from .broker import Broker, HealthCheck, Sink
 from .presence import RedisPresence
-from .redisconn import FAULTS, Redis, connect_redis, redact, unavailable
+from .redisconn import FAULTS, Redis, connect_redis, idempotent, redact, unavailable
 from .wire import (
     Channels,
     decode_frame,
@@ -135,7 +144,7 @@ class RedisBroker(Broker):
         self._tasks = []
         if self._presence is not None:
             with contextlib.suppress(*FAULTS):
-                await self._presence.forget_process()
+                await idempotent(self._presence.forget_process)
         await self._close_pubsub()
         await self._client.aclose()
         self._client = None
@@ -160,7 +169,7 @@ class RedisBroker(Broker):
         if self._client is None:
             raise BrokerUnavailable(f"Redis broker {redact(self.url)} is not started")
         try:
-            await self._client.ping()
+            await idempotent(self._client.ping)
         except FAULTS as exc:
             raise unavailable(self.url, exc, "health check") from exc
         if not self._online.is_set():
@@ -174,6 +183,13 @@ class RedisBroker(Broker):
         return self._client
 
     async def _publish(self, channel: str, data: bytes) -> None:
+        """PUBLISH once, never retried: at-most-once, like Redis pub/sub.
+
+        A retry after a lost reply could deliver the message twice (Redis
+        may have executed the first PUBLISH). A stale pooled connection is
+        replaced before the command is sent, so right after a recovery the
+        first publish succeeds without a retry.
+        """
         try:
             await self._require().publish(channel, data)
         except FAULTS as exc:
@@ -234,10 +250,11 @@ class RedisBroker(Broker):
 
     async def presence(self, topic: str) -> set[str]:
         """User ids in ``topic`` across live processes."""
-        if self._presence is None:
+        presence = self._presence
+        if presence is None:
             raise BrokerUnavailable(f"Redis broker {redact(self.url)} is not started")
         try:
-            return await self._presence.read(topic)
+            return await idempotent(lambda: presence.read(topic))
         except FAULTS as exc:
             raise unavailable(self.url, exc, "reading presence") from exc
 
@@ -256,7 +273,7 @@ class RedisBroker(Broker):
             try:
                 await self._sync_channels()
                 if self._presence is not None:
-                    await self._presence.sync()
+                    await idempotent(self._presence.sync)
             except Exception as exc:  # any failure: retry later, never die
                 if not isinstance(exc, FAULTS):
                     logger.exception("unexpected error while updating Redis; retrying")
@@ -286,7 +303,9 @@ class RedisBroker(Broker):
         """Keep this process's presence alive while it runs."""
         while self._presence is not None:
             try:
-                await self._presence.heartbeat()
+                if await idempotent(self._presence.heartbeat):
+                    logger.debug("presence of this process had expired in Redis; rewriting it")
+                    self._changed()
             except FAULTS as exc:
                 logger.debug("presence heartbeat failed: %r", exc)
             await asyncio.sleep(self.presence_ttl / 3)
@@ -321,6 +340,8 @@ class RedisBroker(Broker):
             message = await pubsub.get_message(timeout=None)
             if message is not None:
                 self._dispatch(message)
+                if not self._online.is_set() and self._confirmed.issuperset(self._base):
+                    await self._came_online()
 
     def _went_offline(self, exc: BaseException) -> None:
         """Log once per outage, then stay quiet until recovery."""
@@ -333,8 +354,18 @@ class RedisBroker(Broker):
                 redact(self.url), exc or type(exc).__name__, self.backoff_max,
             )
 
-    def _came_online(self) -> None:
+    async def _came_online(self) -> None:
+        """The shared channels are confirmed: report the broker online.
+
+        After an outage, the idle command connections are dropped first:
+        they were opened to the Redis that went away and may be half-open
+        (no FIN ever arrives when a host or a proxy in between dies), so
+        the first command after "is back" would fail on them.
+        """
         if self._down_since is not None:
+            if self._client is not None:
+                with contextlib.suppress(*FAULTS):
+                    await self._client.connection_pool.disconnect(inuse_connections=False)
             outage = asyncio.get_running_loop().time() - self._down_since
             self._down_since = None
             logger.warning("Redis at %s is back after %.1f s; resubscribed",
@@ -361,8 +392,6 @@ class RedisBroker(Broker):
             waiter = self._waiters.pop(channel, None)
             if waiter is not None and not waiter.done():
                 waiter.set_result(None)
-            if not self._online.is_set() and self._confirmed.issuperset(self._base):
-                self._came_online()
 
     def _deliver(self, channel: str, data: bytes) -> None:
         sink = self._sink
