@@ -96,6 +96,15 @@ class Broker(abc.ABC):
     async def flush(self) -> None:  # noqa: B027 - an optional hook, no-op by default
         """Wait until pending subscription and presence changes are applied."""
 
+    async def settle(self) -> None:  # noqa: B027 - an optional hook, no-op by default
+        """Wait (bounded) until the changes recorded so far reach the backend.
+
+        ``Hub.subscribe``/``unsubscribe`` await it after a presence change,
+        so that other processes see the change once they return. Must return
+        at once when the backend is unreachable. A broker that applies
+        changes synchronously keeps this no-op.
+        """
+
     def health_checks(self) -> dict[str, HealthCheck]:
         """Named readiness checks; each raises when the broker is not ready."""
         return {}

@@ -171,6 +171,11 @@ class Hub:
     ) -> None:
         """Subscribe ``conn`` to ``topic``; return once messages flow.
 
+        When it returns, :meth:`presence` in this process includes the
+        connection's user, with every broker; with Redis, other processes'
+        ``presence()`` include it too (unless Redis is down: then it is
+        written when Redis is back).
+
         Args:
             on_presence: ``async (topic, "join" | "leave", user_id)`` called
                 when a user joins or leaves the topic (in any process).
@@ -184,9 +189,15 @@ class Hub:
         if joined and user_id is not None:
             self.broker.set_presence(topic, user_id, True)
         await self.broker.subscribe(topic)
+        if joined and user_id is not None:
+            await self.broker.settle()
 
     async def unsubscribe(self, conn: Connection, topic: str) -> None:
-        """Unsubscribe ``conn`` from ``topic`` (no error if it was not)."""
+        """Unsubscribe ``conn`` from ``topic`` (no error if it was not).
+
+        When it returns, :meth:`presence` reflects a user who left, in this
+        process and (with Redis, while it is up) in every other one.
+        """
         was, left = self._registry.unsubscribe(conn, topic)
         if not was:
             return
@@ -194,9 +205,15 @@ class Hub:
         user_id = self._registry.user_of(conn)
         if left and user_id is not None:
             self.broker.set_presence(topic, user_id, False)
+            await self.broker.settle()
 
     async def presence(self, topic: str) -> set[str]:
-        """User ids subscribed to ``topic`` (in every process with Redis)."""
+        """User ids subscribed to ``topic`` (in every process with Redis).
+
+        Always includes this process's own joins and excludes its own leaves
+        as soon as :meth:`subscribe`, :meth:`unsubscribe` or :meth:`detach`
+        returned.
+        """
         return await self.broker.presence(topic)
 
     # Sending

@@ -141,20 +141,30 @@ class RedisPresence:
         await pipe.execute()
         self._remote.clear()
 
+    def local(self, topic: str) -> set[str]:
+        """This process's users in ``topic``: the local truth, no I/O."""
+        return set(self._local.get(topic, ()))
+
     async def read(self, topic: str) -> set[str]:
-        """User ids in ``topic`` for every live process; prune dead entries."""
+        """User ids in ``topic`` for every live process; prune dead entries.
+
+        This process's part is its local truth (:meth:`local`), never what
+        Redis holds for it, which lags by one background write: so a process
+        always reads its own joins and leaves.
+        """
         key = self._channels.presence_key(topic)
         fields = [f.decode() if isinstance(f, bytes) else f for f in await self._client.hkeys(key)]
+        users = self.local(topic)
         if not fields:
-            return set()
+            return users
         pids = sorted({f.partition(":")[0] for f in fields})
         flags = await self._client.mget([self._channels.alive_key(p) for p in pids])
         alive = {p for p, flag in zip(pids, flags, strict=True) if flag is not None}
-        alive.add(self._pid)
-        users: set[str] = set()
         dead: list[str] = []
         for field in fields:
             pid, _, user_id = field.partition(":")
+            if pid == self._pid:
+                continue
             if pid in alive:
                 users.add(user_id)
             else:

@@ -98,6 +98,9 @@ class RedisBroker(Broker):
         self._waiters: dict[str, asyncio.Future[None]] = {}
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
+        self._requested = 0  # changes recorded (subscriptions, presence)
+        self._applied = 0  # changes known to be in Redis
+        self._settling: list[tuple[int, asyncio.Future[None]]] = []
         self._online = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._down_since: float | None = None
@@ -138,6 +141,7 @@ class RedisBroker(Broker):
             return
         if self._online.is_set():
             await self.flush(timeout=2.0)
+        self._settled(None)
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -160,6 +164,41 @@ class RedisBroker(Broker):
                         return
         except TimeoutError:
             logger.debug("flush timed out; changes will be applied later")
+
+    async def settle(self) -> None:
+        """Wait until the changes recorded so far are in Redis, then return.
+
+        Used by ``Hub.subscribe``/``Hub.unsubscribe`` so that, when they
+        return, every process's ``presence()`` reflects the change. Unlike
+        :meth:`flush` it does not wait for changes made later by other
+        connections, so it returns after one round trip even under churn.
+        Returns at once during an outage (the change is applied when Redis
+        is back), and after ``connect_timeout`` seconds at most.
+        """
+        target = self._requested
+        if self._applied >= target or not self._online.is_set():
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        self._settling.append((target, waiter))
+        try:
+            async with asyncio.timeout(self.connect_timeout):
+                await waiter
+        except TimeoutError:
+            logger.debug("changes not in Redis after %.1f s; they will apply later",
+                         self.connect_timeout)
+
+    def _settled(self, applied: int | None) -> None:
+        """Wake :meth:`settle` callers whose changes are applied (all if None)."""
+        if applied is not None:
+            self._applied = applied
+        keep = []
+        for target, waiter in self._settling:
+            if applied is None or target <= applied:
+                if not waiter.done():
+                    waiter.set_result(None)
+            else:
+                keep.append((target, waiter))
+        self._settling = keep
 
     def health_checks(self) -> dict[str, HealthCheck]:
         """One check, ``"redis"``: PING works and the subscriber is online."""
@@ -249,7 +288,13 @@ class RedisBroker(Broker):
         self._changed()
 
     async def presence(self, topic: str) -> set[str]:
-        """User ids in ``topic`` across live processes."""
+        """User ids in ``topic`` across live processes.
+
+        This process's own users come from its local truth, not from Redis:
+        a join or leave made here is visible to this process's reads as soon
+        as ``Hub.subscribe``/``unsubscribe``/``detach`` returns. Other
+        processes' users are read from Redis.
+        """
         presence = self._presence
         if presence is None:
             raise BrokerUnavailable(f"Redis broker {redact(self.url)} is not started")
@@ -259,6 +304,7 @@ class RedisBroker(Broker):
             raise unavailable(self.url, exc, "reading presence") from exc
 
     def _changed(self) -> None:
+        self._requested += 1
         self._idle.clear()
         self._wake.set()
 
@@ -270,6 +316,7 @@ class RedisBroker(Broker):
             await self._wake.wait()
             await self._online.wait()
             self._wake.clear()
+            target = self._requested
             try:
                 await self._sync_channels()
                 if self._presence is not None:
@@ -280,6 +327,7 @@ class RedisBroker(Broker):
                 self._wake.set()
                 await asyncio.sleep(0.1)
                 continue
+            self._settled(target)
             if not self._wake.is_set():
                 self._idle.set()
 
@@ -346,6 +394,7 @@ class RedisBroker(Broker):
     def _went_offline(self, exc: BaseException) -> None:
         """Log once per outage, then stay quiet until recovery."""
         self._online.clear()
+        self._settled(None)  # nobody waits for Redis during an outage
         if self._down_since is None:
             self._down_since = asyncio.get_running_loop().time()
             logger.warning(
