@@ -21,6 +21,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from websockets.asyncio.connection import Connection
+from websockets.exceptions import ConnectionClosed
+from websockets.protocol import State
 
 from ..errors import BrokerError
 from ..jsonutil import encode_json
@@ -285,15 +287,31 @@ class _HubSink:
             self._delivery.send(conns, text, payload)
 
     def presence_event(self, topic: str, event: PresenceEvent, user_id: str) -> None:
-        for callback in self._registry.listeners(topic):
-            self._delivery.spawn(_call_listener(callback, topic, event, user_id))
+        for conn, callback in self._registry.listeners(topic):
+            if conn.protocol.state is State.OPEN:
+                self._delivery.spawn(_call_listener(conn, callback, topic, event, user_id))
 
 
 async def _call_listener(
-    callback: PresenceCallback, topic: str, event: PresenceEvent, user_id: str
+    conn: Connection, callback: PresenceCallback, topic: str, event: PresenceEvent, user_id: str
 ) -> None:
-    """Run a presence callback; an error is logged, never propagated."""
+    """Run the presence callback of ``conn``; an error is logged, never propagated.
+
+    A callback aimed at a connection that is closing is dropped quietly: when
+    people leave a room, the others' callbacks race their own departure, and
+    a send to a closing connection is the normal end of a chat, not an error
+    (issue 10, item 4). A ``ConnectionClosed`` while ``conn`` is still open
+    came from *another* connection the callback used: that is a real failure.
+    """
+    if conn.protocol.state is not State.OPEN:
+        return
     try:
         await callback(topic, event, user_id)
+    except ConnectionClosed as exc:
+        if conn.protocol.state is State.OPEN:
+            logger.error("presence callback for %r failed: another connection was closed "
+                         "(use hub.send_to_user to reach a user)", topic, exc_info=exc)
+        else:
+            logger.debug("presence event for %r dropped: the connection is closing", topic)
     except Exception:
         logger.exception("presence callback for %r failed", topic)

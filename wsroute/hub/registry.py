@@ -149,7 +149,7 @@ class Registry:
             del self._present[topic]
         return True
 
-    def listeners(self, topic: str) -> list[PresenceCallback]:
-        """The presence callbacks registered for ``topic``."""
+    def listeners(self, topic: str) -> list[tuple[Any, PresenceCallback]]:
+        """The ``(connection, callback)`` pairs listening to ``topic``'s presence."""
         listeners = self._listeners.get(topic)
-        return [] if listeners is None else list(listeners.values())
+        return [] if listeners is None else list(listeners.items())
