@@ -15,16 +15,28 @@ Connect with any WebSocket client, e.g. ``python -m websockets
     {"type": "whisper", "to": "bob", "text": "psst"}  -> every connection of bob
 
 Members receive ``{"type": "join"|"leave", "user": ...}`` as people come and
-go, and ``{"type": "members", "users": [...]}`` when they enter.
+go, and ``{"type": "members", "users": [...], "partial": false}`` when they
+enter.
+
+While Redis is down (``--broker redis://…``) the chat degrades instead of
+closing connections with 1011: newcomers get the members connected to their
+own process (``"partial": true``), and a message that cannot be sent is
+answered with ``{"type": "error", "reason": "..."}``; the connection stays
+open and works again once Redis is back.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from typing import Any
 
 import wsroute
+from wsroute.errors import BrokerUnavailable
 
 app = wsroute.App(slow_consumer="drop_oldest")
+
+#: The reply to a message the hub could not send (Redis down).
+UNAVAILABLE = {"type": "error", "reason": "chat unavailable, message not sent; try again shortly"}
 
 
 @app.middleware
@@ -46,19 +58,30 @@ class Room(wsroute.Handler):
         return f"room:{self.params['room']}"
 
     async def on_connect(self) -> None:
-        await self.subscribe(self.topic, presence=True)
-        users = sorted(await self.app.hub.presence(self.topic))
-        await self.ws.send_json({"type": "members", "users": users})
+        await self.subscribe(self.topic, presence=True)  # never fails, even while Redis is down
+        try:
+            users, partial = await self.app.hub.presence(self.topic), False
+        except BrokerUnavailable:  # Redis is down: this process's members only
+            users, partial = self.app.hub.local_presence(self.topic), True
+        await self.ws.send_json({"type": "members", "users": sorted(users), "partial": partial})
 
     @wsroute.on("say")
     async def say(self, data: dict[str, Any]) -> None:
         user = self.ws.ctx.user_id
-        await self.app.hub.publish_json(self.topic, {"type": "say", "user": user, "text": str(data.get("text", ""))})
+        message = {"type": "say", "user": user, "text": str(data.get("text", ""))}
+        await self.deliver(self.app.hub.publish_json(self.topic, message))
 
     @wsroute.on("whisper")
     async def whisper(self, data: dict[str, Any]) -> None:
         message = {"type": "whisper", "from": self.ws.ctx.user_id, "text": str(data.get("text", ""))}
-        await self.app.hub.send_json_to_user(str(data.get("to", "")), message)
+        await self.deliver(self.app.hub.send_json_to_user(str(data.get("to", "")), message))
+
+    async def deliver(self, sending: Awaitable[None]) -> None:
+        """Await a hub send; tell the sender when Redis is down instead of failing."""
+        try:
+            await sending
+        except BrokerUnavailable:
+            await self.ws.send_json(UNAVAILABLE)
 
     async def on_presence(self, topic: str, event: str, user_id: str) -> None:
         await self.ws.send_json({"type": event, "user": user_id})
@@ -68,4 +91,7 @@ class Room(wsroute.Handler):
 async def announce(ws: Any) -> None:
     """Anything sent here is broadcast to every connection of every process."""
     async for message in ws:
-        await app.hub.broadcast(message)
+        try:
+            await app.hub.broadcast(message)
+        except BrokerUnavailable:
+            await ws.send_json(UNAVAILABLE)

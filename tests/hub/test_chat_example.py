@@ -14,7 +14,7 @@ from hubtest import eventually
 
 from wsroute.testing import serve_app
 
-ENTERED = [{"type": "members", "users": ["alice"]}, {"type": "join", "user": "alice"}]
+ENTERED = [{"type": "members", "users": ["alice"], "partial": False}, {"type": "join", "user": "alice"}]
 EXAMPLE = Path(__file__).parents[2] / "examples" / "chat" / "app.py"
 
 

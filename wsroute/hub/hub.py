@@ -12,6 +12,12 @@ with backpressure (:mod:`.delivery`) and shares messages between processes
 through a broker (:mod:`.broker`: in memory by default, Redis for several
 processes). From outside a server, :class:`Publisher` speaks the same wire
 format as the Redis broker.
+
+During a broker outage (Redis down: from the "lost Redis" warning to the "is
+back" line) everything that needs other processes -- publishing, reading
+``presence`` -- raises :class:`~wsroute.errors.BrokerUnavailable` at once,
+and everything local keeps working: attaching, subscribing, local delivery
+bookkeeping, :meth:`Hub.local_presence`. docs/hub.md has the table.
 """
 
 from __future__ import annotations
@@ -117,13 +123,19 @@ class Hub:
         """Connect the broker; call before the server listens.
 
         Raises:
-            BrokerUnavailable: the broker cannot be reached.
+            BrokerUnavailable: the broker cannot be reached (with the Redis
+                option ``wait=True``: not within ``connect_timeout``).
         """
         await self.broker.start(self._sink)
         self._started = True
 
     async def stop(self) -> None:
-        """Flush the broker, disconnect it, stop pending slow-consumer work."""
+        """Flush the broker, disconnect it, stop pending slow-consumer work.
+
+        Never raises for a broker outage: changes not yet written are
+        dropped, and this process's presence entries expire in Redis after
+        ``presence_ttl``.
+        """
         self._started = False
         try:
             await self.broker.stop()
@@ -173,6 +185,11 @@ class Hub:
     ) -> None:
         """Subscribe ``conn`` to ``topic``; return once messages flow.
 
+        During a broker outage it returns at once and never raises: local
+        bookkeeping is done, and the Redis subscription and presence entry
+        are written when Redis is back (messages published elsewhere in the
+        meantime are not received).
+
         When it returns, :meth:`presence` in this process includes the
         connection's user, with every broker; with Redis, other processes'
         ``presence()`` include it too (unless Redis is down: then it is
@@ -198,7 +215,8 @@ class Hub:
         """Unsubscribe ``conn`` from ``topic`` (no error if it was not).
 
         When it returns, :meth:`presence` reflects a user who left, in this
-        process and (with Redis, while it is up) in every other one.
+        process and (with Redis, while it is up) in every other one. During
+        an outage it returns at once; Redis is updated when it is back.
         """
         was, left = self._registry.unsubscribe(conn, topic)
         if not was:
@@ -215,8 +233,25 @@ class Hub:
         Always includes this process's own joins and excludes its own leaves
         as soon as :meth:`subscribe`, :meth:`unsubscribe` or :meth:`detach`
         returned.
+
+        Raises:
+            BrokerUnavailable: the broker is down; :meth:`local_presence`
+                still answers for this process.
         """
         return await self.broker.presence(topic)
+
+    def local_presence(self, topic: str) -> set[str]:
+        """User ids subscribed to ``topic`` in *this* process; no I/O, never raises.
+
+        The degraded answer during a broker outage (with one process or the
+        memory broker it equals :meth:`presence`)::
+
+            try:
+                users = await hub.presence(topic)
+            except BrokerUnavailable:
+                users = hub.local_presence(topic)  # this process only
+        """
+        return self._registry.present(topic)
 
     # Sending
 
@@ -224,7 +259,9 @@ class Hub:
         """Send to every connection of every process.
 
         Raises:
-            BrokerUnavailable: the broker is down (the failure is counted).
+            BrokerUnavailable: the broker is down; nothing is delivered, not
+                even locally, and the failure is counted in
+                ``stats.publish_failures``. Not retried: at most once.
         """
         text, payload = to_frame(message)
         try:
@@ -234,7 +271,11 @@ class Hub:
             raise
 
     async def send_to_user(self, user_id: str, message: str | bytes) -> None:
-        """Send to every open connection of ``user_id``, in every process."""
+        """Send to every open connection of ``user_id``, in every process.
+
+        Raises:
+            BrokerUnavailable: as :meth:`broadcast`.
+        """
         text, payload = to_frame(message)
         try:
             await self.broker.publish_user(str(user_id), text, payload)
@@ -243,7 +284,11 @@ class Hub:
             raise
 
     async def publish(self, topic: str, message: str | bytes) -> None:
-        """Send to every subscriber of ``topic``, in every process."""
+        """Send to every subscriber of ``topic``, in every process.
+
+        Raises:
+            BrokerUnavailable: as :meth:`broadcast`.
+        """
         text, payload = to_frame(message)
         try:
             await self.broker.publish_topic(topic, text, payload)

@@ -207,12 +207,11 @@ class RedisBroker(Broker):
     async def _check(self) -> None:
         if self._client is None:
             raise BrokerUnavailable(f"Redis broker {redact(self.url)} is not started")
+        client = self._online_client("health check")
         try:
-            await idempotent(self._client.ping)
+            await idempotent(client.ping)
         except FAULTS as exc:
             raise unavailable(self.url, exc, "health check") from exc
-        if not self._online.is_set():
-            raise BrokerUnavailable(f"Redis subscriber for {redact(self.url)} is reconnecting")
 
     # Publishing
 
@@ -220,6 +219,22 @@ class RedisBroker(Broker):
         if self._client is None:
             raise BrokerUnavailable(f"Redis broker {redact(self.url)} is not started")
         return self._client
+
+    def _online_client(self, doing: str) -> Redis:
+        """The client, or :class:`BrokerUnavailable` at once during an outage.
+
+        An outage lasts from the "lost Redis" warning to the "is back" line.
+        Failing at once then, instead of trying, keeps a handler from
+        waiting for the socket timeout (5 s) when Redis is unreachable
+        rather than refusing connections.
+        """
+        client = self._require()
+        if not self._online.is_set():
+            since = self._down_since
+            ago = 0.0 if since is None else asyncio.get_running_loop().time() - since
+            lost = ConnectionError(f"connection lost {ago:.1f} s ago; reconnecting")
+            raise unavailable(self.url, lost, doing)
+        return client
 
     async def _publish(self, channel: str, data: bytes) -> None:
         """PUBLISH once, never retried: at-most-once, like Redis pub/sub.
@@ -229,8 +244,9 @@ class RedisBroker(Broker):
         replaced before the command is sent, so right after a recovery the
         first publish succeeds without a retry.
         """
+        client = self._online_client("publishing")
         try:
-            await self._require().publish(channel, data)
+            await client.publish(channel, data)
         except FAULTS as exc:
             raise unavailable(self.url, exc, "publishing") from exc
 
@@ -294,10 +310,15 @@ class RedisBroker(Broker):
         a join or leave made here is visible to this process's reads as soon
         as ``Hub.subscribe``/``unsubscribe``/``detach`` returns. Other
         processes' users are read from Redis.
+
+        Raises:
+            BrokerUnavailable: during an outage, at once (``Hub.local_presence``
+                still answers for this process).
         """
         presence = self._presence
         if presence is None:
             raise BrokerUnavailable(f"Redis broker {redact(self.url)} is not started")
+        self._online_client("reading presence")
         try:
             return await idempotent(lambda: presence.read(topic))
         except FAULTS as exc:

@@ -149,6 +149,11 @@ class Registry:
             del self._present[topic]
         return True
 
+    def present(self, topic: str) -> set[str]:
+        """The user ids with a connection subscribed to ``topic`` here."""
+        counts = self._present.get(topic)
+        return set() if counts is None else set(counts)
+
     def listeners(self, topic: str) -> list[tuple[Any, PresenceCallback]]:
         """The ``(connection, callback)`` pairs listening to ``topic``'s presence."""
         listeners = self._listeners.get(topic)
