@@ -21,26 +21,24 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import logging
 from collections.abc import Coroutine, Iterable
 from typing import Any, Final
 
 from websockets.asyncio.connection import Connection
-from websockets.frames import Frame, Opcode
+from websockets.frames import CloseCode, Frame, Opcode
 from websockets.protocol import State
 
 from .policy import SlowConsumer
 from .stats import HubStats
+from .who import Who
 
 __all__ = ["Delivery", "Outbox"]
-
-logger = logging.getLogger("wsroute.hub")
 
 OPEN: Final = State.OPEN
 
 #: Close code and reason sent to a client closed for being slow (RFC 6455
 #: 1013 "try again later": the client may reconnect and resynchronise).
-SLOW_CODE: Final = 1013
+SLOW_CODE: Final = CloseCode.TRY_AGAIN_LATER
 SLOW_REASON: Final = "slow consumer"
 
 
@@ -99,7 +97,8 @@ class Outbox:
         self._closing = True
         self._task.cancel()
         self._delivery.spawn(_close_slow(self._conn, self._delivery.close_timeout))
-        logger.info("closing slow consumer %s: outbox full", self._conn.id)
+        self._conn.logger.info("closing slow consumer %s with 1013: outbox of %d frames full",
+                               Who(self._conn), self._delivery.max_queue)
 
     async def _run(self) -> None:
         """Write waiting frames whenever the transport can take them."""
@@ -129,7 +128,7 @@ class Outbox:
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # the transport failed: the connection is ending
-            logger.debug("outbox of %s stopped: %r", conn.id, exc)
+            conn.logger.debug("outbox of %s stopped: %r", Who(conn), exc)
             self._delivery.stats.dropped += len(queue)
             queue.clear()
         finally:
@@ -257,7 +256,7 @@ class Delivery:
                                 protocol.send_binary(payload)
                             conn.send_data()
                     except Exception as exc:
-                        logger.debug("skipped %s: %r", conn.id, exc)
+                        conn.logger.debug("frame to %s dropped: %r", Who(conn), exc)
                         continue
                     delivered += 1
                     continue

@@ -22,7 +22,6 @@ bookkeeping, :meth:`Hub.local_presence`. docs/hub.md has the table.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -37,12 +36,10 @@ from .delivery import Delivery
 from .policy import SlowConsumer, parse_policy
 from .registry import PresenceCallback, Registry
 from .stats import HubStats
+from .who import Who
 from .wire import to_frame
 
 __all__ = ["Hub"]
-
-logger = logging.getLogger("wsroute.hub")
-
 
 
 class Hub:
@@ -354,9 +351,10 @@ async def _call_listener(
         await callback(topic, event, user_id)
     except ConnectionClosed as exc:
         if conn.protocol.state is State.OPEN:
-            logger.error("presence callback for %r failed: another connection was closed "
-                         "(use hub.send_to_user to reach a user)", topic, exc_info=exc)
+            conn.logger.error("presence callback of %s for %r failed: another connection was "
+                              "closed (use hub.send_to_user to reach a user)", Who(conn), topic,
+                              exc_info=exc)
         else:
-            logger.debug("presence event for %r dropped: the connection is closing", topic)
-    except Exception:
-        logger.exception("presence callback for %r failed", topic)
+            conn.logger.debug("presence event for %r dropped: %s is closing", topic, Who(conn))
+    except Exception as exc:
+        conn.logger.error("presence callback of %s for %r failed", Who(conn), topic, exc_info=exc)

@@ -1,0 +1,60 @@
+"""Naming a connection in the hub's log lines: route, client IP, user, id.
+
+A line such as "closing slow consumer 3f2a…" is useless to an operator who
+has to find the client; the hub names the connection the way a person looks
+for it -- ``/rooms/{room} from 203.0.113.7 user alice (id 3f2a9c1e)`` -- and
+logs through the connection's own logger (``conn.logger``), so a ``logger=``
+given to websockets' ``serve()`` applies and the record carries the
+``websocket`` attribute websockets adds (websockets' ``asyncio/server.py``
+does the same).
+
+The description is built lazily (:class:`Who` formats only if the record is
+emitted), so a DEBUG line on the fan-out path costs nothing when DEBUG is off.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["Who", "describe"]
+
+
+def describe(conn: Any) -> str:
+    """``<route> from <client ip> user <id> (id <8 hex digits>)``, with what is known.
+
+    Works for wsroute's ``Connection`` (route, ``client_ip`` honouring trusted
+    proxies, ``ctx.user_id``) and for a plain websockets connection (request
+    path and peer address).
+    """
+    route = getattr(conn, "route", None)
+    where = getattr(route, "name", None)
+    if where is None:
+        request = getattr(conn, "request", None)
+        where = request.path.partition("?")[0] if request is not None else "?"
+    try:
+        ip = getattr(conn, "client_ip", None)
+        if ip is None:
+            address = getattr(conn, "remote_address", None)
+            ip = address[0] if address else None
+    except Exception:  # a log line must never fail: the transport may be gone
+        ip = None
+    text = f"{where} from {ip or 'unknown address'}"
+    user = getattr(getattr(conn, "ctx", None), "user_id", None)
+    if user is not None:
+        text += f" user {user}"
+    conn_id = getattr(conn, "id", None)
+    if conn_id is not None:
+        text += f" (id {str(conn_id)[:8]})"
+    return text
+
+
+class Who:
+    """A connection's :func:`describe`, computed when a log record is formatted."""
+
+    __slots__ = ("conn",)
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+
+    def __str__(self) -> str:
+        return describe(self.conn)
