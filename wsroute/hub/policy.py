@@ -19,6 +19,7 @@ outbox of ``max_queue`` frames, and when that is full the policy decides:
 from __future__ import annotations
 
 import enum
+from typing import Final
 
 __all__ = ["POLICIES", "SlowConsumer", "parse_policy"]
 
@@ -29,6 +30,12 @@ class SlowConsumer(enum.Enum):
     DISCONNECT = "disconnect"
     DROP_OLDEST = "drop_oldest"
     KEEP_LATEST = "keep_latest"
+
+
+#: The policy names accepted in configuration (``App(slow_consumer=...)``,
+#: ``@app.route(..., slow_consumer=...)``, ``Hub(policy=...)``): the one
+#: list every validator and error message uses.
+POLICIES: Final[tuple[str, ...]] = tuple(policy.value for policy in SlowConsumer)
 
 
 def parse_policy(value: SlowConsumer | str, *, where: str = "slow_consumer") -> SlowConsumer:
@@ -46,13 +53,8 @@ def parse_policy(value: SlowConsumer | str, *, where: str = "slow_consumer") -> 
     try:
         return SlowConsumer(value)
     except ValueError:
-        known = ", ".join(repr(p.value) for p in SlowConsumer)
+        known = ", ".join(repr(name) for name in POLICIES)
         raise ValueError(
             f"{where} must be one of {known} (got {value!r} that is a "
             f"<{type(value).__name__}>)"
         ) from None
-
-
-#: The policy names, as ``App(slow_consumer=...)`` and ``@app.route(slow_consumer=...)``
-#: take them: ``("disconnect", "drop_oldest", "keep_latest")``.
-POLICIES: tuple[str, ...] = tuple(policy.value for policy in SlowConsumer)
