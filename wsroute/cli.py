@@ -25,7 +25,8 @@ from .di import bind
 from .errors import ConfigurationError, WsrouteError
 from .forwarding import LOCAL_PROXIES, TrustedProxies
 from .loading import AppSpec
-from .server import LOOPS, ServeConfig, configure_logging, loop_factory, run_config
+from .logs import configure_logging
+from .server import LOOPS, ServeConfig, loop_factory, run_config
 
 __all__ = ["cli", "main"]
 
@@ -162,7 +163,7 @@ def run(
     spec = AppSpec(import_string, factory, app_dir, broker, proxy_headers, forwarded_allow_ips)
     config = ServeConfig(
         host=host, port=port, uds=uds, drain_timeout=drain_timeout, keep_connections=keep_connections,
-        loop=loop, debug=debug, lag_threshold=lag_threshold,
+        loop=loop, debug=debug, lag_threshold=lag_threshold, cli=True,
     )
     with user_errors():
         loop_factory(loop)

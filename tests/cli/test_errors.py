@@ -114,7 +114,7 @@ def test_address_not_available() -> None:
 def test_permission_denied_message() -> None:
     """EACCES on a low port explains that ports below 1024 need privileges."""
     exc = OSError(errno.EACCES, os.strerror(errno.EACCES))
-    assert explain_os_error(exc, ServeConfig(host="0.0.0.0", port=80)) == (
+    assert explain_os_error(exc, ServeConfig(host="0.0.0.0", port=80, cli=True)) == (
         "cannot listen on 0.0.0.0:80: permission denied; ports below 1024 need privileges, "
         "pass --port 1024 or higher (and a reverse proxy on the low port)"
     )
