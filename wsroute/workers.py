@@ -12,9 +12,18 @@ supervisor (this process) does not import the app; it:
 * restarts a worker that dies later (with a back-off when it keeps dying);
 * forwards SIGTERM/SIGINT as SIGTERM to every worker (workers ignore SIGINT,
   so Ctrl-C in a terminal drains once, not twice); a second signal makes
-  the workers stop at once; a worker still alive after the drain timeout
-  plus a margin is killed;
-* on SIGHUP restarts the workers (they close connections with 1012).
+  the workers stop at once (and kills them :data:`FORCE_AFTER` seconds
+  later if they have not);
+* on SIGHUP restarts the workers (they close connections with 1012);
+* kills (SIGKILL) any worker told to stop or restart that is still running
+  the drain timeout plus :data:`~wsroute.server.STOP_GRACE` plus
+  :data:`KILL_MARGIN` seconds later (a worker whose event loop is blocked
+  cannot even run its own stop), and replaces it when it was restarting.
+
+Exit status: 0 when every process exited 0 after the stop; 1 when start-up
+failed, a second signal cut the stop short, or a process exited otherwise
+(or had to be killed) while stopping. Workers that died and were replaced
+earlier do not count.
 
 ``--reload`` uses the same supervisor with one process and a file watcher
 (:mod:`wsroute.reload`): a change restarts the process; a process that fails
@@ -33,7 +42,6 @@ import multiprocessing.connection
 import os
 import signal
 import socket
-import sys
 import time
 from collections.abc import Sequence
 from multiprocessing.process import BaseProcess
@@ -43,8 +51,9 @@ import attrs
 
 from .errors import ServerError, WsrouteError
 from .loading import AppSpec
+from .logs import configure_logging
 from .reload import Watcher
-from .server import GRACE, ServeConfig, configure_logging, explain_os_error, run_config
+from .server import STOP_GRACE, ServeConfig, exit_process, explain_os_error, run_config
 
 __all__ = ["Launch", "Supervisor", "child_main", "probe_address"]
 
@@ -54,6 +63,10 @@ logger = logging.getLogger("wsroute.workers")
 BACKOFF = (0.5, 1.0, 2.0, 4.0, 8.0)
 #: A worker that lived this long before dying is restarted without back-off.
 STABLE_AFTER = 10.0
+#: Seconds, beyond the drain timeout and STOP_GRACE, before a stopping worker is killed.
+KILL_MARGIN = 2.0
+#: Seconds after a second signal before workers that did not exit are killed.
+FORCE_AFTER = 1.0
 
 
 @attrs.frozen
@@ -66,7 +79,11 @@ class Launch:
 
 
 def child_main(launch: Launch, label: str, channel: multiprocessing.connection.Connection) -> None:
-    """The body of a worker process: load the app, serve, report to the supervisor."""
+    """The body of a worker process: load the app, serve, report to the supervisor.
+
+    Always ends with :func:`~wsroute.server.exit_process`: a process that
+    stopped serving must go, even if a thread it started never returns.
+    """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     configure_logging(launch.log_level, prefix=f"[{label} pid {os.getpid()}] ")
     parent = multiprocessing.parent_process()
@@ -74,13 +91,19 @@ def child_main(launch: Launch, label: str, channel: multiprocessing.connection.C
     def ready(addresses: list[str]) -> None:
         channel.send(("ready", addresses))
 
+    status = 1
     try:
         app = launch.spec.load()
         run_config(app, launch.config, on_ready=ready, watch_fd=parent.sentinel if parent else None)
+        status = 0
     except (WsrouteError, ImportError, ValueError) as exc:
         logger.error("%s", exc)
-        channel.send(("server" if isinstance(exc, ServerError) else "error", str(exc)))
-        sys.exit(1)
+        with contextlib.suppress(OSError):
+            channel.send(("server" if isinstance(exc, ServerError) else "error", str(exc)))
+    except BaseException:
+        logger.exception("%s crashed", label)
+    finally:
+        exit_process(status)
 
 
 def probe_address(config: ServeConfig) -> ServeConfig:
@@ -118,6 +141,7 @@ class _Worker:
     ready: bool = False
     restarting: bool = False
     error: str | None = None
+    kill_at: float | None = None  # time.monotonic() after which a stopping worker is killed
 
 
 class Supervisor:
@@ -145,7 +169,6 @@ class Supervisor:
         self._crashes: dict[int, int] = {}
         self._all_ready = False
         self._stopping = False
-        self._deadline = 0.0
         self._exit_code = 0
 
     def run(self) -> int:
@@ -188,12 +211,12 @@ class Supervisor:
             if when <= now and not self._stopping:
                 del self._pending[number]
                 self._spawn(number)
-        if self._stopping and now > self._deadline:
-            for worker in self._workers.values():
-                logger.error("%s %d pid %s still running after the drain timeout: killing it",
+        for worker in self._workers.values():
+            if worker.kill_at is not None and now > worker.kill_at:
+                logger.error("%s %d pid %s still running after being told to stop: killing it (SIGKILL)",
                              self.label, worker.number, worker.process.pid)
                 worker.process.kill()
-            self._deadline = now + 5
+                worker.kill_at = None
         objects: list[Any] = [wake]
         for worker in self._workers.values():
             objects.append(worker.process.sentinel)
@@ -201,7 +224,7 @@ class Supervisor:
                 objects.append(worker.channel)
         if self.watcher is not None:
             objects.append(self.watcher)
-        timeout = min([0.5, *(max(0.0, when - now) for when in self._pending.values())])
+        timeout = min([0.5, *(max(0.0, when - now) for when in self._pending.values())])  # kill_at: 0.5 s late at most
         for ready in multiprocessing.connection.wait(objects, timeout):
             if ready is wake:
                 self._on_signals(wake)
@@ -227,19 +250,21 @@ class Supervisor:
 
     def _stop(self, why: str) -> None:
         if self._stopping:
-            logger.warning("%s again: telling the processes to stop now", why)
-        else:
-            logger.info("%s: stopping %d %s process(es)", why, len(self._workers), self.label)
-            self._stopping = True
-            self._pending.clear()
-            self._deadline = time.monotonic() + self.launch.config.drain_timeout + 3 * GRACE + 2
+            logger.warning("%s again: telling the processes to stop now (exit status 1)", why)
+            self._exit_code = 1
+            for worker in self._workers.values():
+                self._tell(worker, signal.SIGTERM, FORCE_AFTER)
+            return
+        logger.info("%s: stopping %d %s process(es)", why, len(self._workers), self.label)
+        self._stopping = True
+        self._pending.clear()
         for worker in self._workers.values():
-            _send(worker.process, signal.SIGTERM)
+            self._tell(worker, signal.SIGTERM)
 
     def _restart_all(self) -> None:
         for worker in self._workers.values():
             worker.restarting = True
-            _send(worker.process, signal.SIGHUP)
+            self._tell(worker, signal.SIGHUP)
         if not self._workers:
             for number in range(1, self.count + 1):
                 self._pending.setdefault(number, time.monotonic())
@@ -287,7 +312,7 @@ class Supervisor:
         del self._workers[worker.number]
         code = worker.process.exitcode
         name = f"{self.label} {worker.number} pid {worker.process.pid}"
-        if code not in (0, None):
+        if self._stopping and code != 0:
             self._exit_code = 1
         if self._stopping:
             logger.info("%s exited (%s)", name, _describe_exit(code))
@@ -311,8 +336,15 @@ class Supervisor:
         delay = BACKOFF[min(crashes, len(BACKOFF)) - 1] if crashes else 0.0
         logger.warning("%s died (%s); restarting it%s", name, _describe_exit(code),
                        f" in {delay:g} s" if delay else "")
-        self._exit_code = 0
         self._pending[worker.number] = time.monotonic() + delay
+
+    def _tell(self, worker: _Worker, signum: int, within: float | None = None) -> None:
+        """Send ``signum`` (stop or restart) and note when to kill the worker if it is still there."""
+        if within is None:
+            within = self.launch.config.drain_timeout + STOP_GRACE + KILL_MARGIN
+        kill_at = time.monotonic() + within
+        worker.kill_at = kill_at if worker.kill_at is None else min(worker.kill_at, kill_at)
+        _send(worker.process, signum)
 
     def _spawn(self, number: int) -> None:
         reader, writer = self._ctx.Pipe(duplex=False)
