@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -24,7 +25,7 @@ from .callbacks import describe
 from .di import bind
 from .errors import ConfigurationError, WsrouteError
 from .forwarding import LOCAL_PROXIES, TrustedProxies
-from .loading import AppSpec
+from .loading import AppSpec, check_directory
 from .logs import configure_logging
 from .server import LOOPS, ServeConfig, loop_factory, run_config
 
@@ -39,11 +40,18 @@ def _env(name: str) -> str:
 
 
 @contextmanager
-def user_errors() -> Iterator[None]:
-    """Turn wsroute's errors (and missing optional packages) into ``Error: message``, exit 1."""
+def user_errors(debug: bool = False) -> Iterator[None]:
+    """Turn wsroute's errors (and missing optional packages) into ``Error: message``, exit 1.
+
+    Args:
+        debug: print the traceback of the user's code first, when the error
+            came from it (a module that fails to import, a factory that raises).
+    """
     try:
         yield
     except WsrouteError as exc:
+        if debug and exc.__cause__ is not None:
+            click.echo("".join(traceback.format_exception(exc.__cause__)), err=True, nl=False)
         raise click.ClickException(str(exc)) from None
     except ImportError as exc:
         if "pip install" not in str(exc):
@@ -131,7 +139,8 @@ def cli() -> None:
 @click.option("--broker", callback=_check_broker, envvar=_env("BROKER"), show_envvar=True, metavar="URL",
               help="The hub's broker, replacing the app's: memory:// or redis://host:6379/0.")
 @click.option("--debug", is_flag=True, envvar=_env("DEBUG"), show_envvar=True,
-              help="asyncio debug mode, and warn when a route blocks the event loop.")
+              help="asyncio debug mode, warn when a route blocks the event loop, and show the traceback "
+                   "when importing the app or calling its factory fails.")
 @click.option("--lag-threshold", default=0.1, type=click.FloatRange(min=0.001), envvar=_env("LAG_THRESHOLD"),
               show_envvar=True, metavar="SECONDS", help="With --debug: event-loop block worth a warning.")
 def run(
@@ -165,8 +174,11 @@ def run(
         host=host, port=port, uds=uds, drain_timeout=drain_timeout, keep_connections=keep_connections,
         loop=loop, debug=debug, lag_threshold=lag_threshold, cli=True,
     )
-    with user_errors():
+    with user_errors(debug):
         loop_factory(loop)
+        check_directory(app_dir)
+        for folder in reload_dirs:
+            check_directory(folder, "Reload directory", "--reload-dir")
         if reload or workers > 1:
             _supervise(spec, config, log_level, workers, list(reload_dirs or [app_dir]) if reload else None)
             return

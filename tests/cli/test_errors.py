@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -203,3 +206,140 @@ def test_loading_missing_submodule_of_existing_package() -> None:
 def test_loading_nested_attribute() -> None:
     """``module:a.b`` follows attributes."""
     assert import_from_string("wsroute:App.run") is sys.modules["wsroute"].App.run
+
+
+def test_app_dir_that_does_not_exist() -> None:
+    """--app-dir naming a missing directory says so, naming it, instead of "searched from" the current one."""
+    fails_with(run_cli("run", "main:app", "--app-dir", "/nonexistent/wsroute-app"),
+               'App directory "/nonexistent/wsroute-app" does not exist; check --app-dir.')
+
+
+def test_app_dir_that_does_not_exist_with_reload() -> None:
+    """With --reload, a missing --app-dir is reported before anything is watched or started."""
+    fails_with(run_cli("run", "main:app", "--app-dir", "/nonexistent/wsroute-app", "--reload"),
+               'App directory "/nonexistent/wsroute-app" does not exist; check --app-dir.')
+
+
+def test_reload_dir_that_does_not_exist() -> None:
+    """A missing --reload-dir is named too."""
+    fails_with(run_cli("run", "examples.cli_app:app", "--reload", "--reload-dir", "/nonexistent/src"),
+               'Reload directory "/nonexistent/src" does not exist; check --reload-dir.')
+
+
+def test_module_not_found_names_the_app_dir(tmp_path: Path) -> None:
+    """A module missing from --app-dir names that directory, not the current one."""
+    fails_with(run_cli("run", "nosuchmodule:app", "--app-dir", str(tmp_path)),
+               f'Could not import module "nosuchmodule" (searched from {tmp_path}; pass --app-dir to look elsewhere).')
+
+
+def test_file_name_instead_of_module_name(tmp_path: Path) -> None:
+    """``main.py:app`` suggests ``main:app`` (without importing main.py)."""
+    (tmp_path / "main.py").write_text("raise SystemExit('imported!')\n")
+    fails_with(run_cli("run", "main.py:app", "--app-dir", str(tmp_path)),
+               'Import string "main.py:app" names a file, not a module; use "main:app".')
+
+
+def test_file_path_instead_of_module_name() -> None:
+    """``examples/cli_app.py:app`` suggests the dotted module, or the module with --app-dir."""
+    fails_with(run_cli("run", "examples/cli_app.py:app"),
+               'Import string "examples/cli_app.py:app" names a file, not a module; use "examples.cli_app:app" '
+               '(or "cli_app:app" with --app-dir examples).')
+
+
+def test_missing_file_name_instead_of_module_name() -> None:
+    """A ``.py`` import string that matches no file gets the same advice."""
+    fails_with(run_cli("run", "nosuchfile.py:app"),
+               'Import string "nosuchfile.py:app" names a file, not a module; use "nosuchfile:app".')
+
+
+FACTORY = "import wsroute\n\ndef make():\n    raise RuntimeError('no config')\n"
+
+
+def test_factory_that_raises(tmp_path: Path) -> None:
+    """A factory that raises prints one Error line with the exception and where it was raised."""
+    (tmp_path / "fact.py").write_text(FACTORY)
+    fails_with(run_cli("run", "fact:make", "--factory", "--app-dir", str(tmp_path)),
+               f'The factory "fact:make" raised RuntimeError: no config (at {tmp_path / "fact.py"}:4).')
+
+
+def test_factory_that_raises_with_debug(tmp_path: Path) -> None:
+    """With --debug the factory's traceback comes before the same Error line."""
+    (tmp_path / "fact.py").write_text(FACTORY)
+    result = run_cli("run", "fact:make", "--factory", "--app-dir", str(tmp_path), "--debug")
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert lines[0] == "Traceback (most recent call last):"
+    assert f'  File "{tmp_path / "fact.py"}", line 4, in make' in lines
+    assert lines[-2] == "RuntimeError: no config"
+    assert lines[-1] == f'Error: The factory "fact:make" raised RuntimeError: no config (at {tmp_path / "fact.py"}:4).'
+
+
+def test_loading_with_missing_app_dir_in_process() -> None:
+    """load_app raises the same LoadError when called from Python."""
+    with pytest.raises(LoadError) as caught:
+        load_app("main:app", app_dir="/nonexistent/wsroute-app")
+    assert str(caught.value) == 'App directory "/nonexistent/wsroute-app" does not exist; check --app-dir.'
+
+
+RUN_SCRIPT = "import sys\nimport wsroute\n\napp = wsroute.App()\napp.run('127.0.0.1', int(sys.argv[1]))\n"
+
+
+def test_app_run_port_in_use_names_app_run(tmp_path: Path) -> None:
+    """app.run() on a busy port raises ServerError whose advice is about app.run(), not --port."""
+    script = tmp_path / "serve.py"
+    script.write_text(RUN_SCRIPT)
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        result = subprocess.run([sys.executable, str(script), str(port)], cwd=tmp_path, env=wsroute_env(),
+                                capture_output=True, text=True, timeout=30)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"wsroute.errors.ServerError: cannot listen on 127.0.0.1:{port}: address already in use; "
+        "stop the other server or pass another port to app.run()"
+    )
+
+
+def test_app_run_logs_where_it_serves(tmp_path: Path) -> None:
+    """app.run() without any logging set-up logs where it serves, and its stop, to stderr."""
+    script = tmp_path / "serve.py"
+    script.write_text(RUN_SCRIPT)
+    port = free_port()
+    log = tmp_path / "serve.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen([sys.executable, str(script), str(port)], cwd=tmp_path, env=wsroute_env(),
+                                stdout=out, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + 20
+            while "serving on" not in log.read_text() and time.monotonic() < deadline and proc.poll() is None:
+                time.sleep(0.05)
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=20) == 0
+        finally:
+            proc.kill()
+    text = log.read_text()
+    serving = rf"INFO wsroute.server: wsroute serving on 127.0.0.1:{port} \(loop: (uvloop|asyncio)\)"
+    assert re.search(serving, text), text
+    assert "INFO wsroute.server: SIGTERM: stopping, draining connections" in text
+    assert "INFO wsroute.server: stopped in " in text
+
+
+def test_app_run_messages_for_other_listening_errors() -> None:
+    """Every listening error's advice names app.run() arguments when not started by wsroute run."""
+    config = ServeConfig(host="127.0.0.1", port=80)
+    denied = OSError(errno.EACCES, os.strerror(errno.EACCES))
+    assert explain_os_error(denied, config) == (
+        "cannot listen on 127.0.0.1:80: permission denied; ports below 1024 need privileges, "
+        "pass a port of 1024 or higher to app.run() (and a reverse proxy on the low port)"
+    )
+    missing = OSError(errno.EADDRNOTAVAIL, os.strerror(errno.EADDRNOTAVAIL))
+    assert explain_os_error(missing, ServeConfig(host="::1", port=8765)) == (
+        "cannot listen on [::1]:8765: address not available on this machine [Errno 99] (with 'localhost' or '::1' "
+        "this usually means IPv6 is disabled); pass the host 0.0.0.0 or an IPv4 address such as 127.0.0.1 to app.run()"
+    )
+    unknown = socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+    assert explain_os_error(unknown, ServeConfig(host="nosuch.invalid", port=8765)) == (
+        "cannot listen on nosuch.invalid:8765: unknown host 'nosuch.invalid' (Name or service not known); "
+        "check the host passed to app.run()"
+    )

@@ -135,3 +135,29 @@ async def test_reload_restarts_on_change(tmp_path: Path, start_server) -> None:
     assert "changes detected in" in server.log
     server.signal(signal.SIGTERM)
     assert await server.wait_exit(10) == 0
+
+
+async def test_reload_after_a_failed_reload_exits_0_on_ctrl_c(tmp_path: Path, start_server) -> None:
+    """--reload: a broken edit, then a fixed one, then SIGINT: the exit status is 0, as the log says."""
+    pytest.importorskip("watchfiles")
+    source = "import wsroute\napp = wsroute.App()\n\n@app.route('/v')\nasync def v(ws):\n    await ws.send({!r})\n"
+    module = tmp_path / "flaky.py"
+    module.write_text(source.format("one"))
+    server = start_server("flaky:app", "--reload", "--app-dir", str(tmp_path), "--drain-timeout", "1")
+    server.wait_log("watching")
+    server.wait_log("server 1 pid", timeout=20)
+    module.write_text("import wsroute\napp = wsroute.App(\n")  # a syntax error
+    server.wait_log("failed to start; waiting for a change to reload", timeout=30)
+    module.write_text(source.format("two"))
+    deadline = time.monotonic() + 30
+    answer = None
+    while time.monotonic() < deadline and answer != "two":
+        try:
+            async with connect(server.url + "/v", open_timeout=2) as ws:
+                answer = await asyncio.wait_for(ws.recv(), 5)
+        except (OSError, InvalidHandshake, ConnectionClosed):
+            await asyncio.sleep(0.1)
+    assert answer == "two", server.log
+    server.signal(signal.SIGINT)
+    assert await server.wait_exit(15) == 0
+    assert re.search(r"server 1 pid \d+ exited \(exit code 0\)", server.log), server.log
