@@ -132,3 +132,14 @@ def test_broken_plugin_does_not_break_the_cli(tmp_path: Path, plugin_env: dict[s
     result = run_cli("--version", env=plugin_env)
     assert result.returncode == 0
     assert "Warning: plugin commands unavailable: Error importing plugin 'fake'" in result.stderr
+
+
+def test_setup_environment_has_no_example_plugin() -> None:
+    """The environment scripts/setup builds loads the bundled plugins but not examples/hello-plugin."""
+    result = run_cli("plugins", "examples.cli_app:app", "--json")
+    assert result.returncode == 0, result.stderr
+    loaded = {row["name"] for row in json.loads(result.stdout)}
+    assert {"wsroute-health", "wsroute-headers"} <= loaded
+    assert "hello-plugin" not in loaded
+    routes = run_cli("routes", "examples.cli_app:app", "--json")
+    assert "/hello-plugin" not in [row["path"] for row in json.loads(routes.stdout)["routes"]]

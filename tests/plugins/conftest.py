@@ -1,5 +1,11 @@
 """Fixtures for the plugin-machinery tests.
 
+``hello_plugin`` makes the example third-party plugin (``examples/hello-plugin``)
+installed for one test: it is pip-installed once per session into a directory
+of its own (never into ``.venv``, where it would change every app run from
+it), and that directory is put on ``sys.path`` so ``importlib.metadata`` finds
+its ``*.dist-info`` and entry point exactly as after ``pip install``.
+
 ``fake_distribution`` installs a plugin the way pip would, minus pip: a
 ``*.dist-info`` directory with an ``entry_points.txt`` and a module, on
 ``sys.path``, so ``importlib.metadata`` (and so wsroute) discovers it
@@ -9,6 +15,7 @@ through a real entry point.
 from __future__ import annotations
 
 import itertools
+import subprocess
 import sys
 import textwrap
 from collections.abc import Callable, Iterator
@@ -17,6 +24,7 @@ from pathlib import Path
 import pytest
 
 _counter = itertools.count()
+HELLO_PLUGIN = Path(__file__).resolve().parents[2] / "examples" / "hello-plugin"
 
 
 @pytest.fixture(autouse=True)
@@ -48,3 +56,24 @@ def fake_distribution(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterat
     yield install
     for module in modules:
         sys.modules.pop(module, None)
+
+
+@pytest.fixture(scope="session")
+def hello_plugin_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``examples/hello-plugin`` installed by pip (offline, no dependencies) into a fresh directory."""
+    target = tmp_path_factory.mktemp("hello-plugin-site")
+    command = [
+        sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index", "--no-build-isolation",
+        "--target", str(target), str(HELLO_PLUGIN),
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    return target
+
+
+@pytest.fixture
+def hello_plugin(hello_plugin_site: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """The example plugin, visible through its entry point for this test only."""
+    monkeypatch.syspath_prepend(str(hello_plugin_site))
+    yield hello_plugin_site
+    sys.modules.pop("wsroute_hello_plugin", None)

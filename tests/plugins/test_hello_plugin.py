@@ -9,6 +9,9 @@ import pytest
 import wsroute
 from wsroute.testing import serve_app
 
+# The example plugin is not in .venv (scripts/setup keeps it out): install it for these tests.
+pytestmark = pytest.mark.usefixtures("hello_plugin")
+
 
 async def test_hello_plugin_route_header_and_check_through_the_entry_point() -> None:
     """A plain App() serves /hello-plugin with its header, and /readyz runs its check."""

@@ -12,6 +12,9 @@ import wsroute
 from wsroute.plugins import HookFailed, Plugins
 from wsroute.testing import serve_app
 
+# The example plugin is not in .venv (scripts/setup keeps it out): install it for these tests.
+pytestmark = pytest.mark.usefixtures("hello_plugin")
+
 INSTALLED = {"wsroute-health", "wsroute-headers", "hello-plugin"}
 RECORDER = f"{__name__}.Recorder"  # the default name of a Recorder()
 
