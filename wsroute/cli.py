@@ -153,8 +153,9 @@ def run(
 
     On SIGTERM/SIGINT the server stops accepting, readiness turns 503,
     connections are closed with 1001 and handlers still running after
-    --drain-timeout are cancelled; the exit status is 0. A second signal
-    stops at once.
+    --drain-timeout are cancelled; the process exits within the drain
+    timeout plus 5 s (threads still running are logged and left behind)
+    with status 0. A second signal stops at once with status 1.
 
     \b
     Examples:
