@@ -250,6 +250,7 @@ class StopRequest:
         self.event = asyncio.Event()
         self.code: int = CloseCode.GOING_AWAY
         self.started: float | None = None
+        self._restart_only = False
         self._previous: dict[int, Any] = {}
 
     def install(self, managed: bool) -> None:
@@ -272,16 +273,31 @@ class StopRequest:
 
     def request(self, why: str, code: int = CloseCode.GOING_AWAY) -> None:
         """Start the stop (from the event loop's thread); a second request exits with status 1."""
-        if self.started is not None:
-            self._exit_now(why)
-        self.started = time.monotonic()
+        if self._again(why, code):
+            return
         self._start(why, code)
 
     def _on_signal(self, why: str, code: int, signum: int, frame: Any) -> None:
-        if self.started is not None:
-            self._exit_now(why)
-        self.started = time.monotonic()
+        if self._again(why, code):
+            return
         self.loop.call_soon_threadsafe(self._start, why, code)
+
+    def _again(self, why: str, code: int) -> bool:
+        """Note a request; True when a stop is under way already (a second one exits the process).
+
+        A stop after a restart (SIGTERM while draining for SIGHUP: the
+        supervisor stopping during a reload) is not a second request: the
+        drain goes on and the exit status stays 0.
+        """
+        if self.started is None:
+            self.started = time.monotonic()
+            self._restart_only = code == CloseCode.SERVICE_RESTART
+            return False
+        if self._restart_only and code != CloseCode.SERVICE_RESTART:
+            self._restart_only = False
+            self.loop.call_soon_threadsafe(logger.info, "%s: already stopping for a restart; draining on", why)
+            return True
+        self._exit_now(why)
 
     def _start(self, why: str, code: int) -> None:
         logger.info("%s: stopping, draining connections", why)

@@ -85,6 +85,10 @@ def child_main(launch: Launch, label: str, channel: multiprocessing.connection.C
     stopped serving must go, even if a thread it started never returns.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # Told to stop or restart while still importing the app: nothing to drain, leave quietly.
+    # run_config() replaces these handlers with its own as soon as it starts.
+    signal.signal(signal.SIGTERM, _leave_before_serving)
+    signal.signal(signal.SIGHUP, _leave_before_serving)
     configure_logging(launch.log_level, prefix=f"[{label} pid {os.getpid()}] ")
     parent = multiprocessing.parent_process()
 
@@ -104,6 +108,11 @@ def child_main(launch: Launch, label: str, channel: multiprocessing.connection.C
         logger.exception("%s crashed", label)
     finally:
         exit_process(status)
+
+
+def _leave_before_serving(signum: int, frame: Any) -> None:
+    logger.info("%s before serving: exiting", signal.Signals(signum).name)
+    exit_process(0)
 
 
 def probe_address(config: ServeConfig) -> ServeConfig:
@@ -312,7 +321,9 @@ class Supervisor:
         del self._workers[worker.number]
         code = worker.process.exitcode
         name = f"{self.label} {worker.number} pid {worker.process.pid}"
-        if self._stopping and code != 0:
+        # A worker told to stop before it could even set up its handlers (it was
+        # just spawned) dies of that SIGTERM: it had nothing to drain, not a failure.
+        if self._stopping and code != 0 and not (code == -signal.SIGTERM and not worker.ready):
             self._exit_code = 1
         if self._stopping:
             logger.info("%s exited (%s)", name, _describe_exit(code))

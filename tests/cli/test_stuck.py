@@ -234,3 +234,20 @@ async def test_stop_abandons_a_shutdown_hook_that_never_returns(caplog: pytest.L
     await asyncio.wait_for(serving.stop(timeout=0), SHUTDOWN_GRACE + 5)
     messages = [r.getMessage() for r in caplog.records]
     assert f"app shutdown (hub, wsroute_shutdown hooks) still running after {SHUTDOWN_GRACE:g}s: abandoned" in messages
+
+
+async def test_sigterm_during_a_restart_drains_on_and_exits_0(start_server) -> None:
+    """--workers 2: SIGTERM while workers drain for SIGHUP is not a second signal: the exit status is 0."""
+    server = start_server(*APP, "--workers", "2", "--drain-timeout", "2")
+    server.wait_log("all 2 worker process(es) ready", timeout=30)
+    clients = [await stuck_client(server) for _ in range(2)]
+    server.signal(signal.SIGHUP)
+    server.wait_log("SIGHUP (restart): stopping, draining connections")
+    server.signal(signal.SIGTERM)
+    status = await server.wait_exit(2 + STOP_GRACE + 5)
+    log = server.log
+    assert status == 0, log
+    assert "SIGTERM: already stopping for a restart; draining on" in log
+    assert "stopping now without draining" not in log
+    for ws in clients:
+        await ws.close()
