@@ -91,6 +91,25 @@ class Server:
             time.sleep(0.05)
         raise AssertionError(f"{text!r} not logged after {timeout} s:\n{self.log}")
 
+    async def first_message_until(self, path: str, want: str, timeout: float = 20) -> str | None:
+        """Connect to ``path`` again and again until its first message is ``want``; the last one read.
+
+        For a server that is restarting (``--reload``): refused or reset
+        connections are retried, every attempt and the whole wait are bounded.
+        """
+        from websockets.asyncio.client import connect
+        from websockets.exceptions import ConnectionClosed, InvalidHandshake
+
+        deadline = time.monotonic() + timeout
+        answer = None
+        while time.monotonic() < deadline and answer != want:
+            try:
+                async with connect(self.url + path, open_timeout=2) as ws:
+                    answer = await asyncio.wait_for(ws.recv(), 5)
+            except (OSError, InvalidHandshake, ConnectionClosed, TimeoutError):
+                await asyncio.sleep(0.1)
+        return answer if isinstance(answer, str) else None
+
     def signal(self, signum: int = signal.SIGTERM) -> None:
         self.proc.send_signal(signum)
 

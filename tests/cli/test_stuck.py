@@ -125,15 +125,7 @@ async def test_reload_replaces_a_server_whose_thread_is_stuck(tmp_path: Path, st
     assert ws.close_code == 1012
     server.wait_log("exiting without waiting for 1 thread(s) still running: asyncio_0 (time.sleep for route /v)",
                     timeout=BOUND)
-    deadline = time.monotonic() + 20
-    answer = None
-    while time.monotonic() < deadline and answer != "two":
-        try:
-            async with connect(server.url + "/v", open_timeout=2) as again:
-                answer = await asyncio.wait_for(again.recv(), 5)
-        except (OSError, InvalidHandshake, ConnectionClosed):
-            await asyncio.sleep(0.1)
-    assert answer == "two", server.log
+    assert await server.first_message_until("/v", "two", timeout=20) == "two", server.log
     server.signal(signal.SIGTERM)
     assert await server.wait_exit(BOUND) == 0
 

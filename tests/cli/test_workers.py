@@ -123,15 +123,7 @@ async def test_reload_restarts_on_change(tmp_path: Path, start_server) -> None:
     module.write_text(source.format("two"))
     await asyncio.wait_for(ws.wait_closed(), 15)
     assert ws.close_code == 1012
-    deadline = time.monotonic() + 20
-    answer = None
-    while time.monotonic() < deadline and answer != "two":
-        try:
-            async with connect(server.url + "/v", open_timeout=2) as again:
-                answer = await asyncio.wait_for(again.recv(), 5)
-        except OSError:
-            await asyncio.sleep(0.1)
-    assert answer == "two", server.log
+    assert await server.first_message_until("/v", "two", timeout=20) == "two", server.log
     assert "changes detected in" in server.log
     server.signal(signal.SIGTERM)
     assert await server.wait_exit(10) == 0
@@ -149,15 +141,7 @@ async def test_reload_after_a_failed_reload_exits_0_on_ctrl_c(tmp_path: Path, st
     module.write_text("import wsroute\napp = wsroute.App(\n")  # a syntax error
     server.wait_log("failed to start; waiting for a change to reload", timeout=30)
     module.write_text(source.format("two"))
-    deadline = time.monotonic() + 30
-    answer = None
-    while time.monotonic() < deadline and answer != "two":
-        try:
-            async with connect(server.url + "/v", open_timeout=2) as ws:
-                answer = await asyncio.wait_for(ws.recv(), 5)
-        except (OSError, InvalidHandshake, ConnectionClosed):
-            await asyncio.sleep(0.1)
-    assert answer == "two", server.log
+    assert await server.first_message_until("/v", "two", timeout=30) == "two", server.log
     server.signal(signal.SIGINT)
     assert await server.wait_exit(15) == 0
     assert re.search(r"server 1 pid \d+ exited \(exit code 0\)", server.log), server.log
