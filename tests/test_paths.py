@@ -285,3 +285,88 @@ def test_trailing_slash_values_are_checked_at_registration() -> None:
     app.add_route("/play", handler, message="join")
     with pytest.raises(wsroute.RouteError, match="route '/play\\[watch\\]': trailing_slash='strict' differs"):
         app.add_route("/play", handler, message="watch", trailing_slash="strict")
+
+
+@pytest.mark.parametrize(
+    ("target", "reason"),
+    [
+        ("/files/../etc/passwd", "the path contains a dot segment ('.' or '..')"),
+        ("/./blue", "the path contains a dot segment ('.' or '..')"),
+        ("/files/%2e%2e/%2E%2E/etc", "path segment '%2e%2e' contains a dot segment ('.' or '..') once percent-decoded"),
+        ("/files/..%2F..%2Fetc", "path segment '..%2F..%2Fetc' contains a dot segment ('.' or '..') once percent-decoded"),
+        ("/rooms/a%2F.", "path segment 'a%2F.' contains a dot segment ('.' or '..') once percent-decoded"),
+        ("/rooms/%00", "path segment '%00' contains the control character '\\x00' once percent-decoded"),
+        ("/rooms/a%0Ab", "path segment 'a%0Ab' contains the control character '\\n' once percent-decoded"),
+        ("/rooms/%7F", "path segment '%7F' contains the control character '\\x7f' once percent-decoded"),
+        ("/rooms/\x7f", "the path contains the control character '\\x7f'"),
+        ("/rooms/x#frag", "the path contains a '#' (a request target has no fragment)"),
+        ("/rooms/%C0%AF", "path segment '%C0%AF' is not UTF-8 once percent-decoded"),  # overlong '/'
+        ("/rooms/%ED%A0%80", "path segment '%ED%A0%80' is not UTF-8 once percent-decoded"),  # a surrogate
+    ],
+)
+async def test_dot_segments_and_control_characters_get_400(target: str, reason: str, caplog) -> None:
+    """Dot segments (raw, encoded or behind %2F), control characters, '#' and overlong UTF-8 get 400, not a handler."""
+    caplog.set_level(logging.DEBUG, logger="wsroute")
+    async with serve_app(decoding_app()) as server:
+        answer = await server.handshake(target)
+        assert (answer.status, answer.text) == (400, f"Bad Request: {reason}.\n")
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING or r.exc_info]
+
+
+async def test_names_with_dots_and_double_encoding_are_values() -> None:
+    """``...``, ``.hidden`` and ``%2541`` are ordinary values: only whole dot segments are refused, and decoding runs once."""
+    async with serve_app(decoding_app()) as server:
+        for target, name in (("/rooms/...", "..."), ("/rooms/.hidden", ".hidden"), ("/rooms/%2541", "%41")):
+            async with server.connect(target) as ws:
+                assert json.loads(await ws.recv())["name"] == name
+        async with server.connect("/files/a.b/..c/%2e.d") as ws:
+            assert json.loads(await ws.recv()) == {"rest": "a.b/..c/..d"}
+
+
+async def test_unicode_forms_name_the_same_route_and_value() -> None:
+    """A decomposed é (``e%CC%81``) reaches ``/café`` and reaches the handler composed (NFC), as lowercase hex does."""
+    async with serve_app(decoding_app()) as server:
+        for target in ("/cafe%CC%81/the%CC%81", "/caf%c3%a9/th%c3%a9", "/caf%C3%A9/th%C3%A9/"):
+            async with server.connect(target) as ws:
+                assert json.loads(await ws.recv()) == {"dish": "th\u00e9"}
+
+
+async def test_decomposed_pattern_literal_matches_a_composed_request() -> None:
+    """A pattern written in NFD (as some editors save it) still answers the composed form browsers send."""
+    app = wsroute.App(load_entrypoints=False)
+
+    @app.route("/cafe\u0301")
+    async def cafe(ws):
+        await ws.send("cafe")
+
+    async with serve_app(app) as server, server.connect("/caf%C3%A9") as ws:
+        assert await ws.recv() == "cafe"
+
+
+async def test_trailing_slash_with_root_query_path_and_first_message_routes() -> None:
+    """The optional slash works with a query, on message-routed paths and ``{rest:path}``; ``/`` and ``//`` stay apart."""
+    app = wsroute.App(load_entrypoints=False)
+
+    @app.route("/")
+    async def root(ws):
+        await ws.send_json({"route": "/", "path": ws.path, "query": ws.query})
+
+    @app.route("/play", message="join")
+    async def join(ws):
+        await ws.send_json({"route": "/play[join]", "path": ws.path, "query": ws.query})
+
+    @app.route("/files/{rest:path}")
+    async def files(ws, rest):
+        await ws.send_json({"rest": rest})
+
+    async with serve_app(app) as server:
+        async with server.connect("/?a=1;b=2") as ws:  # only '&' separates fields
+            assert json.loads(await ws.recv()) == {"route": "/", "path": "/", "query": {"a": ["1;b=2"]}}
+        async with server.connect("/play/?room=r%C3%A9") as ws:
+            await ws.send(json.dumps({"type": "join"}))
+            assert json.loads(await ws.recv()) == {"route": "/play[join]", "path": "/play/", "query": {"room": ["ré"]}}
+        async with server.connect("/files/a%2Fb/") as ws:  # an exact match: the slash belongs to the value
+            assert json.loads(await ws.recv()) == {"rest": "a/b/"}
+        assert (await server.handshake("//")).status == 404
+        assert (await server.handshake("/files/")).status == 404
+        assert (await server.handshake("/play%2F")).status == 404  # an encoded slash is not a trailing slash

@@ -17,8 +17,10 @@ and is tested without sockets.
 Patterns are written decoded (``/café/{name}``) and requests are matched
 decoded: the raw path is split on ``/``, then each segment is percent-decoded
 as UTF-8 (:mod:`wsroute.urls`), so ``/caf%C3%A9/a%20b`` matches with
-``name == "a b"`` and ``%2F`` stays inside its segment. A path without ``%``
-is its own decoded form, so static paths stay one dict lookup on the raw path.
+``name == "a b"`` and ``%2F`` stays inside its segment. Literals and decoded
+segments are compared in Unicode normalisation form C, whichever form the
+pattern's source file or the client used. A path without ``%`` is its own
+decoded form, so static paths stay one dict lookup on the raw path.
 
 A route may accept its path with or without one trailing slash (the default in
 :class:`~wsroute.App`) or be strict; an exact match always wins, and
@@ -28,6 +30,7 @@ A route may accept its path with or without one trailing slash (the default in
 from __future__ import annotations
 
 import re
+import unicodedata
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any, Generic, TypeVar
@@ -156,6 +159,7 @@ class Pattern:
 
 
 _ESCAPE_RE = re.compile(r"%[0-9A-Fa-f]{2}")
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def _parse_segment(source: str, text: str, converters: dict[str, Converter]) -> Segment:
@@ -166,7 +170,13 @@ def _parse_segment(source: str, text: str, converters: dict[str, Converter]) -> 
                 f"route {source!r}: segment {text!r} contains the percent-escape {escape[0]!r}; requests are "
                 "matched decoded, so write the decoded text (e.g. ' ' for '%20'); a literal '%' is requested as '%25'"
             )
-        return Segment(text)
+        if text in (".", "..") or _CONTROL_RE.search(text) is not None:
+            raise RouteError(
+                f"route {source!r}: segment {text!r} can never match, because requests with dot segments or "
+                "control characters are refused with 400; remove it from the pattern"
+            )
+        # Requests are matched in Unicode normalisation form C, so literals are stored in it too.
+        return Segment(unicodedata.normalize("NFC", text))
     found = _PARAM_RE.match(text)
     if found is None:
         raise RouteError(
@@ -259,9 +269,10 @@ class Router(Generic[T]):
             self._strict.add(pattern.source)
         terminal = (target, pattern.param_names, pattern.source)
         if pattern.is_static:
-            if "%" not in pattern.source:
-                self._static[pattern.source] = target
-            self._static_terminals[pattern.source] = terminal
+            decoded = "/" + "/".join(segment.text for segment in pattern.segments)  # NFC, as requests are
+            if decoded == pattern.source and decoded.isascii() and "%" not in decoded and "#" not in decoded:
+                self._static[pattern.source] = target  # what a client sends verbatim
+            self._static_terminals[decoded] = terminal
             return
         node = self._root
         for segment in pattern.segments:
@@ -282,8 +293,9 @@ class Router(Generic[T]):
         ``strict_slash=False`` matches with one trailing ``/`` more or less.
 
         Raises:
-            BadTarget: a segment with a malformed escape or not UTF-8 once
-                decoded (:mod:`wsroute.urls`); the request deserves 400.
+            BadTarget: a malformed escape, a segment that is not UTF-8 once
+                decoded, a dot segment, a control character or a ``#``
+                (:mod:`wsroute.urls`); the request deserves 400.
         """
         target = self._static.get(path)
         if target is not None:
@@ -333,12 +345,11 @@ class Router(Generic[T]):
         """
         if not path.startswith("/"):
             return None
+        parts = decode_segments(path)
         if "%" in path:
-            parts = decode_segments(path)
             # A decoded "/" (from %2F) belongs to its segment: such a path is never a static one.
             decoded = None if any("/" in part for part in parts) else "/" + "/".join(parts)
         else:
-            parts = path[1:].split("/")
             decoded = None if static_done else path
         if decoded is not None:
             terminal = self._static_terminals.get(decoded)

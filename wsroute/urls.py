@@ -14,17 +14,37 @@ UTF-8 (RFC 3986 §2.1 and §2.5). wsroute decodes it the way routing needs:
 
 A ``%`` that is not followed by two hexadecimal digits, or bytes that are not
 UTF-8 once decoded, raise :class:`BadTarget`; the handshake answers 400 with
-its message before any upgrade. Everything here is pure (no I/O).
+its message before any upgrade. So do, in the path, raw or encoded:
+
+* a dot segment (``.`` or ``..``, also ``%2e%2e`` and ``..%2F..`` inside one
+  segment): browsers and client libraries resolve them before sending
+  (RFC 3986 §5.2.4, and the WHATWG URL parser for ``%2e``), so one that
+  arrives was written by hand, and a ``{rest:path}`` parameter must never
+  receive ``../../etc/passwd``;
+* a control character (U+0000–U+001F, U+007F), which no URL contains
+  decoded and which would reach logs and file names through parameters;
+* a ``#``: a request target has no fragment (RFC 9112 §3.2).
+
+Decoded segments are put in Unicode normalisation form C (NFC), as route
+patterns are, so ``/caf%C3%A9`` (é composed) and ``/cafe%CC%81`` (e and a
+combining accent) name the same route and give parameters the same text.
+The query string keeps every character it decodes to: it carries form data,
+where a newline is content. Everything here is pure (no I/O).
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 import urllib.parse
 
 __all__ = ["BadTarget", "decode_path", "decode_segments", "parse_query"]
 
 _BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
+# In the raw path (which starts with "/"): a control character, a fragment, a dot segment.
+_BAD_RAW = re.compile(r"[\x00-\x1f\x7f#]|/\.\.?(?=/|$)")
+# In one decoded segment, where "%2F" may have put slashes.
+_BAD_DECODED = re.compile(r"[\x00-\x1f\x7f]|(?:^|/)\.\.?(?:/|$)")
 
 
 class BadTarget(ValueError):
@@ -38,21 +58,46 @@ def decode_segments(path: str) -> list[str]:
         path: the raw path, e.g. ``/rooms/hello%20world``.
 
     Returns:
-        The decoded segments: ``["rooms", "hello world"]``; ``/a%2Fb`` gives
-        ``["a/b"]`` and ``/chat/`` gives ``["chat", ""]``.
+        The decoded segments, each in NFC: ``["rooms", "hello world"]``;
+        ``/a%2Fb`` gives ``["a/b"]`` and ``/chat/`` gives ``["chat", ""]``.
 
     Raises:
-        BadTarget: a malformed escape, or a segment whose bytes are not UTF-8.
+        BadTarget: a malformed escape, a segment whose bytes are not UTF-8, a
+            dot segment, a control character or a ``#`` (see the module text).
     """
+    bad = _BAD_RAW.search(path)
+    if bad is not None:
+        raise BadTarget(f"the path contains {_what(bad[0])}")
+    if "%" not in path:
+        return path[1:].split("/")
     _check_escapes(path, "path")
     parts = path[1:].split("/")
     for index, part in enumerate(parts):
         if "%" in part:
-            try:
-                parts[index] = urllib.parse.unquote_to_bytes(part).decode("utf-8")
-            except UnicodeDecodeError:
-                raise BadTarget(f"path segment {part!r} is not UTF-8 once percent-decoded") from None
+            parts[index] = _decode_segment(part)
     return parts
+
+
+def _decode_segment(part: str) -> str:
+    try:
+        text = urllib.parse.unquote_to_bytes(part).decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadTarget(f"path segment {part!r} is not UTF-8 once percent-decoded") from None
+    bad = _BAD_DECODED.search(text)
+    if bad is not None:
+        raise BadTarget(f"path segment {part!r} contains {_what(bad[0])} once percent-decoded")
+    if not text.isascii() and not unicodedata.is_normalized("NFC", text):
+        text = unicodedata.normalize("NFC", text)
+    return text
+
+
+def _what(found: str) -> str:
+    """Name what ``_BAD_RAW`` or ``_BAD_DECODED`` found, for the 400 text."""
+    if "." in found:
+        return "a dot segment ('.' or '..')"
+    if found == "#":
+        return "a '#' (a request target has no fragment)"
+    return f"the control character {found!r}"
 
 
 def decode_path(path: str) -> str:
