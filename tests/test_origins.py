@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import pytest
@@ -124,3 +125,79 @@ def test_websockets_origins_option_is_refused() -> None:
     app = wsroute.App(load_entrypoints=False)
     with pytest.raises(wsroute.ConfigurationError, match="origins= cannot be passed to wsroute"):
         app.serve("127.0.0.1", 0, origins=["https://app.example.com"])
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "https://\xaapp.example.com",  # U+00AA folds to 'a' in Python's IDNA codec; browsers send ASCII
+        "https://b\xfccher.example",  # the listed host, but not in the xn-- form browsers send
+        "https://app.example.com.",
+        "https://user@app.example.com",
+        "https://app.example.com:443@evil.com",
+        "https://app.example.com:",
+        "https://app.example.com https://evil.example",
+        "https://app.example.com,https://evil.example",
+        "https://app%2eexample.com",
+        "http://[::1%25lo]:8080",
+        "http://[::ffff:127.0.0.1]:8080",
+        "https://app.example.com:99999",
+        "https://xn--strae-oqa.de",
+    ],
+)
+async def test_look_alike_origins_are_refused(header: str, caplog) -> None:
+    """Non-ASCII, trailing-dot, userinfo, lists, zone ids and mapped addresses are other origins: 403, no log."""
+    caplog.set_level(logging.WARNING)
+    async with serve_app(origin_app()) as server:
+        answer = await server.handshake("/x", {"Origin": header})
+        assert (answer.status, answer.text) == (403, "Origin not allowed.\n")
+    assert caplog.records == []
+
+
+async def test_equivalent_spellings_a_client_may_send_are_admitted() -> None:
+    """A zero-padded default port, surrounding whitespace and a long IPv6 form name a listed origin."""
+    async with serve_app(origin_app()) as server:
+        for header in ("https://app.example.com:0443", "  https://app.example.com\t", "http://[0:0:0:0:0:0:0:1]:8080"):
+            assert (await server.handshake("/x", {"Origin": header})).status == 101
+
+
+async def test_only_one_origin_header_counts(caplog) -> None:
+    """Two Origin headers get 403 even when both are listed; Sec-WebSocket-Origin (pre-RFC drafts) is not an Origin."""
+    caplog.set_level(logging.WARNING)
+    async with serve_app(origin_app()) as server:
+        for extra, expected in (
+            (["Origin: https://app.example.com"] * 2, b"Duplicate Origin header.\n"),
+            (["Sec-WebSocket-Origin: https://app.example.com"], b"Missing Origin header.\n"),
+        ):
+            reader, writer = await asyncio.open_connection(server.host, server.port)
+            lines = [
+                "GET /x HTTP/1.1",
+                "Host: localhost",
+                "Upgrade: websocket",
+                "Connection: Upgrade",
+                "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
+                "Sec-WebSocket-Version: 13",
+                *extra,
+            ]
+            writer.write(("\r\n".join(lines) + "\r\n\r\n").encode())
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+            body = await asyncio.wait_for(reader.read(), 10)
+            writer.close()
+            assert head.startswith(b"HTTP/1.1 403 ")
+            assert body == expected
+    assert caplog.records == []
+
+
+@pytest.mark.parametrize(
+    ("entry", "why"),
+    [
+        ("https://stra\xdfe.de", "host 'straße.de' contains 'ß', which browsers and Python's IDNA codec encode differently"),
+        ("https://\u03c3\u03bf\u03c6\u03bf\u03c2.gr", "contains 'ς', which browsers and Python's IDNA codec"),
+        ("http://[fe80::1%25eth0]:8080", "'[fe80::1%25eth0]' has an IPv6 zone id, which no browser sends in an origin"),
+    ],
+)
+def test_entry_that_would_admit_another_site_raises(entry: str, why: str) -> None:
+    """An entry Python would encode unlike browsers (``straße.de`` → ``strasse.de``) or with a zone id raises ValueError."""
+    with pytest.raises(ValueError, match="can never match an Origin header") as caught:
+        wsroute.allow_origins([entry])
+    assert why in str(caught.value)

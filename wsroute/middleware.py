@@ -211,7 +211,7 @@ def allow_origins(origins: Sequence[str], *, allow_missing: bool = False) -> Mid
         if not values:
             return None if allow_missing else conn.respond(HTTPStatus.FORBIDDEN, "Missing Origin header.\n")
         try:
-            origin = Origin.parse(values[0])
+            origin = Origin.from_header(values[0])
         except ValueError:
             return conn.respond(HTTPStatus.FORBIDDEN, "Origin not allowed.\n")
         if origin not in allowed:

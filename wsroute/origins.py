@@ -6,9 +6,9 @@ WebSocket; browsers send it serialised as ``scheme://host[:port]`` in the
 origin when:
 
 * the schemes are equal ignoring case (``HTTPS`` is ``https``, RFC 3986 §3.1);
-* the hosts are equal ignoring case (RFC 3986 §3.2.2); a non-ASCII host is
-  compared in its IDNA (``xn--``) form, which is what browsers send, and an
-  IPv6 literal in its canonical form;
+* the hosts are equal ignoring case (RFC 3986 §3.2.2); a non-ASCII host in
+  an allow-list entry is compared in its IDNA (``xn--``) form, which is what
+  browsers send, and an IPv6 literal in its canonical form;
 * the ports are equal, a missing port being the scheme's default (http and
   ws 80, https and wss 443; RFC 6454 §4, RFC 6455 §3).
 
@@ -16,6 +16,15 @@ There is no wildcard and no suffix matching: ``https://app.example.com`` never
 admits ``https://app.example.com.evil.com`` or ``https://evil-app.example.com``.
 The opaque origin ``null`` (sandboxed frames, ``file:`` pages, redirects) is
 sent by pages of any site, so it names no one and is never allowed.
+
+A received ``Origin`` header must be ASCII (:meth:`Origin.from_header`):
+browsers serialise the host in its ``xn--`` form (RFC 6454 §6.2), and
+Python's IDNA codec would otherwise fold look-alikes such as ``ªpp`` (U+00AA)
+onto ``app``. Allow-list entries may be written in Unicode, except with the
+four characters that Python's codec (IDNA 2003) and browsers (UTS #46,
+non-transitional) encode differently — ``ß``, ``ς``, U+200C, U+200D —
+where ``straße.de`` would silently become another site, ``strasse.de``;
+those must be written in the ``xn--`` form the browser shows.
 """
 
 from __future__ import annotations
@@ -78,18 +87,41 @@ class Origin:
         scheme = found["scheme"].lower()
         return cls(scheme, _host(found["host"]), _port(found["port"], scheme))
 
+    @classmethod
+    def from_header(cls, text: str) -> Origin:
+        """Parse an ``Origin`` header's value: :meth:`parse`, for ASCII text only.
+
+        Raises:
+            ValueError: ``text`` is not ASCII, or :meth:`parse` refuses it.
+        """
+        if not text.isascii():
+            raise ValueError("an Origin header is ASCII; browsers send a non-ASCII host in its xn-- form")
+        return cls.parse(text)
+
     def __str__(self) -> str:
         return f"{self.scheme}://{self.host}" if self.port is None else f"{self.scheme}://{self.host}:{self.port}"
 
 
+# Encoded differently by Python's IDNA 2003 codec and by browsers' UTS #46 (its "deviation" characters).
+_DEVIATIONS = re.compile("[\u00df\u03c2\u200c\u200d]")
+
+
 def _host(text: str) -> str:
     if text.startswith("["):
+        if "%" in text:  # browsers refuse zone ids in URLs, so no Origin carries one
+            raise ValueError(f"{text!r} has an IPv6 zone id, which no browser sends in an origin")
         try:
             return f"[{ipaddress.IPv6Address(text[1:-1]).compressed}]"
         except ValueError:
             raise ValueError(f"{text!r} is not an IPv6 address") from None
     if text.isascii():
         return text.lower()
+    deviation = _DEVIATIONS.search(text)
+    if deviation is not None:
+        raise ValueError(
+            f"host {text!r} contains {deviation[0]!r}, which browsers and Python's IDNA codec encode "
+            "differently; write the host in the xn-- form the browser sends (new URL(...).origin shows it)"
+        )
     try:
         return text.encode("idna").decode("ascii").lower()
     except UnicodeError:
