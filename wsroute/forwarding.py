@@ -6,11 +6,19 @@ so they are believed only when the TCP peer is a proxy we trust
 default on the command line). Otherwise the peer address is the client
 address. Entries may carry a port (``203.0.113.7:51234``,
 ``[2001:db8::1]:443``, as some load balancers write them); it is dropped.
+
+An entry counts only if it is an IP address: ``unknown``, obfuscated
+identifiers (``for=_hidden``, RFC 7239 §6.3) and IPv6 zone ids
+(``fe80::1%eth0``, meaningless off the proxy's host and free text that must
+not reach ``ws.client_ip``) are not. An IPv4-mapped IPv6 address
+(``::ffff:203.0.113.7``, from a dual-stack socket or a proxy) is given in its
+IPv4 form, so one client has one address whichever way it arrived.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -84,7 +92,7 @@ def client_ip_of(remote_address: Any, request: Any, trusted: TrustedProxies | No
         request: websockets' ``Request`` (its ``headers`` are read).
         trusted: proxies whose forwarding headers are believed.
     """
-    peer = remote_address[0] if remote_address else None
+    peer = _unmapped(remote_address[0]) if remote_address else None
     if trusted is None or request is None:
         return peer
     # A Unix-socket peer has no address: trust it only when everyone is trusted.
@@ -127,23 +135,43 @@ def _forwarded_for(headers: Any) -> list[str]:
 def _strip_port(node: str) -> str:
     """The address of a node: ``[v6]:port`` → ``v6``, ``v4:port`` → ``v4``; anything else unchanged.
 
-    Only a numeric port is stripped, so a malformed entry stays malformed
-    and ends the search in :func:`client_ip_of` instead of being guessed at.
+    Only a port of one to five ASCII digits up to 65535 is stripped, so a
+    malformed entry stays malformed and ends the search in
+    :func:`client_ip_of` instead of being guessed at.
     """
     if node.startswith("["):
         address, bracket, port = node[1:].partition("]")
-        if bracket and (port == "" or (port[:1] == ":" and port[1:].isdigit())):
+        if bracket and (port == "" or (port[:1] == ":" and _is_port(port[1:]))):
             return address
         return node
     if node.count(":") == 1:  # IPv4 with a port (a bare IPv6 address has at least two colons)
         address, _, port = node.partition(":")
-        if port.isdigit():
+        if _is_port(port):
             return address
     return node
 
 
+def _is_port(text: str) -> bool:
+    return _PORT.fullmatch(text) is not None and int(text) <= 65535
+
+
+_PORT = re.compile(r"[0-9]{1,5}")
+
+
 def _ip_or_none(text: str) -> str | None:
+    """``text`` as a canonical IP address (IPv4-mapped as IPv4), or None; a zone id is no address."""
+    if "%" in text:  # ipaddress accepts "fe80::1%<any text>"
+        return None
     try:
-        return str(ipaddress.ip_address(text))
+        ip = ipaddress.ip_address(text)
     except ValueError:
         return None
+    mapped = ip.ipv4_mapped if isinstance(ip, ipaddress.IPv6Address) else None
+    return str(mapped if mapped is not None else ip)
+
+
+def _unmapped(peer: str) -> str:
+    """A dual-stack socket's ``::ffff:a.b.c.d`` peer as ``a.b.c.d``; other peers unchanged."""
+    if peer.startswith("::ffff:") and "." in peer:
+        return _ip_or_none(peer) or peer
+    return peer
