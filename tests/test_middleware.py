@@ -150,6 +150,34 @@ async def test_query_token_auth() -> None:
             assert await ws.recv() == "bob"
 
 
+async def test_query_token_given_twice_is_refused(caplog) -> None:
+    """``?token=good&token=bad`` (either order, encoded or not) gets 400 before verify runs; an encoded token is decoded."""
+    seen: list[str] = []
+
+    def verify(token: str) -> str | None:
+        seen.append(token)
+        return tokens(token)
+
+    app = wsroute.App(load_entrypoints=False)
+    app.middleware(wsroute.query_token_auth(verify))
+
+    @app.route("/me")
+    async def me(ws):
+        await ws.send(ws.ctx.user_id)
+
+    caplog.set_level(logging.WARNING)
+    async with serve_app(app) as server:
+        for target in ("/me?token=t-bob&token=bad", "/me?token=bad&token=t-bob", "/me?token=t-bob&t%6Fken=t-bob"):
+            answer = await server.handshake(target)
+            assert (answer.status, answer.text) == (400, "Duplicate 'token' query parameter.\n")
+        assert seen == []
+        async with server.connect("/me?token=t%2Dbob") as ws:
+            assert await ws.recv() == "bob"
+        assert (await server.handshake("/me?token=t-bob%00")).status == 403
+    assert seen == ["t-bob", "t-bob\x00"]
+    assert caplog.records == []
+
+
 async def test_allow_origins() -> None:
     """allow_origins refuses other or missing origins with 403 and admits listed ones."""
     app = wsroute.App(load_entrypoints=False)

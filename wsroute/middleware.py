@@ -166,7 +166,11 @@ def query_token_auth(verify: Verify, *, param: str = "token") -> Middleware:
     """Authenticate with a token in the query string (``/ws?token=...``).
 
     Browsers cannot set headers on a WebSocket, so a short-lived token in the
-    URL is the usual alternative. Missing token: 401; refused token: 403.
+    URL is the usual alternative. Missing token: 401; refused token: 403;
+    the parameter given twice (``?token=a&token=b``): 400, as for two
+    ``Authorization`` headers, since a proxy or log reading the other copy
+    would disagree about who this is. The token is form-decoded (``+`` is a
+    space), so clients encode it with ``encodeURIComponent``/``URLSearchParams``.
     """
     check = _checked_verify(verify, "query_token_auth")
     if not isinstance(param, str) or not param:
@@ -174,6 +178,8 @@ def query_token_auth(verify: Verify, *, param: str = "token") -> Middleware:
 
     async def query_token(conn: Connection, request: Request) -> Response | None:
         values = conn.query.get(param)
+        if values is not None and len(values) > 1:
+            return conn.respond(400, f"Duplicate {param!r} query parameter.\n")
         if not values or not values[0]:
             return conn.respond(HTTPStatus.UNAUTHORIZED, f"Missing {param!r} query parameter.\n")
         return await _admit(conn, check, values[0])
