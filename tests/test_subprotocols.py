@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import pytest
@@ -156,3 +157,60 @@ async def test_own_select_subprotocol_replaces_negotiation_unless_routes_have_li
     with pytest.raises(wsroute.ConfigurationError, match="select_subprotocol= replaces wsroute's per-route"):
         async with serve_app(make_app(), select_subprotocol=first_offered):
             pass
+
+
+@pytest.mark.parametrize(
+    ("header", "status", "chosen"),
+    [
+        ("  mqttv3.1 ,   mqtt  ", 101, "mqtt"),
+        ("mqtt, mqtt", 101, "mqtt"),
+        (",mqttv3.1,,", 101, "mqttv3.1"),
+        ("MQTT", 400, None),  # compared exactly: browsers fail a connection whose answer they did not offer
+        ("mqtt;q=1", 400, None),
+        ('"mqtt"', 400, None),
+        ("", 400, None),
+    ],
+)
+async def test_header_list_syntax_and_exact_names(header: str, status: int, chosen: str | None, caplog) -> None:
+    """RFC 9110 list syntax (spaces, empty elements, repeats) is read; names are compared exactly; junk gets 400."""
+    caplog.set_level(logging.WARNING)
+    async with serve_app(make_app()) as server:
+        answer = await server.handshake("/mqtt", {"Sec-WebSocket-Protocol": header})
+        assert answer.status == status
+        assert answer.headers.get("sec-websocket-protocol") == chosen
+    assert caplog.records == []
+
+
+async def test_repeated_protocol_headers_count_as_one_list() -> None:
+    """Two Sec-WebSocket-Protocol lines are one list, in order, for the route's choice."""
+    async with serve_app(make_app()) as server:
+        reader, writer = await asyncio.open_connection(server.host, server.port)
+        lines = [
+            "GET /mqtt HTTP/1.1",
+            "Host: localhost",
+            "Upgrade: websocket",
+            "Connection: Upgrade",
+            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
+            "Sec-WebSocket-Version: 13",
+            "Sec-WebSocket-Protocol: chat",
+            "Sec-WebSocket-Protocol: mqttv3.1",
+        ]
+        writer.write(("\r\n".join(lines) + "\r\n\r\n").encode())
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+        writer.close()
+        assert head.startswith(b"HTTP/1.1 101 ")
+        assert b"\r\nSec-WebSocket-Protocol: mqttv3.1\r\n" in head
+
+
+async def test_handler_class_sees_the_choice_with_a_trailing_slash() -> None:
+    """A Handler class reads ``self.ws.subprotocol`` for its route, reached with the optional trailing slash."""
+    app = wsroute.App(load_entrypoints=False, subprotocols=["chat"])
+
+    @app.route("/mqtt", subprotocols=["mqtt"])
+    class Mqtt(wsroute.Handler):
+        async def on_connect(self):
+            await self.ws.send(f"{self.ws.subprotocol}")
+
+    async with serve_app(app) as server, server.connect("/mqtt/?v=1", subprotocols=["chat", "mqtt"]) as ws:
+        assert ws.subprotocol == "mqtt"
+        assert await ws.recv() == "mqtt"

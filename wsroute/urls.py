@@ -1,8 +1,9 @@
 """Percent-decoding of the request target: the path's segments and the query string.
 
-A request target reaches the server as ASCII (websockets refuses anything
-else with 400), with reserved and non-ASCII characters percent-encoded as
-UTF-8 (RFC 3986 §2.1 and §2.5). wsroute decodes it the way routing needs:
+A request target reaches the server as ASCII (websockets closes the
+connection without an answer when the request line is not ASCII), with
+reserved and non-ASCII characters percent-encoded as UTF-8 (RFC 3986 §2.1
+and §2.5). wsroute decodes it the way routing needs:
 
 * the path is split on ``/`` first and each segment is decoded afterwards, so
   an encoded slash (``%2F``) stays inside its segment and never creates a new
