@@ -66,9 +66,10 @@ def decode_segments(path: str) -> list[str]:
         BadTarget: a malformed escape, a segment whose bytes are not UTF-8, a
             dot segment, a control character or a ``#`` (see the module text).
     """
-    bad = _BAD_RAW.search(path)
-    if bad is not None:
-        raise BadTarget(f"the path contains {_what(bad[0])}")
+    if not path.isprintable() or "/." in path or "#" in path:  # str methods first: the usual path costs no regex
+        bad = _BAD_RAW.search(path)
+        if bad is not None:
+            raise BadTarget(f"the path contains {_what(bad[0])}")
     if "%" not in path:
         return path[1:].split("/")
     _check_escapes(path, "path")
