@@ -26,3 +26,17 @@ def test_query_decoding_is_strict_utf8_with_plus_as_space() -> None:
         parse_query("a=%C3")
     with pytest.raises(BadTarget, match="malformed percent-escape '%2' in the query string"):
         parse_query("a=%2")
+
+
+def test_segments_refuse_dot_segments_controls_and_fragments() -> None:
+    """Dot segments raw, encoded or behind ``%2F``, control characters and ``#`` raise; dotted names do not."""
+    for path in ("/a/..", "/./a", "/a/%2E", "/a/%2e%2E/b", "/a/x%2F..", "/a/..%2Fx", "/a/%00", "/a/b\x1b", "/a#b"):
+        with pytest.raises(BadTarget):
+            decode_segments(path)
+    assert decode_segments("/a/.../.b/b./%2E%2E%2E/%23") == ["a", "...", ".b", "b.", "...", "#"]
+
+
+def test_segments_are_composed_to_nfc() -> None:
+    """A decomposed accent is composed; ``decode_path`` shows the composed form too."""
+    assert decode_segments("/cafe%CC%81/A%CC%8A") == ["caf\u00e9", "\u00c5"]
+    assert decode_path("/cafe%CC%81") == "/caf\u00e9"

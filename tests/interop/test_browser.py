@@ -264,3 +264,51 @@ async def test_chromium_negotiates_subprotocols_per_route() -> None:
         "offered, no list": {"code": 1006},
         "nothing shared": {"code": 1006},
     }
+
+
+OPEN_AND_READ = """new Promise(resolve => {
+  const ws = new WebSocket(%s), seen = {};
+  ws.onmessage = event => { seen.message = JSON.parse(event.data); };
+  ws.onclose = () => resolve(seen);
+  setTimeout(() => resolve({timeout: true}), 5000);
+})"""
+
+
+async def test_chromium_paths_reach_routes_decoded_composed_and_resolved() -> None:
+    """What Chromium sends for a decomposed é, dot segments (raw or %2e) and a space reaches the documented
+    route: composed (NFC) for /café, resolved before sending so the server's 400 for dot segments never
+    meets a browser."""
+    app = wsroute.App(load_entrypoints=False)
+
+    @app.route("/caf\u00e9/{dish}")
+    async def cafe(ws: wsroute.Connection, dish: str) -> None:
+        await ws.send_json({"dish": dish, "path": ws.path})
+
+    @app.route("/files/{rest:path}")
+    async def files(ws: wsroute.Connection, rest: str) -> None:
+        await ws.send_json({"rest": rest, "path": ws.path})
+
+    cases = {
+        "decomposed": "/cafe\u0301/the\u0301",
+        "composed": "/caf\u00e9/th\u00e9",
+        "dots": "/files/a/../b/./c",
+        "encoded dots": "/files/a/%2e%2E/b",
+        "space": "/files/a b",
+    }
+    async with serve_app(app) as server, chromium() as devtools:
+        target = await devtools.send("Target.createTarget", url="about:blank")
+        attached = await devtools.send("Target.attachToTarget", targetId=target["targetId"], flatten=True)
+        results = {}
+        for name, path in cases.items():
+            expression = OPEN_AND_READ % json.dumps(server.url(path))
+            evaluated = await devtools.send(
+                "Runtime.evaluate", attached["sessionId"], expression=expression, awaitPromise=True, returnByValue=True
+            )
+            results[name] = evaluated["result"]["value"]
+    assert results == {
+        "decomposed": {"message": {"dish": "th\u00e9", "path": "/cafe%CC%81/the%CC%81"}},
+        "composed": {"message": {"dish": "th\u00e9", "path": "/caf%C3%A9/th%C3%A9"}},
+        "dots": {"message": {"rest": "b/c", "path": "/files/b/c"}},
+        "encoded dots": {"message": {"rest": "b", "path": "/files/b"}},
+        "space": {"message": {"rest": "a b", "path": "/files/a%20b"}},
+    }
