@@ -108,7 +108,7 @@ def test_local_proxies_are_ipv4_and_ipv6_loopback() -> None:
     ],
 )
 def test_odd_entries_count_only_as_plain_ip_addresses(headers, expected) -> None:
-    """Spaces and empty entries are skipped, mapped addresses become IPv4; zone ids, bad ports, unknown and _hidden are no address."""
+    """Spaces and empty entries are skipped, mapped addresses become IPv4; zone ids, bad ports, _hidden aren't IPs."""
     assert client_ip_of(PROXY, request(*headers), TRUSTED) == expected
 
 

@@ -151,7 +151,7 @@ async def test_query_token_auth() -> None:
 
 
 async def test_query_token_given_twice_is_refused(caplog) -> None:
-    """``?token=good&token=bad`` (either order, encoded or not) gets 400 before verify runs; an encoded token is decoded."""
+    """``?token=good&token=bad`` (either order, encoded or not) gets 400 before verify runs; one token is decoded."""
     seen: list[str] = []
 
     def verify(token: str) -> str | None:

@@ -293,7 +293,7 @@ def test_trailing_slash_values_are_checked_at_registration() -> None:
         ("/files/../etc/passwd", "the path contains a dot segment ('.' or '..')"),
         ("/./blue", "the path contains a dot segment ('.' or '..')"),
         ("/files/%2e%2e/%2E%2E/etc", "path segment '%2e%2e' contains a dot segment ('.' or '..') once percent-decoded"),
-        ("/files/..%2F..%2Fetc", "path segment '..%2F..%2Fetc' contains a dot segment ('.' or '..') once percent-decoded"),
+        ("/files/..%2F..%2Fetc", "path segment '..%2F..%2Fetc' contains a dot segment ('.' or '..') once percent-decoded"),  # noqa: E501
         ("/rooms/a%2F.", "path segment 'a%2F.' contains a dot segment ('.' or '..') once percent-decoded"),
         ("/rooms/%00", "path segment '%00' contains the control character '\\x00' once percent-decoded"),
         ("/rooms/a%0Ab", "path segment 'a%0Ab' contains the control character '\\n' once percent-decoded"),
@@ -314,7 +314,7 @@ async def test_dot_segments_and_control_characters_get_400(target: str, reason: 
 
 
 async def test_names_with_dots_and_double_encoding_are_values() -> None:
-    """``...``, ``.hidden`` and ``%2541`` are ordinary values: only whole dot segments are refused, and decoding runs once."""
+    """``...``, ``.hidden``, ``%2541`` are plain values: only whole dot segments are refused; decoding runs once."""
     async with serve_app(decoding_app()) as server:
         for target, name in (("/rooms/...", "..."), ("/rooms/.hidden", ".hidden"), ("/rooms/%2541", "%41")):
             async with server.connect(target) as ws:
@@ -344,7 +344,7 @@ async def test_decomposed_pattern_literal_matches_a_composed_request() -> None:
 
 
 async def test_trailing_slash_with_root_query_path_and_first_message_routes() -> None:
-    """The optional slash works with a query, on message-routed paths and ``{rest:path}``; ``/`` and ``//`` stay apart."""
+    """The optional slash works with a query, on message-routed paths and ``{rest:path}``; ``//`` is not ``/``."""
     app = wsroute.App(load_entrypoints=False)
 
     @app.route("/")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 
 import pytest
@@ -244,7 +245,7 @@ def test_optional_trailing_slash_matches_one_slash_either_way() -> None:
 
 @pytest.mark.parametrize("path", ["/a/../b", "/a/./b", "/..", "/a/b\x00", "/tab\there"])
 def test_patterns_that_no_request_can_reach_are_refused(path: str) -> None:
-    """A literal dot segment or control character can never match (requests with them get 400), so parsing refuses it."""
+    """A literal dot segment or control character can never match (such requests get 400), so parsing refuses it."""
     with pytest.raises(RouteError, match="can never match, because requests with dot segments or control"):
         Pattern.parse(path, DEFAULT_CONVERTERS)
 
@@ -253,7 +254,7 @@ def test_literals_are_compared_composed() -> None:
     """``/café`` written composed or decomposed is one pattern: adding both conflicts, and either answers both forms."""
     router: Router[str] = Router()
     router.add(Pattern.parse("/cafe\u0301/{x}", DEFAULT_CONVERTERS), "decomposed")
-    with pytest.raises(RouteError, match="conflicts with route '/cafe\u0301/{x}'"):
+    with pytest.raises(RouteError, match=re.escape("conflicts with route '/cafe\u0301/{x}'")):
         router.add(Pattern.parse("/caf\u00e9/{x}", DEFAULT_CONVERTERS), "composed")
     assert router.match("/caf%C3%A9/the%CC%81") == ("decomposed", {"x": "th\u00e9"})
     assert router.match("/cafe%CC%81/t") == ("decomposed", {"x": "t"})

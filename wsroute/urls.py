@@ -22,7 +22,7 @@ its message before any upgrade. So do, in the path, raw or encoded:
   (RFC 3986 §5.2.4, and the WHATWG URL parser for ``%2e``), so one that
   arrives was written by hand, and a ``{rest:path}`` parameter must never
   receive ``../../etc/passwd``;
-* a control character (U+0000–U+001F, U+007F), which no URL contains
+* a control character (U+0000 to U+001F, U+007F), which no URL contains
   decoded and which would reach logs and file names through parameters;
 * a ``#``: a request target has no fragment (RFC 9112 §3.2).
 
