@@ -80,7 +80,7 @@ class Connection(ServerConnection):
 
     @property
     def decoded_path(self) -> str:
-        """:attr:`path` percent-decoded as UTF-8, segment by segment: ``/rooms/hello world``.
+        """:attr:`path` percent-decoded as UTF-8, segment by segment, in NFC: ``/rooms/hello world``.
 
         An encoded slash (``%2F``) becomes ``/`` here, so use ``ws.params``
         for parameter values; the router kept it inside its segment.
