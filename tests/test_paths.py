@@ -300,6 +300,7 @@ def test_trailing_slash_values_are_checked_at_registration() -> None:
         ("/rooms/%7F", "path segment '%7F' contains the control character '\\x7f' once percent-decoded"),
         ("/rooms/\x7f", "the path contains the control character '\\x7f'"),
         ("/rooms/x#frag", "the path contains a '#' (a request target has no fragment)"),
+        ("/blue?a=1#frag", "the query string contains a '#' (a request target has no fragment)"),
         ("/rooms/%C0%AF", "path segment '%C0%AF' is not UTF-8 once percent-decoded"),  # overlong '/'
         ("/rooms/%ED%A0%80", "path segment '%ED%A0%80' is not UTF-8 once percent-decoded"),  # a surrogate
     ],

@@ -86,7 +86,7 @@ class Handshake:
         try:
             if "?" in path:
                 path, _, query = path.partition("?")
-                if "%" in query:  # decode now: a bad query is a 400, not a handler failing later
+                if "%" in query or "#" in query:  # decode now: a bad query is a 400, not a handler failing later
                     conn._query = parse_query(query)
             found = self.router.match(path)
         except BadTarget as exc:

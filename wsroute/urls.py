@@ -125,8 +125,11 @@ def parse_query(query: str) -> dict[str, list[str]]:
     UTF-8.
 
     Raises:
-        BadTarget: a malformed escape, or bytes that are not UTF-8 once decoded.
+        BadTarget: a malformed escape, bytes that are not UTF-8 once decoded,
+            or a raw ``#`` (a request target has no fragment; ``%23`` is a ``#``).
     """
+    if "#" in query:
+        raise BadTarget(f"the query string contains {_what('#')}")
     if "%" not in query:
         return urllib.parse.parse_qs(query, keep_blank_values=True)
     _check_escapes(query, "query string")
