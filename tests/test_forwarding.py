@@ -142,3 +142,12 @@ async def test_client_ip_on_a_real_server_ignores_zone_ids_and_unmaps() -> None:
         ):
             async with server.connect("/ip", additional_headers={"X-Forwarded-For": header}) as ws:
                 assert await ws.recv() == expected
+
+
+def test_ipv4_mapped_allow_list_entries_trust_their_ipv4_peers() -> None:
+    """``::ffff:10.0.0.1`` and ``::ffff:10.0.0.0/104`` in the allow-list trust 10.0.0.1, however the peer is written."""
+    mapped = TrustedProxies.parse("::ffff:10.0.0.1, ::ffff:10.1.0.0/112")
+    assert "10.0.0.1" in mapped and "::ffff:10.0.0.1" in mapped and "10.1.0.9" in mapped
+    assert "10.0.0.2" not in mapped and "10.2.0.1" not in mapped
+    forwarded = request(("X-Forwarded-For", "203.0.113.7"))
+    assert client_ip_of(("::ffff:10.0.0.1", 1, 0, 0), forwarded, mapped) == "203.0.113.7"

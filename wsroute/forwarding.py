@@ -56,7 +56,7 @@ class TrustedProxies:
         networks = []
         for item in items:
             try:
-                networks.append(ipaddress.ip_network(item, strict=False))
+                networks.append(_unmapped_network(ipaddress.ip_network(item, strict=False)))
             except ValueError:
                 raise ValueError(
                     f"forwarded_allow_ips: {item!r} is not an IP address or network "
@@ -76,6 +76,16 @@ class TrustedProxies:
         if mapped is not None:
             ip = mapped
         return any(ip in network for network in self.networks)
+
+
+def _unmapped_network(network: _Network) -> _Network:
+    """``::ffff:10.0.0.0/104`` as ``10.0.0.0/8``: peers are compared in their IPv4 form, so an
+    IPv4-mapped entry must be too, or it would never match."""
+    if isinstance(network, ipaddress.IPv6Network) and network.prefixlen >= 96:
+        mapped = network.network_address.ipv4_mapped
+        if mapped is not None:
+            return ipaddress.IPv4Network(f"{mapped}/{network.prefixlen - 96}")
+    return network
 
 
 def client_ip_of(remote_address: Any, request: Any, trusted: TrustedProxies | None) -> str | None:
