@@ -14,8 +14,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks import machine, procs, report, routing_bench, scenarios, wsroute_app
-from benchmarks.config import PRESETS, Settings
+from benchmarks import machine, peers, procs, report, routing_bench, scenarios, wsroute_app
+from benchmarks.config import PRESETS, Settings, with_peers
 
 RESULTS = Path(__file__).parent / "results" / "latest.json"
 
@@ -43,8 +43,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--rounds", type=int, help="rounds per scenario")
     parser.add_argument("--duration", type=float, help="seconds per load phase")
-    parser.add_argument("--scenarios", help="comma-separated subset of handshake,echo,fanout,routing")
-    parser.add_argument("--kinds", help="comma-separated subset of raw,werkzeug,wsroute")
+    parser.add_argument(
+        "--peers",
+        action="store_true",
+        help="also run Starlette, FastAPI, python-socketio, Channels (uvicorn, daphne) and aiohttp, "
+        "the memory-with-deflate and the 10,000-connection scenarios",
+    )
+    parser.add_argument("--tenk", type=int, help="connections of the one-process scenario (default 10,000)")
+    parser.add_argument(
+        "--scenarios", help="comma-separated subset of handshake,echo,fanout,memory,tenk,routing"
+    )
+    parser.add_argument("--kinds", help=f"comma-separated subset of raw,werkzeug,wsroute,{','.join(peers.PEERS)}")
     parser.add_argument(
         "--no-pin", dest="pin", action="store_false", help="do not pin the server to CPU 0 and the clients to the rest"
     )
@@ -57,6 +66,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def settings_from(args: argparse.Namespace) -> Settings:
     """Apply command-line overrides to the chosen preset."""
     s = dataclasses.replace(PRESETS[args.preset])
+    if args.peers:
+        s = with_peers(s, peers.PEERS, args.preset)
+    if args.tenk:
+        s.tenk = args.tenk
     if args.loop:
         s.loops = ("uvloop", "asyncio") if args.loop == "both" else (args.loop,)
     s.pin = args.pin
@@ -69,6 +82,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
     if args.kinds:
         s.kinds = tuple(args.kinds.split(","))
         s.fanout_kinds = tuple(k for k in s.fanout_kinds if k in s.kinds)
+        s.tenk_kinds = tuple(k for k in s.tenk_kinds if k in s.kinds)
+        s.memory_kinds = tuple(k for k in s.memory_kinds if k in s.kinds)
     return s
 
 
@@ -78,16 +93,20 @@ def run(s: Settings) -> dict[str, Any]:
     procs.prepare_children(s.pin)
     started = time.monotonic()
     notes: set[str] = set()
-    reason = wsroute_app.unavailable()
-    if reason:
-        notes.add(reason)
-        s = dataclasses.replace(
-            s,
-            kinds=tuple(k for k in s.kinds if k != "wsroute"),
-            fanout_kinds=tuple(k for k in s.fanout_kinds if k != "wsroute"),
-        )
+    skipped = {k: peers.missing(k) for k in peers.PEERS if k in s.kinds}
+    skipped["wsroute"] = wsroute_app.unavailable()
+    for kind, reason in skipped.items():
+        if reason:
+            notes.add(reason)
+            s = dataclasses.replace(
+                s,
+                kinds=tuple(k for k in s.kinds if k != kind),
+                fanout_kinds=tuple(k for k in s.fanout_kinds if k != kind),
+                tenk_kinds=tuple(k for k in s.tenk_kinds if k != kind),
+                memory_kinds=tuple(k for k in s.memory_kinds if k != kind),
+            )
     loops: dict[str, Any] = {}
-    network = {"handshake", "echo", "fanout"} & set(s.scenarios)
+    network = {"handshake", "echo", "fanout", "memory"} & set(s.scenarios)
     if network:
         clients = scenarios.start_clients(s.client_procs)
         try:
@@ -96,6 +115,13 @@ def run(s: Settings) -> dict[str, Any]:
         finally:
             for child in clients:
                 child.stop()
+    tenk: dict[str, Any] = {}
+    if "tenk" in s.scenarios:
+        for kind in s.tenk_kinds:
+            try:
+                tenk[kind] = scenarios.tenk(s, s.loops[0], kind, notes)
+            except (TimeoutError, EOFError, OSError) as exc:
+                notes.add(f"tenk {kind}: failed ({exc!r}); its figures are missing")
     routing = {}
     if "routing" in s.scenarios:
         routing = routing_bench.run(s.route_counts, s.route_rounds, s.route_duration, s.max_ops)
@@ -108,6 +134,7 @@ def run(s: Settings) -> dict[str, Any]:
         "loops": loops,
         "summary": report.summarize_network(loops, info["nproc"] or 1),
         "routing": routing,
+        "tenk": tenk,
     }
 
 

@@ -31,7 +31,15 @@ ROUTE_COUNT = 50
 ENDPOINTS = ("/echo", "/json", "/idle")
 SERVE_OPTIONS: dict[str, Any] = {"compression": None}
 """Compression off for every kind: permessage-deflate would dominate the
-per-message cost and hide the framework overhead being measured."""
+per-message cost and hide the framework overhead being measured. The
+memory-with-deflate phases start servers with ``deflate=True`` instead:
+each kind's own default (websockets' ``compression="deflate"``, wsroute's
+:mod:`wsroute.compression`)."""
+
+
+def serve_options(deflate: bool) -> dict[str, Any]:
+    """``serve()`` options: :data:`SERVE_OPTIONS`, or each kind's default compression."""
+    return {} if deflate else dict(SERVE_OPTIONS)
 
 
 def filler_paths() -> list[tuple[str, str]]:
@@ -113,20 +121,20 @@ def _ws_running(server: Server, note: str = "") -> Running:
     return Running(_server_port(server), bcast, lambda: len(server.connections), note)
 
 
-async def start_raw(mode: str) -> tuple[Any, Running]:
+async def start_raw(mode: str, deflate: bool = False) -> tuple[Any, Running]:
     """Start plain ``serve()`` with the one handler for ``mode``."""
-    server = await serve(RAW_HANDLERS[mode], "127.0.0.1", 0, **SERVE_OPTIONS)
+    server = await serve(RAW_HANDLERS[mode], "127.0.0.1", 0, **serve_options(deflate))
     return server, _ws_running(server)
 
 
-async def start_werkzeug(mode: str) -> tuple[Any, Running]:
+async def start_werkzeug(mode: str, deflate: bool = False) -> tuple[Any, Running]:
     """Start ``websockets.asyncio.router.route()`` over the 50-route werkzeug Map."""
     from websockets.asyncio.router import route
     from werkzeug.routing import Map, Rule
 
     rules = [Rule(path, endpoint=RAW_HANDLERS[path]) for path in ENDPOINTS]
     rules += [Rule(rule, endpoint=echo) for _, rule in filler_paths()]
-    server = await route(Map(rules), "127.0.0.1", 0, **SERVE_OPTIONS)
+    server = await route(Map(rules), "127.0.0.1", 0, **serve_options(deflate))
     return server, _ws_running(server)
 
 
@@ -144,16 +152,26 @@ async def start_raw_hook(mode: str) -> tuple[Any, Running]:
     return server, _ws_running(server)
 
 
-async def start(kind: str, mode: str) -> tuple[Any, Running]:
-    """Start a server of ``kind`` for ``mode``; return (closable, Running)."""
+async def start(kind: str, mode: str, deflate: bool = False) -> tuple[Any, Running]:
+    """Start a server of ``kind`` for ``mode``; return (closable, Running).
+
+    Args:
+        kind: ``raw``, ``rawhook``, ``werkzeug``, ``wsroute`` or a peer of
+            :mod:`benchmarks.peers` (which serve every mode at once).
+        mode: ``/echo``, ``/json`` or ``/idle``.
+        deflate: serve with the kind's default permessage-deflate instead
+            of none (only the memory-with-deflate phases).
+    """
     if kind == "raw":
-        return await start_raw(mode)
+        return await start_raw(mode, deflate)
     if kind == "rawhook":
         return await start_raw_hook(mode)
     if kind == "werkzeug":
-        return await start_werkzeug(mode)
+        return await start_werkzeug(mode, deflate)
     if kind == "wsroute":
         from benchmarks.wsroute_app import start_wsroute
 
-        return await start_wsroute(mode)
-    raise ValueError(f"server kind must be raw, werkzeug or wsroute (got {kind!r})")
+        return await start_wsroute(mode, deflate)
+    from benchmarks.peers import start_peer
+
+    return await start_peer(kind, deflate)

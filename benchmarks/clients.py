@@ -42,7 +42,8 @@ def client_main(conn: Conn) -> None:
 def target(uri: str) -> tuple[str, int, str]:
     """Split ``ws://host:port/path`` into what :func:`light.open_receiver` takes."""
     parsed = urllib.parse.urlsplit(uri)
-    return parsed.hostname or "127.0.0.1", parsed.port or 80, parsed.path or "/"
+    path = (parsed.path or "/") + (f"?{parsed.query}" if parsed.query else "")
+    return parsed.hostname or "127.0.0.1", parsed.port or 80, path
 
 
 class Budget:
@@ -109,15 +110,21 @@ class Client:
         except EOFError:
             return ("stop",)
 
-    async def cmd_handshake(self, uri: str, concurrency: int, duration: float, max_ops: int) -> dict[str, Any]:
-        """Open a connection, close it (closing handshake and TCP), repeat; ``concurrency`` at a time."""
+    async def cmd_handshake(
+        self, uri: str, concurrency: int, duration: float, max_ops: int, protocol: str = "ws"
+    ) -> dict[str, Any]:
+        """Open a connection, close it (closing handshake and TCP), repeat; ``concurrency`` at a time.
+
+        For Socket.IO (``protocol="sio"``) a connection counts as open once
+        its namespace is joined, which is when a Socket.IO app can use it.
+        """
         budget = Budget(duration, max_ops)
         host, port, path = target(uri)
 
         async def worker() -> None:
             while budget.more():
                 started = time.perf_counter()
-                receiver = await light.open_receiver(host, port, path, HEADERS, _ignore)
+                receiver = await light.open_receiver(host, port, path, HEADERS, _ignore, protocol_name=protocol)
                 if receiver is None or not await _close(receiver):
                     budget.errors += 1
                     continue
@@ -126,14 +133,16 @@ class Client:
         wall = await _timed_gather([worker() for _ in range(concurrency)], duration)
         return budget.result(wall)
 
-    async def cmd_echo(self, uri: str, connections: int, message: str, duration: float, max_ops: int) -> dict[str, Any]:
+    async def cmd_echo(
+        self, uri: str, connections: int, message: str, duration: float, max_ops: int, protocol: str = "ws"
+    ) -> dict[str, Any]:
         """Round-trip ``message`` on ``connections`` connections, one in flight each.
 
         Connections are opened (and warmed with one round trip) before the
         clock starts, so this measures messages only, not handshakes.
         """
         frame = light.client_frame(message.encode())
-        receivers = await _open_many(uri, connections, 25, _ignore)
+        receivers = await _open_many(uri, connections, 25, _ignore, protocol)
         for receiver in list(receivers):
             try:
                 await asyncio.wait_for(receiver.round_trip(frame), 10)
@@ -155,11 +164,22 @@ class Client:
         budget.errors += connections - len(receivers)
         return budget.result(wall)
 
-    async def cmd_idle(self, uri: str, count: int, concurrency: int) -> dict[str, Any]:
-        """Open ``count`` receivers that count every data frame they get."""
+    async def cmd_idle(
+        self, uri: str, count: int, concurrency: int, protocol: str = "ws", deflate: bool = False
+    ) -> dict[str, Any]:
+        """Open ``count`` receivers that count every data frame they get.
+
+        Returns how many connected, how many of them negotiated
+        permessage-deflate, and the seconds it took.
+        """
         self.received, self.last_receipt, self.target = 0, 0.0, 0
-        self.idle = await _open_many(uri, count, concurrency, self._count)
-        return {"connected": len(self.idle)}
+        started = time.perf_counter()
+        self.idle += await _open_many(uri, count, concurrency, self._count, protocol, deflate)
+        return {
+            "connected": len(self.idle),
+            "deflate": sum(r.deflate for r in self.idle),
+            "seconds": time.perf_counter() - started,
+        }
 
     def _count(self) -> None:
         """Called by a receiver for each data frame: the process-wide tally."""
@@ -184,7 +204,9 @@ class Client:
         return {"closed": True}
 
 
-async def _open_many(uri: str, count: int, concurrency: int, on_message: Any) -> list[light.Receiver]:
+async def _open_many(
+    uri: str, count: int, concurrency: int, on_message: Any, protocol: str = "ws", deflate: bool = False
+) -> list[light.Receiver]:
     """Open ``count`` connections, at most ``concurrency`` handshakes at a time.
 
     Bounded concurrency keeps the server's listen backlog (100 by default)
@@ -195,7 +217,9 @@ async def _open_many(uri: str, count: int, concurrency: int, on_message: Any) ->
 
     async def one() -> light.Receiver | None:
         async with semaphore:
-            return await light.open_receiver(host, port, path, HEADERS, on_message)
+            return await light.open_receiver(
+                host, port, path, HEADERS, on_message, protocol_name=protocol, deflate=deflate
+            )
 
     opened = await asyncio.gather(*(one() for _ in range(count)))
     return [r for r in opened if r is not None]

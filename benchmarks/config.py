@@ -35,6 +35,35 @@ class Settings:
     route_duration: float = 0.3
     scenarios: tuple[str, ...] = ("handshake", "echo", "fanout", "routing")
     pin: bool = True
+    memory_clients: int = 1000
+    """Idle clients of the memory-with-deflate phase (scenario ``memory``)."""
+    tenk: int = 10_000
+    """Idle connections of the one-process scenario ``tenk``."""
+    tenk_procs: int = 4
+    tenk_kinds: tuple[str, ...] = ("raw", "wsroute")
+    memory_kinds: tuple[str, ...] = ("raw", "wsroute")
+    """Kinds of the memory-with-deflate phase (``--peers``: all of them)."""
+
+
+def with_peers(s: Settings, peer_kinds: tuple[str, ...], preset: str) -> Settings:
+    """``--peers``: raw, wsroute and every peer, plus the memory and 10k scenarios.
+
+    Route matching and werkzeug are left out (they compare wsroute with
+    websockets' router, not with the frameworks users choose instead). The
+    full preset shrinks to 3 rounds (2 for fan-out and memory) on uvloop so
+    that nine server kinds fit in about ten minutes on two cores.
+    """
+    every = ("raw", "wsroute", *peer_kinds)
+    s = dataclasses.replace(s, kinds=every, fanout_kinds=every, memory_kinds=every)
+    s.scenarios = (*(x for x in s.scenarios if x != "routing"), "memory", "tenk")
+    if preset == "full":
+        s.rounds, s.fanout_rounds, s.duration, s.loops = 3, 2, 1.0, ("uvloop",)
+    if preset == "quick":
+        s.memory_clients = 500
+    if preset == "smoke":  # every peer starts and answers; memory and 10k only exercised
+        s.echo_sizes, s.memory_kinds = (32,), ("raw", "wsroute")
+        s.memory_clients, s.tenk, s.tenk_procs = 10, 40, 2
+    return s
 
 
 PRESETS = {

@@ -10,6 +10,13 @@ frame headers: it counts data frames (fan-out), wakes one waiter per frame
 built once per message (:func:`client_frame`). RFC 6455 is followed where the server can tell: the handshake
 is complete, and the client's frames (pong, close) are masked (with a zero
 key, which is allowed: the mask is there to protect proxies, not loopback).
+
+Two options cover the peers of :mod:`benchmarks.peers`: ``deflate=True``
+offers permessage-deflate as browsers do (for the memory phases; compressed
+frames are counted, not inflated), and ``protocol="sio"`` speaks Engine.IO 4
+/ Socket.IO 5 over the WebSocket: it waits for the ``0{...}`` open packet,
+connects to the default namespace (``40``), answers pings (``2`` → ``3``),
+and counts only event packets.
 """
 
 from __future__ import annotations
@@ -17,8 +24,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
+import zlib
 from collections.abc import Callable
-from typing import cast
+from typing import Any, cast
 
 TEXT, BINARY, CLOSE, PING = 0x1, 0x2, 0x8, 0x9
 ZERO_MASK = b"\x00\x00\x00\x00"
@@ -36,7 +44,11 @@ def client_frame(payload: bytes, opcode: int = TEXT) -> bytes:
     return header + ZERO_MASK + payload
 
 
-def handshake_request(host: str, port: int, path: str, headers: dict[str, str]) -> bytes:
+DEFLATE_OFFER = "permessage-deflate; client_max_window_bits"
+"""What Chromium and Firefox offer."""
+
+
+def handshake_request(host: str, port: int, path: str, headers: dict[str, str], deflate: bool = False) -> bytes:
     """Return the HTTP upgrade request, with a fresh Sec-WebSocket-Key."""
     key = base64.b64encode(os.urandom(16)).decode()
     lines = [
@@ -48,18 +60,25 @@ def handshake_request(host: str, port: int, path: str, headers: dict[str, str]) 
         "Sec-WebSocket-Version: 13",
     ]
     lines += [f"{name}: {value}" for name, value in headers.items()]
+    if deflate:
+        lines.append(f"Sec-WebSocket-Extensions: {DEFLATE_OFFER}")
     return ("\r\n".join(lines) + "\r\n\r\n").encode()
 
 
 class Receiver(asyncio.Protocol):
     """Counts the data frames of one connection; calls ``on_message`` for each."""
 
-    def __init__(self, request: bytes, on_message: Callable[[], None]) -> None:
+    def __init__(self, request: bytes, on_message: Callable[[], None], protocol: str = "ws") -> None:
         self.request = request
         self.on_message = on_message
+        self.sio = protocol == "sio"
         self.buffer = bytearray()
         self.upgraded: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self.ready: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        """Done when messages can flow: at the 101, or for Socket.IO once the namespace is joined."""
         self.closed = asyncio.get_running_loop().create_future()
+        self.deflate = False
+        self.inflater: Any = None
         self.transport: asyncio.Transport | None = None
         self.closing = False
         self.waiter: asyncio.Future[None] | None = None
@@ -76,10 +95,15 @@ class Receiver(asyncio.Protocol):
             if end < 0:
                 return
             ok = self.buffer.startswith(b"HTTP/1.1 101")
+            self.deflate = b"permessage-deflate" in self.buffer[:end].lower()
             del self.buffer[: end + 4]
             self.upgraded.set_result(ok)
             if not ok:
+                if not self.ready.done():
+                    self.ready.set_result(False)
                 return
+            if not self.sio:
+                self.ready.set_result(True)
         self._frames()
 
     def _frames(self) -> None:
@@ -98,7 +122,9 @@ class Receiver(asyncio.Protocol):
             if size - at < header + length:
                 break
             opcode = buf[at] & 0x0F
-            if opcode in (TEXT, BINARY):
+            if opcode in (TEXT, BINARY) and self.sio:
+                self._packet(bytes(buf[at + header : at + header + length]), bool(buf[at] & 0x40))
+            elif opcode in (TEXT, BINARY):
                 self.on_message()
                 waiter = self.waiter
                 if waiter is not None and not waiter.done():
@@ -110,6 +136,25 @@ class Receiver(asyncio.Protocol):
                 self._send(CLOSE, b"")
             at += header + length
         del buf[:at]
+
+    def _packet(self, payload: bytes, compressed: bool) -> None:
+        """One Engine.IO packet: open, namespace connect, ping, or an event to count."""
+        if compressed:
+            if self.inflater is None:
+                self.inflater = zlib.decompressobj(-15)
+            payload = self.inflater.decompress(payload + b"\x00\x00\xff\xff")
+        if payload == b"2":  # ping
+            self._send(TEXT, b"3")
+        elif payload[:1] == b"0":  # open: join the default namespace
+            self._send(TEXT, b"40")
+        elif payload[:2] == b"40":
+            if not self.ready.done():
+                self.ready.set_result(True)
+        elif payload[:2] == b"42":  # an event
+            self.on_message()
+            waiter = self.waiter
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
 
     def _send(self, opcode: int, payload: bytes) -> None:
         """Send one masked control frame (payload < 126 bytes)."""
@@ -134,6 +179,8 @@ class Receiver(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         if not self.upgraded.done():
             self.upgraded.set_result(False)
+        if not self.ready.done():
+            self.ready.set_result(False)
         if not self.closed.done():
             self.closed.set_result(True)
         if self.waiter is not None and not self.waiter.done():
@@ -141,16 +188,30 @@ class Receiver(asyncio.Protocol):
 
 
 async def open_receiver(
-    uri_host: str, port: int, path: str, headers: dict[str, str], on_message: Callable[[], None], timeout: float = 10
+    uri_host: str,
+    port: int,
+    path: str,
+    headers: dict[str, str],
+    on_message: Callable[[], None],
+    timeout: float = 10,
+    protocol_name: str = "ws",
+    deflate: bool = False,
 ) -> Receiver | None:
-    """Connect and upgrade; return the receiver, or None if the server refused."""
+    """Connect and upgrade (and join Socket.IO's namespace); None if the server refused.
+
+    Args:
+        protocol_name: ``ws`` (plain WebSocket) or ``sio`` (Socket.IO 5 on Engine.IO 4).
+        deflate: offer permessage-deflate.
+    """
     loop = asyncio.get_running_loop()
-    request = handshake_request(uri_host, port, path, headers)
+    request = handshake_request(uri_host, port, path, headers, deflate)
     protocol: Receiver | None = None
     try:
         async with asyncio.timeout(timeout):
-            _, protocol = await loop.create_connection(lambda: Receiver(request, on_message), uri_host, port)
-            if await protocol.upgraded:
+            _, protocol = await loop.create_connection(
+                lambda: Receiver(request, on_message, protocol_name), uri_host, port
+            )
+            if await protocol.ready:
                 return protocol
     except (OSError, TimeoutError):
         pass

@@ -68,6 +68,17 @@ def _row(
         "ratio": vs_ref("rate"),
         "server_cpu": med("server_cpu"),
     }
+    if scenario.startswith("memory"):
+        row.update(
+            memory_per_conn=med("memory_per_conn"),
+            memory_active=med("memory_active"),
+            memory_ratio=vs_ref("memory_per_conn"),
+            active_ratio=vs_ref("memory_active"),
+            negotiated=med("negotiated"),
+            connected=med("connected"),
+            delivered=med("delivered"),
+        )
+        return row
     if scenario.startswith("fanout"):
         row.update(
             first_last_ms=med("first_last_ms"),
@@ -111,7 +122,7 @@ def network_table(rows: list[dict[str, Any]]) -> list[list[str]]:
     header += ["srv cpu", "cli cpu", "bg cpu", "limit"]
     out = [header]
     for r in rows:
-        if r["scenario"].startswith("fanout"):
+        if r["scenario"].startswith(("fanout", "memory")):
             continue
         unit = NETWORK_UNITS[r["scenario"].split("_")[0]]
         out.append(
@@ -178,6 +189,154 @@ def fanout_table(rows: list[dict[str, Any]]) -> list[list[str]]:
     return out
 
 
+PEER_NAMES = {
+    "raw": "raw websockets",
+    "wsroute": "**wsroute**",
+    "starlette": "Starlette (uvicorn, websockets sans-I/O)",
+    "starlette-wsproto": "Starlette (uvicorn, wsproto)",
+    "fastapi": "FastAPI (uvicorn)",
+    "socketio": "python-socketio (ASGI, uvicorn)",
+    "channels-uvicorn": "Channels (uvicorn)",
+    "channels-daphne": "Channels (daphne)",
+    "aiohttp": "aiohttp",
+}
+
+
+def _lookup(rows: list[dict[str, Any]], loop: str) -> dict[tuple[str, str], dict[str, Any]]:
+    return {(r["scenario"], r["kind"]): r for r in rows if r["loop"] == loop}
+
+
+def _rate_cell(row: dict[str, Any] | None, digits: int = 2) -> str:
+    if row is None:
+        return "n/a"
+    return f"{_num(row['rate'])} ({_num(row.get('ratio', math.nan), digits)}x)"
+
+
+def peer_kinds(rows: list[dict[str, Any]]) -> list[str]:
+    """The kinds of a peers run, in report order (raw, wsroute, then each peer)."""
+    kinds = {r["kind"] for r in rows}
+    if not kinds - {"raw", "werkzeug", "wsroute", "rawhook"}:
+        return []
+    return [k for k in PEER_NAMES if k in kinds]
+
+
+def _fanout_sizes(rows: list[dict[str, Any]]) -> list[int]:
+    return sorted({int(r["scenario"].split("_")[1]) for r in rows if r["scenario"].startswith("fanout")})
+
+
+def peers_table(rows: list[dict[str, Any]], loop: str) -> list[list[str]]:
+    """One row per server kind: every throughput scenario with its ratio to raw, and server CPU per op."""
+    at = _lookup(rows, loop)
+    sizes = _fanout_sizes(rows) or [1000, 5000]
+    small, large = sizes[0], sizes[-1]
+    out = [
+        [
+            "server",
+            "handshakes/s (x raw)",
+            "srv us/handshake",
+            "echo 32 B msg/s (x raw)",
+            "srv us/msg",
+            "p50 / p99 ms",
+            "echo 4 KiB msg/s (x raw)",
+            "srv us/msg 4 KiB",
+            "typed JSON echo",
+            f"fan-out {small:,} deliv/s (x raw)",
+            f"fan-out {large:,} deliv/s (x raw)",
+            f"srv CPU ms / {large:,} x 10 msgs",
+        ]
+    ]
+    for kind in peer_kinds(rows):
+        hs, e32, e4k = at.get(("handshake", kind)), at.get(("echo_fn_32", kind)), at.get(("echo_fn_4096", kind))
+        cls = at.get(("echo_cls_32", kind))
+        f1, f5 = at.get((f"fanout_{small}", kind)), at.get((f"fanout_{large}", kind))
+        out.append(
+            [
+                PEER_NAMES[kind],
+                _rate_cell(hs),
+                _num(hs["server_us_per_op"], 0) if hs else "n/a",
+                _rate_cell(e32),
+                _num(e32["server_us_per_op"], 1) if e32 else "n/a",
+                f"{_num(e32['p50_ms'], 2)} / {_num(e32['p99_ms'], 2)}" if e32 else "n/a",
+                _rate_cell(e4k),
+                _num(e4k["server_us_per_op"], 1) if e4k else "n/a",
+                _rate_cell(cls) if cls else "n/a: no typed dispatch",
+                _rate_cell(f1),
+                _rate_cell(f5) if large != small else "-",
+                _num(f5["server_cpu_ms"], 0) if f5 else "n/a",
+            ]
+        )
+    return out
+
+
+def memory_table(rows: list[dict[str, Any]], loop: str) -> list[list[str]]:
+    """Memory per idle connection without and with permessage-deflate offered, per kind."""
+    at = _lookup(rows, loop)
+    memory = sorted({r["scenario"] for r in rows if r["scenario"].startswith("memory_deflate")})
+    if not memory:
+        return []
+    sizes = _fanout_sizes(rows)
+    plain = f"fanout_{sizes[-1]}" if sizes else ""
+    out = [
+        [
+            "server",
+            f"no deflate KiB/conn ({plain.split('_')[-1]} idle)" if plain else "no deflate",
+            "x raw",
+            "deflate offered: idle KiB/conn",
+            "x raw",
+            "after 1 msg KiB/conn",
+            "x raw",
+            "deflate negotiated",
+        ]
+    ]
+    for kind in peer_kinds(rows) or [k for k in ("raw", "wsroute") if (memory[0], k) in at]:
+        f, m = at.get((plain, kind)), at.get((memory[0], kind))
+        out.append(
+            [
+                PEER_NAMES.get(kind, kind),
+                _num(f["memory_per_conn"] / 1024, 1) if f else "n/a",
+                _num(f.get("memory_ratio", math.nan), 2) if f else "",
+                _num(m["memory_per_conn"] / 1024, 1) if m else "n/a",
+                _num(m.get("memory_ratio", math.nan), 2) if m else "",
+                _num(m["memory_active"] / 1024, 1) if m else "n/a",
+                _num(m.get("active_ratio", math.nan), 2) if m else "",
+                f"{_num(m['negotiated'])}/{_num(m['connected'])}" if m else "n/a",
+            ]
+        )
+    return out
+
+
+def tenk_table(tenk: dict[str, dict[str, Any]]) -> list[list[str]]:
+    """The one-process 10,000-connection figures (deflate offered), one row per kind."""
+    out = [
+        [
+            "server",
+            "connected",
+            "deflate negotiated",
+            "time to accept s",
+            "total RSS MiB",
+            "KiB/conn",
+            "1 msg to all: last delivery ms",
+            "delivered",
+            "RSS after it MiB",
+        ]
+    ]
+    for kind, t in tenk.items():
+        out.append(
+            [
+                PEER_NAMES.get(kind, kind),
+                _num(t["connected"]),
+                _num(t["negotiated"]),
+                _num(t["accept_s"], 1),
+                _num(t["rss_mib"], 0),
+                _num(t["per_conn_kib"], 1),
+                _num(t["broadcast_last_ms"], 0),
+                _num(t["delivered"]),
+                _num(t["rss_after_broadcast_mib"], 0),
+            ]
+        )
+    return out
+
+
 def routing_table(routing: dict[str, dict[str, Any]]) -> list[list[str]]:
     """Return the route-matching results as table cells (header first)."""
     out = [["scenario", "werkzeug match/s", "wsroute match/s", "x werkzeug"]]
@@ -210,9 +369,14 @@ def render(cells: list[list[str]], markdown: bool = False) -> str:
 
 def tables(result: dict[str, Any], markdown: bool = False) -> str:
     """Render every table of a result document."""
+    rows = result["summary"]
+    loop = rows[0]["loop"] if rows else ""
     parts = [
-        render(network_table(result["summary"]), markdown),
-        render(fanout_table(result["summary"]), markdown),
+        render(peers_table(rows, loop), markdown) if peer_kinds(rows) else "",
+        render(memory_table(rows, loop), markdown),
+        render(tenk_table(result.get("tenk", {})), markdown) if result.get("tenk") else "",
+        render(network_table(rows), markdown),
+        render(fanout_table(rows), markdown),
         render(routing_table(result.get("routing", {})), markdown),
     ]
     return "\n\n".join(p for p in parts if p)

@@ -20,7 +20,7 @@ import math
 import time
 from typing import Any
 
-from benchmarks import procs, stats
+from benchmarks import peers, procs, stats
 from benchmarks.clients import client_main
 from benchmarks.config import Settings
 from benchmarks.servers import server_main
@@ -40,13 +40,23 @@ def split(total: int, parts: int) -> list[int]:
     return [s for s in shares if s > 0]
 
 
-class Server:
-    """A server process of one kind serving one endpoint."""
+FRAMEWORK_KINDS = ("raw", "rawhook", "werkzeug", "wsroute")
+"""Kinds that serve ``/json`` (typed JSON dispatch); the peers serve ``/echo`` and ``/idle``."""
 
-    def __init__(self, kind: str, mode: str, loop: str, profile: str = "") -> None:
-        self.child = procs.Child(server_main, kind, mode, loop, profile)
-        hello = self.child.recv(60)
-        self.uri = f"ws://127.0.0.1:{hello['port']}/{mode}"
+
+class Server:
+    """A server process of one kind serving one endpoint.
+
+    Attributes:
+        uri: what the clients connect to (Socket.IO's Engine.IO path for ``socketio``).
+        protocol: what the clients speak, ``ws`` or ``sio``.
+    """
+
+    def __init__(self, kind: str, mode: str, loop: str, profile: str = "", deflate: bool = False) -> None:
+        self.child = procs.Child(server_main, kind, mode, loop, profile, deflate)
+        hello = self.child.recv(90)
+        self.uri = f"ws://127.0.0.1:{hello['port']}{peers.path_for(kind, mode)}"
+        self.protocol = peers.PROTOCOL.get(kind, "ws")
         self.note = hello.get("note", "")
 
     def stats(self, collect: bool = False) -> Result:
@@ -104,12 +114,19 @@ def handshake(server: Server, clients: list[procs.Child], s: Settings) -> Result
     """Open + close connections at concurrency ``s.handshake_concurrency``."""
     shares = split(s.handshake_concurrency, len(clients))
     budget = s.max_ops // len(shares)
-    commands = [("handshake", server.uri, n, s.duration, budget) for n in shares]
+    commands = [("handshake", server.uri, n, s.duration, budget, server.protocol) for n in shares]
     return load_phase(server, clients, commands, s.duration + 60)
 
 
-def echo_message(mode: str, size: int) -> str:
-    """Return a ``size``-byte message: plain text, or JSON with a "type"."""
+def echo_message(mode: str, size: int, protocol: str = "ws") -> str:
+    """Return a ``size``-byte message: plain text, JSON with a "type", or a Socket.IO event.
+
+    The Socket.IO packet ``42["echo","xxx..."]`` is padded to the same
+    ``size`` bytes on the wire as the others.
+    """
+    if protocol == "sio":
+        envelope = '42["echo",""]'
+        return '42["echo","' + "x" * max(0, size - len(envelope)) + '"]'
     if mode == "echo":
         return "x" * size
     envelope = json.dumps({"type": "echo", "data": ""})
@@ -120,8 +137,8 @@ def echo(server: Server, clients: list[procs.Child], s: Settings, mode: str, siz
     """Round trips on ``s.echo_connections`` connections, one in flight each."""
     shares = split(s.echo_connections, len(clients))
     budget = s.max_ops // len(shares)
-    message = echo_message(mode, size)
-    commands = [("echo", server.uri, n, message, s.duration, budget) for n in shares]
+    message = echo_message(mode, size, server.protocol)
+    commands = [("echo", server.uri, n, message, s.duration, budget, server.protocol) for n in shares]
     return load_phase(server, clients, commands, s.duration + 60)
 
 
@@ -143,7 +160,8 @@ def fanout(server: Server, clients: list[procs.Child], s: Settings, count: int) 
     """Connect ``count`` idle clients, measure memory, then broadcast to them."""
     baseline = server.stats(collect=True)
     shares = split(count, len(clients))
-    replies = command_all(clients, [("idle", server.uri, n, 50) for n in shares], 60 + count / 50)
+    commands = [("idle", server.uri, n, 50, server.protocol) for n in shares]
+    replies = command_all(clients, commands, 60 + count / 50)
     connected = sum(r["connected"] for r in replies)
     loaded = wait_connections(server, connected, 10)
     memory = (loaded["rss"] - baseline["rss"]) / max(1, loaded["connections"])
@@ -217,13 +235,97 @@ def run_loop(s: Settings, loop: str, clients: list[procs.Child], notes: set[str]
 
     for r in range(s.rounds):
         for kind in rotated(s.kinds, r):
-            for mode in ("echo", "json"):
+            for mode in ("echo", "json") if kind in FRAMEWORK_KINDS else ("echo",):
                 guarded(f"{kind} /{mode}", _echo_server, s, loop, kind, mode, clients, add, notes)
         if "fanout" in s.scenarios and r < s.fanout_rounds:
             for kind in rotated(s.fanout_kinds, r):
                 for count in s.fanout_clients:
                     guarded(f"{kind} fanout_{count}", _fanout_server, s, loop, kind, count, clients, add)
+        if "memory" in s.scenarios and r < s.fanout_rounds:
+            for kind in rotated(s.memory_kinds, r):
+                label = f"memory_deflate_{s.memory_clients}"
+                guarded(f"{kind} {label}", _memory_server, s, loop, kind, clients, add)
     return out
+
+
+def _memory_server(s: Settings, loop: str, kind: str, clients: list[procs.Child], add: Any) -> None:
+    """Idle memory per connection with permessage-deflate offered, on a fresh server.
+
+    The server runs with its own default compression; every client offers
+    permessage-deflate as browsers do. ``memory_per_conn`` is the idle
+    figure (handshake done, no message yet); ``memory_active`` the same
+    after one 64-byte broadcast reached every connection (each compressor
+    has then been used once); ``negotiated`` how many connections the server
+    accepted the extension on.
+    """
+    server = Server(kind, "idle", loop, deflate=True)
+    try:
+        baseline = server.stats(collect=True)
+        shares = split(s.memory_clients, len(clients))
+        commands = [("idle", server.uri, n, 50, server.protocol, True) for n in shares]
+        replies = command_all(clients, commands, 60 + s.memory_clients / 50)
+        connected = sum(r["connected"] for r in replies)
+        loaded = wait_connections(server, connected, 10)
+        first = deliver(server, clients, len(shares), 1, 1, s.fanout_size)
+        active = server.stats(collect=True)
+        command_all(clients, [("close_idle",)] * len(shares), 60)
+        per = max(1, loaded["connections"])
+        add(
+            f"memory_deflate_{s.memory_clients}",
+            kind,
+            {
+                "connected": connected,
+                "negotiated": sum(r["deflate"] for r in replies),
+                "memory_per_conn": (loaded["rss"] - baseline["rss"]) / per,
+                "memory_active": (active["rss"] - baseline["rss"]) / per,
+                "delivered": first["received"],
+                "first_last_ms": first["last_ms"],
+            },
+        )
+    finally:
+        server.stop()
+
+
+def tenk(s: Settings, loop: str, kind: str, notes: set[str]) -> Result:
+    """``s.tenk`` idle connections with deflate offered, on one server process.
+
+    The clients are spread over ``s.tenk_procs`` fresh processes (each holds
+    ``s.tenk / s.tenk_procs`` sockets; RLIMIT_NOFILE is raised to its hard
+    limit in every process). Reports the server's total RSS, RSS per
+    connection, the time to accept them all, and one broadcast to all.
+    """
+    clients = start_clients(s.tenk_procs)
+    server = Server(kind, "idle", loop, deflate=True)
+    try:
+        baseline = server.stats(collect=True)
+        shares = split(s.tenk, len(clients))
+        started = time.monotonic()
+        commands = [("idle", server.uri, n, 100, server.protocol, True) for n in shares]
+        replies = command_all(clients, commands, 120 + s.tenk / 50)
+        connected = sum(r["connected"] for r in replies)
+        loaded = wait_connections(server, connected, 30)
+        accept_s = time.monotonic() - started
+        first = deliver(server, clients, len(shares), 1, 1, s.fanout_size)
+        after = server.stats(collect=True)
+        command_all(clients, [("close_idle",)] * len(shares), 120)
+        if connected < s.tenk:
+            notes.add(f"{loop} tenk {kind}: only {connected:,} of {s.tenk:,} connections opened")
+        return {
+            "connected": connected,
+            "negotiated": sum(r["deflate"] for r in replies),
+            "accept_s": accept_s,
+            "rss_base_mib": baseline["rss"] / 2**20,
+            "rss_mib": loaded["rss"] / 2**20,
+            "rss_after_broadcast_mib": after["rss"] / 2**20,
+            "per_conn_kib": (loaded["rss"] - baseline["rss"]) / max(1, loaded["connections"]) / 1024,
+            "delivered": first["received"],
+            "broadcast_last_ms": first["last_ms"],
+            "broadcast_cpu_ms": first["server_cpu_ms"],
+        }
+    finally:
+        server.stop()
+        for child in clients:
+            child.stop()
 
 
 def _fanout_server(s: Settings, loop: str, kind: str, count: int, clients: list[procs.Child], add: Any) -> None:
@@ -244,7 +346,7 @@ def _echo_server(
     if mode == "echo" and not {"echo", "handshake"} & set(s.scenarios):
         return
     server = Server(kind, mode, loop)
-    if server.note:
+    if server.note and kind in FRAMEWORK_KINDS:
         notes.add(server.note)
     try:
         if mode == "echo" and "handshake" in s.scenarios:

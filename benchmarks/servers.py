@@ -23,6 +23,7 @@ import gc
 import inspect
 import multiprocessing.connection
 import time
+from collections.abc import Callable
 from typing import Any
 
 from benchmarks import procs
@@ -32,32 +33,54 @@ Conn = multiprocessing.connection.Connection
 _TASKS: set[asyncio.Future[None]] = set()
 
 
-def server_main(conn: Conn, kind: str, mode: str, loop: str, profile: str) -> None:
+def server_main(conn: Conn, kind: str, mode: str, loop: str, profile: str, deflate: bool = False) -> None:
     """Entry point of the spawned server process.
 
     Args:
         conn: the control pipe.
-        kind: ``raw``, ``werkzeug`` or ``wsroute``.
+        kind: ``raw``, ``werkzeug``, ``wsroute`` or a peer (:mod:`benchmarks.peers`).
         mode: the endpoint the load will use (``echo``, ``json``, ``idle``).
-        loop: ``asyncio`` or ``uvloop``.
+        loop: ``asyncio`` or ``uvloop`` (daphne always runs its own asyncio loop).
         profile: a path to write cProfile stats to, or ``""`` for none.
+        deflate: serve with the kind's default permessage-deflate.
     """
     procs.raise_nofile_limit()
     procs.pin("server")
     profiler = cProfile.Profile() if profile else None
     try:
-        procs.run_in_loop(loop, lambda: _serve(conn, kind, mode, profiler))
+        if kind == "channels-daphne":
+            _serve_daphne(conn)
+        else:
+            procs.run_in_loop(loop, lambda: _serve(conn, kind, mode, profiler, deflate))
     finally:
         if profiler is not None:
             profiler.dump_stats(profile)
         conn.close()
 
 
-async def _serve(conn: Conn, kind: str, mode: str, profiler: Any) -> None:
-    closable, running = await start(kind, "/" + mode)
+def _serve_daphne(conn: Conn) -> None:
+    """Run daphne's reactor; the control pipe is watched by the loop under it."""
+    from twisted.internet import reactor
+
+    from benchmarks.peers import run_daphne
+
+    def announce(running: Running, loop: asyncio.AbstractEventLoop) -> None:
+        def stop() -> None:
+            loop.remove_reader(conn.fileno())
+            reactor.stop()  # type: ignore[attr-defined]
+
+        loop.add_reader(conn.fileno(), _on_command, conn, running, stop)
+        gc.collect()
+        procs.reply(conn, {"port": running.port, "note": running.note})
+
+    run_daphne(announce)
+
+
+async def _serve(conn: Conn, kind: str, mode: str, profiler: Any, deflate: bool) -> None:
+    closable, running = await start(kind, "/" + mode, deflate)
     stopped = asyncio.Event()
     loop = asyncio.get_running_loop()
-    loop.add_reader(conn.fileno(), _on_command, conn, running, stopped)
+    loop.add_reader(conn.fileno(), _on_command, conn, running, stopped.set)
     gc.collect()
     procs.reply(conn, {"port": running.port, "note": running.note})
     if profiler is not None:
@@ -83,16 +106,16 @@ async def _close(closable: Any) -> None:
         pass
 
 
-def _on_command(conn: Conn, running: Running, stopped: asyncio.Event) -> None:
+def _on_command(conn: Conn, running: Running, stop: Callable[[], None]) -> None:
     """Handle one control command; called by the loop when the pipe is readable."""
     try:
         command = conn.recv()
     except EOFError:
-        stopped.set()
+        stop()
         return
     name = command[0]
     if name == "stop":
-        stopped.set()
+        stop()
     elif name == "stats":
         cpu = procs.cpu_seconds()
         if len(command) > 1 and command[1]:  # only for memory: a full collection is not load

@@ -25,7 +25,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from benchmarks.apps import SERVE_OPTIONS, TOKEN, Running, filler_paths
+from benchmarks.apps import TOKEN, Running, filler_paths, serve_options
 
 VALID_TOKENS = {TOKEN: "bench-user"}
 HEADERS_SETTINGS = {
@@ -65,7 +65,7 @@ def bundled_plugin(folder: str, module: str) -> Any | None:
     return importlib.import_module(module)
 
 
-def build_app() -> tuple[Any, str]:
+def build_app(tokens: dict[str, str] | None = None) -> tuple[Any, str]:
     """Build the 50-route app; return it and a note saying which plugins it loaded.
 
     Entry-point discovery is off: whatever else happens to be installed in
@@ -73,8 +73,16 @@ def build_app() -> tuple[Any, str]:
     The plugins measured are the bundled ones a production app would load:
     the headers plugin (configured) and the health plugin (its
     ``wsroute_process_request`` runs on every handshake).
+
+    Args:
+        tokens: the auth middleware's ``{Authorization value: user}`` table
+            (default :data:`VALID_TOKENS`); an independent harness whose
+            client sends no such header passes ``{"": "anonymous"}`` too,
+            so the middleware still runs its lookup on every handshake.
     """
     import wsroute
+
+    valid = VALID_TOKENS if tokens is None else tokens
 
     # Diagnostic: WSROUTE_BENCH_APP=bare|middleware|headers|health|full (the
     # default) builds the app without the parts not named, to tell the
@@ -87,7 +95,7 @@ def build_app() -> tuple[Any, str]:
     app = wsroute.App(settings=settings, plugins=plugins, load_entrypoints=False)
 
     def auth(conn: Any, request: Any) -> Any:
-        user = VALID_TOKENS.get(request.headers.get("Authorization", ""))
+        user = valid.get(request.headers.get("Authorization", ""))
         if user is None:
             return conn.respond(401, "bad token\n")
         conn.ctx.user = user
@@ -119,10 +127,14 @@ def build_app() -> tuple[Any, str]:
     return app, f"wsroute plugins loaded: {loaded}{missing}"
 
 
-async def start_wsroute(path: str) -> tuple[Any, Running]:
-    """Start the app on 127.0.0.1 port 0; ``path`` is unused (all routes are served)."""
+async def start_wsroute(path: str, deflate: bool = False) -> tuple[Any, Running]:
+    """Start the app on 127.0.0.1 port 0; ``path`` is unused (all routes are served).
+
+    With ``deflate`` the app negotiates permessage-deflate with wsroute's
+    default settings (:mod:`wsroute.compression`); otherwise not at all.
+    """
     app, note = build_app()
-    manager = app.serve("127.0.0.1", 0, **SERVE_OPTIONS)
+    manager = app.serve("127.0.0.1", 0, **serve_options(deflate))
     server = await manager.__aenter__()
     port = int(next(iter(server.sockets)).getsockname()[1])
 

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 from .callbacks import describe
 from .chaining import chain_process_request, chain_process_response
+from .compression import serve_options
 from .connection import Connection
 from .di import bind
 from .errors import ConfigurationError, PluginError, RouteError
@@ -431,7 +432,7 @@ class App:
         if self._handshake is None or self._session is None:
             self._prepare()
         assert self._handshake is not None and self._session is not None
-        kwargs = dict(options)
+        kwargs = serve_options(options)  # wsroute's permessage-deflate default
         kwargs.setdefault("create_connection", Connection)
         if "select_subprotocol" in kwargs:
             _check_own_select_subprotocol(self.routes)
