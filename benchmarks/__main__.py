@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import sys
 import time
 from pathlib import Path
@@ -58,7 +59,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--no-pin", dest="pin", action="store_false", help="do not pin the server to CPU 0 and the clients to the rest"
     )
     parser.add_argument("--output", type=Path, default=RESULTS, help=f"JSON results file (default: {RESULTS})")
-    parser.add_argument("--docs", type=Path, help="also write a Markdown report there (docs/benchmarks.md)")
+    parser.add_argument(
+        "--docs",
+        type=Path,
+        help="also write a Markdown report there (docs/benchmarks.md), with the compression study, and the "
+        "README's headline line in snippets/benchmarks-headline.md beside it",
+    )
+    parser.add_argument(
+        "--wsbench",
+        type=Path,
+        help="a results file of the independent harness (wsbench.py run --json) to summarise on the page",
+    )
     parser.set_defaults(preset="full")
     return parser.parse_args(argv)
 
@@ -147,11 +158,14 @@ def main(argv: list[str] | None = None) -> int:
     for note in result["notes"]:
         print("note:", note)
     print(f"elapsed {result['elapsed_s']:.0f}s; results in {args.output}")
-    report.write_json(args.output, result)
     if args.docs:
-        from benchmarks import docs
+        from benchmarks import deflate, docs, wsbench_summary
 
-        docs.write(args.docs, result)
+        result["deflate"] = deflate.run()
+        if args.wsbench:
+            result["wsbench"] = wsbench_summary.summarise(json.loads(args.wsbench.read_text()))
+        docs.write(args.docs, result, snippet=args.docs.parent / "snippets" / docs.SNIPPET.name)
+    report.write_json(args.output, result)
     return 0
 
 

@@ -1,15 +1,26 @@
-"""Write docs/benchmarks.md from a result document.
+"""Write docs/benchmarks.md (and the README's headline line) from a result document.
 
 The page is generated, not hand-edited, so the figures, the machine they
 were measured on and the command that produced them can never disagree.
-Hand-written analysis lives in ``ANALYSIS`` below, next to the generator.
+Every verdict on the page is computed from the figures too: which targets
+were met, what limited each phase, where wsroute is below a peer, and
+whether an optimisation suggested in ``ANALYSIS.md`` is in the measured
+commit (``{status:COMMIT}`` markers). Hand-written analysis lives in
+``ANALYSIS.md`` beside this file and is appended to the page.
+
+``python -m benchmarks.docs [RESULTS.json PAGE.md]`` regenerates the page
+from a saved run; ``python -m benchmarks --peers --docs docs/benchmarks.md``
+runs and writes it.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
+import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +28,8 @@ from benchmarks import report, stats
 
 ANALYSIS = Path(__file__).parent / "ANALYSIS.md"
 """Hand-written findings (profile, limits, suggestions), appended to the page."""
+SNIPPET = Path("docs/snippets/benchmarks-headline.md")
+"""The README's headline line, generated with the page (the README includes this file's text)."""
 
 TARGETS = [  # (scenario, key, comparison, bound, what)
     ("handshake", "ratio", ">=", 0.95, "handshakes/s vs raw"),
@@ -28,24 +41,52 @@ TARGETS = [  # (scenario, key, comparison, bound, what)
     ("fanout_5000", "ratio", ">=", 1.0, "hub deliveries/s vs websockets.broadcast, 5,000"),
     ("fanout_1000", "memory_ratio", "<=", 1.1, "memory per idle connection vs raw, 1,000"),
     ("fanout_5000", "memory_ratio", "<=", 1.1, "memory per idle connection vs raw, 5,000"),
+    ("memory_deflate", "memory_ratio", "<=", 0.6, "memory per idle connection, deflate negotiated, vs raw"),
 ]
+THROUGHPUT = ("handshake", "echo_fn_32", "echo_fn_4096", "fanout_1000", "fanout_5000")
+TENK_RSS_MIB = 250
+HANDSHAKE_P50_X = 1.1
 
 HEADER = """# Benchmarks
 
-wsroute is measured against **raw websockets** (`serve()` with one handler)
-and **websockets' werkzeug router** (`websockets.asyncio.router.route`), back
-to back in the same run, on 127.0.0.1. The server runs in its own process,
-the load generators in others; every phase is bounded in count and in time.
-Figures are medians over rounds; "x raw" is the median of per-round ratios
-against raw websockets measured in the same round. How to run it and what
-each scenario does: [`benchmarks/README.md`](../benchmarks/README.md).
+wsroute is measured against **raw websockets** (`serve()` with one handler),
+against **the frameworks users pick instead** — Starlette and FastAPI on
+uvicorn, python-socketio, Django Channels on uvicorn and on daphne, aiohttp —
+and (without `--peers`) against websockets' werkzeug router, back to back in
+the same run, on 127.0.0.1, with the same load generators. The server runs in
+its own process, the load generators in others; every phase is bounded in
+count and in time. Figures are medians over rounds; "x raw" is the median of
+per-round ratios against raw websockets measured in the same round. How to run
+it and what each scenario does: [`benchmarks/README.md`](../benchmarks/README.md).
 """
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, int | float) and not math.isnan(value)
+
+
+def _fmt(value: Any, digits: int = 2) -> str:
+    return f"{value:,.{digits}f}" if _finite(value) else "-"
+
+
+def _rows(result: dict[str, Any], loop: str | None = None) -> list[dict[str, Any]]:
+    rows = result["summary"]
+    loop = loop or (rows[0]["loop"] if rows else "")
+    return [r for r in rows if r["loop"] == loop]
+
+
+def _row(rows: list[dict[str, Any]], scenario: str, kind: str) -> dict[str, Any] | None:
+    for row in rows:
+        if row["kind"] == kind and (row["scenario"] == scenario or row["scenario"].startswith(scenario + "_")):
+            return row
+    return None
 
 
 def machine_section(result: dict[str, Any]) -> str:
     """Describe the machine, the software and the command of this run."""
     m = result["machine"]
     s = result["settings"]
+    versions = ", ".join(f"{name} {v}" for name, v in sorted(m.get("peers", {}).items()))
     return "\n".join(
         [
             "## Machine and command",
@@ -55,9 +96,10 @@ def machine_section(result: dict[str, Any]) -> str:
                 f"- Python {m['python']}, websockets {m['websockets']}, uvloop {m['uvloop']}, "
                 f"werkzeug {m['werkzeug']}; wsroute commit `{m['commit']}`; {m['date']}"
             ),
+            *([f"- peers: {versions}"] if versions else []),
             (
                 f"- command: `{result.get('command', 'python -m benchmarks')}` "
-                f"({s['rounds']} rounds x {s['duration']} s per phase, "
+                f"({s['rounds']} rounds x {s['duration']} s per phase, {s['fanout_rounds']} rounds of fan-out, "
                 f"{s['client_procs']} client processes; took {result['elapsed_s']:.0f} s)"
             ),
             (
@@ -71,64 +113,352 @@ def machine_section(result: dict[str, Any]) -> str:
 
 def background_line(result: dict[str, Any]) -> str:
     """Say how busy the shared machine was with other programs during the run."""
-    values = [r.get("background_cpu") for r in result["summary"]]
-    finite = [v for v in values if isinstance(v, float) and not math.isnan(v)]
+    finite = [v for v in (r.get("background_cpu") for r in result["summary"]) if _finite(v)]
     if not finite:
         return "- background load: not measured"
+    median = stats.median(finite)
+    busy = median >= 0.25
+    advice = (
+        "the machine was shared and busy: throughput ratios are noisy, prefer the server-CPU-per-operation "
+        "figures, which other programs disturb least"
+        if busy
+        else "the machine was quiet"
+    )
     return (
-        f"- background load (other programs, from /proc/stat): median {stats.median(finite):.2f} "
-        f"of {result['machine']['nproc']} cores over the phases, max {max(finite):.2f}; with a busy "
-        "machine prefer the server-CPU-cost ratios to the throughput ratios"
+        f"- background load (other programs, from /proc/stat): median {median:.2f} of "
+        f"{result['machine']['nproc']} cores over the phases, max {max(finite):.2f}; {advice}"
     )
 
 
-def targets_section(result: dict[str, Any]) -> str:
-    """Check the project's performance targets against this run's wsroute rows.
-
-    Beside each throughput ratio stands the server's CPU cost per operation
-    (or per fan-out burst) relative to the reference: on a busy machine it is
-    the steadier of the two, since other programs steal wall time, not CPU
-    time per operation.
-    """
-    rows = [["target", "loop", "measured", "bound", "met", "server CPU cost x ref"]]
+def target_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every target of this run, measured, as ``{what, loop, value, op, bound, met, cost}``."""
+    out = []
     for scenario, key, op, bound, what in TARGETS:
         for row in result["summary"]:
-            if row["scenario"] == scenario and row["kind"] == "wsroute":
-                value = row.get(key, math.nan)
-                met = value >= bound if op == ">=" else value <= bound
-                cost = row.get("cpu_ratio" if scenario.startswith("fanout") else "cost_ratio", math.nan)
-                cost_text = f"{cost:.2f}" if key == "ratio" and not math.isnan(cost) else ""
-                rows.append([what, row["loop"], f"{value:.2f}", f"{op} {bound}", "yes" if met else "**no**", cost_text])
+            matches = row["scenario"] == scenario or (
+                scenario == "memory_deflate" and row["scenario"].startswith("memory_deflate")
+            )
+            if not matches or row["kind"] != "wsroute" or not _finite(row.get(key)):
+                continue
+            value = row[key]
+            cost = row.get("cpu_ratio" if scenario.startswith("fanout") else "cost_ratio", math.nan)
+            out.append(
+                {
+                    "what": what,
+                    "loop": row["loop"],
+                    "value": value,
+                    "op": op,
+                    "bound": bound,
+                    "met": value >= bound if op == ">=" else value <= bound,
+                    "cost": cost if key == "ratio" else math.nan,
+                }
+            )
     for name, entry in result.get("routing", {}).items():
         if name.endswith("_1000"):
             ratio = entry["ratio"]
-            rows.append([f"{name} vs werkzeug", "-", f"{ratio:.1f}", ">= 5", "yes" if ratio >= 5 else "**no**", ""])
-    return "## Targets (medians of per-round ratios)\n\n" + report.render(rows, markdown=True)
+            out.append({"what": f"{name} vs werkzeug", "loop": "-", "value": ratio, "op": ">=", "bound": 5,
+                        "met": ratio >= 5, "cost": math.nan})
+    tenk = result.get("tenk", {}).get("wsroute")
+    if tenk:
+        out.append({"what": f"total RSS, {tenk['connected']:,} idle connections, deflate", "loop": "-",
+                    "value": tenk["rss_mib"], "op": "<=", "bound": TENK_RSS_MIB,
+                    "met": tenk["rss_mib"] <= TENK_RSS_MIB and tenk["connected"] >= 10_000, "cost": math.nan})
+    deflate = result.get("deflate")
+    if deflate:
+        ours = next(r for r in deflate["rows"] if r["name"] == "wsroute")
+        bound = deflate["targets"]["ratio_x_ref"]
+        out.append({"what": "compressed size on the chat corpus vs websockets' default", "loop": "-",
+                    "value": ours["ratio_x_ref"], "op": "<=", "bound": bound, "met": ours["ratio_x_ref"] <= bound,
+                    "cost": math.nan})
+    for config, row in result.get("wsbench", {}).items():
+        if config.startswith("wsroute"):
+            out.append({"what": "independent harness: handshakes/s vs raw", "loop": config.split("/")[-1],
+                        "value": row["conn_s_x"], "op": ">=", "bound": 0.95, "met": row["conn_s_x"] >= 0.95,
+                        "cost": row["cpu_us_x"]})
+            out.append({"what": "independent harness: p50 time to 101 vs raw", "loop": config.split("/")[-1],
+                        "value": row["hs_p50_ms_x"], "op": "<=", "bound": HANDSHAKE_P50_X,
+                        "met": row["hs_p50_ms_x"] <= HANDSHAKE_P50_X, "cost": math.nan})
+    return out
 
 
-def write(path: Path, result: dict[str, Any], analysis: str = "") -> None:
-    """Write the Markdown page for ``result`` to ``path``."""
+def targets_section(result: dict[str, Any]) -> str:
+    """The project's targets against this run, then a verdict computed from them."""
+    cells = [["target", "loop", "measured", "bound", "met", "server CPU cost x ref"]]
+    targets = target_rows(result)
+    for t in targets:
+        cells.append([t["what"], t["loop"], _fmt(t["value"]), f"{t['op']} {t['bound']}",
+                      "yes" if t["met"] else "**no**", _fmt(t["cost"]) if _finite(t["cost"]) else ""])
+    missed = [t for t in targets if not t["met"]]
+    if not targets:
+        verdict = "No wsroute figures in this run."
+    elif missed:
+        names = "; ".join(f"{t['what']} ({t['loop']}: {_fmt(t['value'])}, bound {t['op']} {t['bound']})"
+                          for t in missed)
+        verdict = f"Missed in this run: {names}. Met: the other {len(targets) - len(missed)} of {len(targets)}."
+    else:
+        verdict = f"Every one of the {len(targets)} targets was met in this run."
+    return "\n\n".join(["## Targets (medians of per-round ratios)", report.render(cells, markdown=True), verdict])
+
+
+def limits_section(result: dict[str, Any]) -> str:
+    """What bounded the phases, counted from each row's ``limit`` (computed, never hand-written)."""
+    rows = [r for r in result["summary"] if r.get("limit")]
+    if not rows:
+        return ""
+    counts = Counter(r["limit"] for r in rows)
+    parts = ", ".join(f"{n} {name}" for name, n in counts.most_common())
+    server = [r["server_cpu"] for r in rows if r.get("limit") == "server" and _finite(r.get("server_cpu"))]
+    lines = [f"Of {len(rows)} measured rows, the limit was: {parts}."]
+    if server:
+        lines.append(f"Server-bound rows ran the server at {min(server):.2f}-{max(server):.2f} of its core.")
+    if counts.get("contended"):
+        lines.append(
+            "`contended` rows ran while other programs filled the machine: their throughput says more about "
+            "the machine than about the server; their server CPU per operation still compares."
+        )
+    return "## What limited each phase\n\n" + " ".join(lines)
+
+
+def peer_gaps(result: dict[str, Any]) -> list[tuple[str, str, float, float]]:
+    """(scenario, peer, wsroute rate, peer rate) wherever a peer out-ran wsroute in the same run."""
+    rows = _rows(result)
+    gaps = []
+    for scenario in THROUGHPUT:
+        ours = _row(rows, scenario, "wsroute")
+        if ours is None:
+            continue
+        for row in rows:
+            peer = row["scenario"] == scenario and row["kind"] not in ("raw", "wsroute", "werkzeug", "rawhook")
+            if peer and _finite(row["rate"]) and row["rate"] > ours["rate"]:
+                gaps.append((scenario, row["kind"], ours["rate"], row["rate"]))
+    return gaps
+
+
+def memory_gaps(result: dict[str, Any]) -> list[tuple[str, str, float, float]]:
+    """(scenario, peer, wsroute KiB, peer KiB) wherever a peer used less memory per connection."""
+    rows = _rows(result)
+    gaps = []
+    for row in rows:
+        if not row["scenario"].startswith(("fanout", "memory")) or row["kind"] in ("raw", "wsroute"):
+            continue
+        ours = _row(rows, row["scenario"], "wsroute")
+        if ours and _finite(row.get("memory_per_conn")) and row["memory_per_conn"] < ours["memory_per_conn"]:
+            gaps.append((row["scenario"], row["kind"], ours["memory_per_conn"] / 1024, row["memory_per_conn"] / 1024))
+    return gaps
+
+
+def peers_section(result: dict[str, Any]) -> str:
+    """The peers table and the computed comparison with every peer."""
+    rows = _rows(result)
+    if not report.peer_kinds(rows):
+        return ""
+    loop = rows[0]["loop"]
+    gaps, mem = peer_gaps(result), memory_gaps(result)
+    if gaps:
+        where = "; ".join(f"{report.PEER_NAMES[k]} on {sc} ({peer:,.0f} vs {ours:,.0f})" for sc, k, ours, peer in gaps)
+        verdict = f"Peers ahead of wsroute on throughput in this run: {where}. Why: see the analysis below."
+    else:
+        verdict = "wsroute was at or above every peer on every throughput scenario in this run."
+    if mem:
+        where = "; ".join(f"{report.PEER_NAMES[k]} on {sc} ({peer:.1f} vs {ours:.1f} KiB)" for sc, k, ours, peer in mem)
+        verdict += f" Peers using less memory per connection than wsroute: {where}."
+    else:
+        verdict += " wsroute used no more memory per connection than any peer."
+    return "\n\n".join(
+        [
+            "## wsroute and the frameworks users choose instead",
+            (
+                f"Server loop {loop}; every kind served the way its users serve it (see "
+                "`benchmarks/peers.py`: uvicorn defaults, aiohttp's `AppRunner`, daphne). Each cell is the "
+                "median rate and, in brackets, the median of per-round ratios to raw websockets. `srv us` is the "
+                "server's CPU time per operation (handshake or message), the figure least disturbed by other "
+                "programs and independent of the client's cost: python-socketio's clients speak Engine.IO, so "
+                "its handshake also includes joining the namespace (`0{...}`, `40`, `40{...}`), and its echo "
+                "frames are `42[\"echo\",\"...\"]` of the same size. The typed JSON echo (`Handler` with "
+                "`@on`) has no equivalent in the peers: n/a. Fan-out: wsroute's hub, websockets.broadcast for "
+                "raw, a `for ws in room: await ws.send_text(...)` loop for Starlette, FastAPI and aiohttp, "
+                "`emit(..., room=...)` for socket.io, `group_send` on `InMemoryChannelLayer` for Channels."
+            ),
+            report.render(report.peers_table(result["summary"], loop), markdown=True),
+            verdict,
+        ]
+    )
+
+
+def memory_section(result: dict[str, Any]) -> str:
+    """Memory per idle connection without and with deflate, and the compression study."""
+    rows = _rows(result)
+    table = report.memory_table(result["summary"], rows[0]["loop"] if rows else "")
+    parts = ["## Memory per connection"]
+    if table:
+        parts += [
+            (
+                "Server RSS growth divided by the connections (after `gc.collect()`). *No deflate*: the largest "
+                "fan-out phase, clients offering nothing. *Deflate offered*: clients offer "
+                "`permessage-deflate; client_max_window_bits` as browsers do and the server keeps its own default "
+                "(websockets: 12-bit windows, memLevel 5; wsroute: `wsroute/compression.py`); *idle* is right "
+                "after the handshakes, *after 1 msg* once one broadcast has reached every connection."
+            ),
+            report.render(table, markdown=True),
+        ]
+    deflate = result.get("deflate")
+    if deflate:
+        from benchmarks.deflate import table as deflate_table
+
+        ours = next(r for r in deflate["rows"] if r["name"] == "wsroute")
+        ref = next(r for r in deflate["rows"] if r["name"] == "websockets default")
+        parts += [
+            "### Choosing wsroute's permessage-deflate settings",
+            (
+                f"`python -m benchmarks.deflate` compresses a deterministic JSON chat corpus "
+                f"(`benchmarks/corpus.py`, {deflate['messages']:,} events, about 180 B each) with websockets' own "
+                f"extension code under each setting, and measures RSS for {deflate['connections']:,} server-side "
+                "extension objects in a fresh interpreter, idle and after 8 messages each way."
+            ),
+            report.render(deflate_table(deflate), markdown=True),
+            (
+                f"wsroute's default ({ours['server']}-bit windows, memLevel {ours['mem']}, zlib streams made on "
+                f"first use): compressed size {ours['ratio_x_ref']:.2f}x websockets' default, "
+                f"{ours['idle_kib']:.1f} KiB of zlib state per idle connection (websockets: {ref['idle_kib']:.1f}), "
+                f"{ours['active_kib']:.1f} KiB once messages flowed ({ours['active_x_ref']:.2f}x). Smaller windows "
+                "cost ratio at once on chat-sized messages; memLevel barely changes the ratio of small messages."
+            ),
+        ]
+    return "\n\n".join(parts) if len(parts) > 1 else ""
+
+
+def tenk_section(result: dict[str, Any]) -> str:
+    """The one-process 10,000-connection figures."""
+    tenk = result.get("tenk")
+    if not tenk:
+        return ""
+    s = result["settings"]
+    return "\n\n".join(
+        [
+            "## 10,000 connections in one process",
+            (
+                f"{s['tenk']:,} idle clients offering permessage-deflate, spread over {s['tenk_procs']} client "
+                "processes (RLIMIT_NOFILE raised to the hard limit in each), on one server process; then one "
+                "64-byte message to all of them. *Total RSS* is the whole server process."
+            ),
+            report.render(report.tenk_table(tenk), markdown=True),
+        ]
+    )
+
+
+def wsbench_section(result: dict[str, Any]) -> str:
+    """The handshake measured with the independent harness (if its summary is attached)."""
+    summary = result.get("wsbench")
+    if not summary:
+        return ""
+    cells = [["server", "rounds", "handshakes/s", "x raw", "p50 time to 101 ms", "x raw", "srv us/handshake",
+              "x raw", "machine busy %"]]
+    for config, row in summary.items():
+        cells.append([config, str(row["rounds"]), _fmt(row["conn_s"], 0), _fmt(row["conn_s_x"]),
+                      _fmt(row["hs_p50_ms"]), _fmt(row["hs_p50_ms_x"]), _fmt(row["cpu_us"], 0),
+                      _fmt(row["cpu_us_x"]), _fmt(row["busy"], 0)])
+    return "\n\n".join(
+        [
+            "## The handshake, measured by the independent harness",
+            (
+                "`/work/shared/bench/wsbench.py` (its own minimal client, separate processes, configurations "
+                "interleaved per round), with wsroute's benchmark app served by "
+                "`python -m benchmarks.wsbench_server` (the same 50 routes, auth middleware, headers and health "
+                "plugins). Ratios are medians of per-round ratios; `srv us/handshake` is the server's CPU per "
+                "handshake (its `srv_cpu` over its rate), computed by `python -m benchmarks.wsbench_summary`."
+            ),
+            report.render(cells, markdown=True),
+        ]
+    )
+
+
+def headline(result: dict[str, Any], link: bool = True) -> str:
+    """The README's one line: wsroute's and the peers' ratios to raw websockets, from this run."""
+    rows = _rows(result)
+    m = result["machine"]
+    sizes = sorted(int(r["scenario"].split("_")[1]) for r in rows if r["scenario"].startswith("fanout_"))
+    fanout = f"fanout_{sizes[-1]}" if sizes else "fanout"
+
+    def ratio(scenario: str, kind: str, key: str = "ratio") -> str:
+        row = _row(rows, scenario, kind)
+        return f"{row[key]:.2f}x" if row and _finite(row.get(key)) else "n/a"
+
+    parts = [
+        f"wsroute does {ratio('handshake', 'wsroute')} raw websockets' handshakes/s, "
+        f"{ratio('echo_fn_32', 'wsroute')} its 32 B echo and {ratio(fanout, 'wsroute')} its fan-out to "
+        f"{sizes[-1] if sizes else 0:,}"
+    ]
+    mem = _row(rows, "memory_deflate", "wsroute")
+    if mem:
+        parts.append(f"it holds {mem['memory_ratio']:.2f}x raw's memory per idle connection with deflate negotiated")
+    peers = [k for k in report.peer_kinds(rows) if k not in ("raw", "wsroute")]
+    if peers:
+        parts.append(
+            "handshakes/s and 32 B echo of the peers, same ratios: "
+            + ", ".join(f"{report.PEER_NAMES[k]} {ratio('handshake', k)}/{ratio('echo_fn_32', k)}" for k in peers)
+        )
+    tail = " Details: [docs/benchmarks.md](docs/benchmarks.md)." if link else ""
+    return (
+        f"Measured side by side on {m['nproc']} shared cores (commit `{m['commit']}`, {m['date'][:10]}, medians of "
+        "per-round ratios): " + "; ".join(parts) + "." + tail
+    ).replace("**", "")
+
+
+def is_ancestor(commit: str, measured: str) -> bool | None:
+    """Whether ``commit`` is in the history of ``measured`` (None if git cannot tell)."""
+    measured = measured.split("+")[0]
+    try:
+        done = subprocess.run(
+            ["git", "merge-base", "--is-ancestor", commit, measured], capture_output=True, timeout=10, check=False
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return {0: True, 1: False}.get(done.returncode)
+
+
+def analysis_text(analysis: str, measured: str) -> str:
+    """Replace each ``{status:COMMIT}`` of ANALYSIS.md by the item's status at the measured commit."""
+
+    def status(match: re.Match[str]) -> str:
+        commit = match.group(1)
+        landed = is_ancestor(commit, measured)
+        if landed is None:
+            return f"*Implemented in {commit} (not checked against the measured commit).*"
+        if landed:
+            return f"*Landed in {commit}, in the figures above.*"
+        return f"*Open at the measured commit (implemented later, in {commit}).*"
+
+    return re.sub(r"\{status:([0-9a-f]{7,40})\}", status, analysis)
+
+
+def write(path: Path, result: dict[str, Any], analysis: str = "", snippet: Path | None = None) -> None:
+    """Write the Markdown page for ``result`` to ``path`` (and the headline to ``snippet``)."""
     notes = "\n".join(f"- {note}" for note in result.get("notes", []))
     if not analysis and ANALYSIS.exists():
         analysis = ANALYSIS.read_text()
-    parts = [HEADER, machine_section(result), targets_section(result), "## Results", report.tables(result, True)]
+    parts = [HEADER, machine_section(result), "**Headline.** " + headline(result, link=False), targets_section(result),
+             limits_section(result), peers_section(result), memory_section(result), tenk_section(result),
+             wsbench_section(result), "## All results", report.tables(result, True)]
     if notes:
         parts += ["## Notes", notes]
     if analysis:
-        parts.append(analysis)
+        parts.append(analysis_text(analysis, result["machine"].get("commit", "HEAD")))
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n\n".join(parts) + "\n")
+    path.write_text("\n\n".join(p for p in parts if p) + "\n")
+    if snippet is not None:
+        snippet.parent.mkdir(parents=True, exist_ok=True)
+        snippet.write_text(headline(result) + "\n")
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m benchmarks.docs RESULTS.json PAGE.md``: regenerate the page."""
+    """``python -m benchmarks.docs [RESULTS.json PAGE.md]``: regenerate the page and the headline."""
     args = sys.argv[1:] if argv is None else argv
     source, target = (
         (Path(a) for a in args)
         if len(args) == 2
         else (Path(__file__).parent / "results" / "latest.json", Path("docs/benchmarks.md"))
     )
-    write(target, json.loads(source.read_text()))
+    write(target, json.loads(source.read_text()), snippet=target.parent / "snippets" / SNIPPET.name)
     return 0
 
 

@@ -68,6 +68,13 @@ def describe() -> dict[str, Any]:
         "uvloop": version("uvloop"),
         "werkzeug": version("werkzeug"),
         "platform": platform.platform(),
+        "peers": {
+            name: version(name)
+            for name in (
+                "starlette", "fastapi", "uvicorn", "wsproto", "python-socketio", "channels", "daphne", "django",
+                "aiohttp",
+            )
+        },
         "commit": git_commit(),
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     }

@@ -69,6 +69,12 @@ REQUIRES = {
 }
 PROTOCOL = {"socketio": "sio"}
 """What the load generators speak to a kind: ``ws`` (plain WebSocket) unless named here."""
+FANOUT_LIMIT = {"channels-uvicorn": 1000, "channels-daphne": 1000}
+"""Largest fan-out run per kind. Channels' ``InMemoryChannelLayer.receive``
+calls ``_clean_expired()``, which walks every channel, for every message a
+consumer receives: one broadcast to N members costs O(N**2) (1,000 members x
+10 messages already take about 20 s of server CPU), so 5,000 would not end in
+a bounded run. The production layer, channels_redis, is another process."""
 SIO_PATH = "/socket.io/?EIO=4&transport=websocket"
 ROOM = "room"
 

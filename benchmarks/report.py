@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import stats
+from benchmarks.peers import FANOUT_LIMIT
 
 NETWORK_UNITS = {"handshake": "conn/s", "echo": "msg/s", "fanout": "deliv/s"}
 REFERENCE = "raw"
@@ -261,7 +262,7 @@ def peers_table(rows: list[dict[str, Any]], loop: str) -> list[list[str]]:
                 _num(e4k["server_us_per_op"], 1) if e4k else "n/a",
                 _rate_cell(cls) if cls else "n/a: no typed dispatch",
                 _rate_cell(f1),
-                _rate_cell(f5) if large != small else "-",
+                ("-" if large == small else _rate_cell(f5) if f5 or kind not in FANOUT_LIMIT else "not run: O(N²)"),
                 _num(f5["server_cpu_ms"], 0) if f5 else "n/a",
             ]
         )

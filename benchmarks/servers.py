@@ -60,6 +60,7 @@ def server_main(conn: Conn, kind: str, mode: str, loop: str, profile: str, defla
 
 def _serve_daphne(conn: Conn) -> None:
     """Run daphne's reactor; the control pipe is watched by the loop under it."""
+    import daphne.server  # noqa: F401  (first: it installs Twisted's asyncio reactor)
     from twisted.internet import reactor
 
     from benchmarks.peers import run_daphne
@@ -67,7 +68,8 @@ def _serve_daphne(conn: Conn) -> None:
     def announce(running: Running, loop: asyncio.AbstractEventLoop) -> None:
         def stop() -> None:
             loop.remove_reader(conn.fileno())
-            reactor.stop()  # type: ignore[attr-defined]
+            if reactor.running:  # type: ignore[attr-defined]
+                reactor.stop()  # type: ignore[attr-defined]
 
         loop.add_reader(conn.fileno(), _on_command, conn, running, stop)
         gc.collect()
@@ -92,6 +94,17 @@ async def _serve(conn: Conn, kind: str, mode: str, profiler: Any, deflate: bool)
             profiler.disable()
         loop.remove_reader(conn.fileno())
         await _close(closable)
+        await _cancel_leftovers()
+
+
+async def _cancel_leftovers() -> None:
+    """Cancel tasks a framework leaves behind on shutdown (python-socketio's
+    pingers, say), so the loop closes without "Task was destroyed" noise."""
+    leftovers = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    for task in leftovers:
+        task.cancel()
+    if leftovers:
+        await asyncio.wait(leftovers, timeout=5)
 
 
 async def _close(closable: Any) -> None:

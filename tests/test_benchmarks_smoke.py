@@ -2,7 +2,9 @@
 
 No timing assertions: this machine is shared and noisy. It only proves that
 the harness starts servers and clients, measures something positive for every
-scenario, and writes the JSON and the tables.
+scenario, and writes the JSON and the tables; with ``--peers``, that every peer
+framework's server starts and answers (they are installed by ``scripts/setup``,
+the ``bench`` extra).
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ import math
 
 import pytest
 
+from benchmarks import docs
 from benchmarks.__main__ import main
+from benchmarks.peers import PEERS
 
 pytest.importorskip("werkzeug")
 
@@ -69,3 +73,60 @@ def test_route_matching_measured(smoke_result: dict) -> None:
     assert routing
     for entry in routing.values():
         assert positive(entry["werkzeug"]) and positive(entry["wsroute"]) and positive(entry["ratio"])
+
+
+@pytest.fixture(scope="module")
+def peers_result(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """Run ``python -m benchmarks --smoke --peers`` once: every peer server, the memory and 10k paths."""
+    out = tmp_path_factory.mktemp("bench") / "peers.json"
+    assert main(["--smoke", "--peers", "--output", str(out)]) == 0
+    return json.loads(out.read_text())
+
+
+def test_every_peer_starts_and_answers(peers_result: dict) -> None:
+    """Each peer server completes handshakes and echoes, with server CPU measured; none was skipped."""
+    rows = peers_result["summary"]
+    assert not [n for n in peers_result["notes"] if "skipped" in n or "failed" in n], peers_result["notes"]
+    for kind in ("raw", "wsroute", *PEERS):
+        for scenario in ("handshake", "echo_fn_32"):
+            row = next(r for r in rows if r["scenario"] == scenario and r["kind"] == kind)
+            assert positive(row["rate"]) and positive(row["p50_ms"]), row
+            assert positive(row["server_us_per_op"]), row
+
+
+def test_every_peer_fans_out_to_all_members(peers_result: dict) -> None:
+    """Each peer's broadcast (set loop, group_send, emit to a room) reaches every idle client."""
+    rows = [r for r in peers_result["summary"] if r["scenario"].startswith("fanout")]
+    assert {r["kind"] for r in rows} == {"raw", "wsroute", *PEERS}
+    for row in rows:
+        assert row["expected"] > 0 and row["delivered"] == row["expected"], row
+
+
+def test_memory_with_deflate_negotiated(peers_result: dict) -> None:
+    """The memory phase connects clients that offer deflate; raw and wsroute accept it on every connection."""
+    rows = [r for r in peers_result["summary"] if r["scenario"].startswith("memory_deflate")]
+    assert {r["kind"] for r in rows} == {"raw", "wsroute"}
+    for row in rows:
+        assert row["connected"] == peers_result["settings"]["memory_clients"], row
+        assert row["negotiated"] == row["connected"] and row["delivered"] == row["connected"], row
+
+
+def test_one_process_many_connections_path(peers_result: dict) -> None:
+    """The 10k scenario's path (here 40 connections over 2 client processes) connects, measures and delivers."""
+    tenk = peers_result["tenk"]
+    assert set(tenk) == {"raw", "wsroute"}
+    for figures in tenk.values():
+        assert figures["connected"] == figures["negotiated"] == figures["delivered"] == 40, figures
+        assert positive(figures["rss_mib"]) and positive(figures["accept_s"]), figures
+
+
+def test_docs_page_and_readme_line_from_peers_run(peers_result: dict, tmp_path: pytest.TempPathFactory) -> None:
+    """The generator writes the peers, memory and 10k tables and a README line whose ratios come from the run."""
+    page, snippet = tmp_path / "benchmarks.md", tmp_path / "headline.md"  # type: ignore[operator]
+    docs.write(page, peers_result, snippet=snippet)
+    text = page.read_text()
+    assert "## wsroute and the frameworks users choose instead" in text
+    assert "## Memory per connection" in text and "## 10,000 connections in one process" in text
+    line = snippet.read_text()
+    hs = next(r for r in peers_result["summary"] if r["scenario"] == "handshake" and r["kind"] == "wsroute")
+    assert f"{hs['ratio']:.2f}x" in line
