@@ -43,6 +43,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--loop", choices=["asyncio", "uvloop", "both"], help="server event loop(s) (default: the preset's)"
     )
     parser.add_argument("--rounds", type=int, help="rounds per scenario")
+    parser.add_argument("--fanout-rounds", type=int, help="rounds of the fan-out and memory phases")
     parser.add_argument("--duration", type=float, help="seconds per load phase")
     parser.add_argument(
         "--peers",
@@ -86,6 +87,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
     s.pin = args.pin
     if args.rounds:
         s.rounds = args.rounds
+    if args.fanout_rounds:
+        s.fanout_rounds = args.fanout_rounds
     if args.duration:
         s.duration = args.duration
     if args.scenarios:
@@ -154,6 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     result = run(settings_from(args))
     result["command"] = "python -m benchmarks " + " ".join(argv or sys.argv[1:])
+    report.write_json(args.output, result)  # first: a failure below must not lose the run
     print(report.tables(result))
     for note in result["notes"]:
         print("note:", note)

@@ -171,7 +171,7 @@ def target_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
                     "value": ours["ratio_x_ref"], "op": "<=", "bound": bound, "met": ours["ratio_x_ref"] <= bound,
                     "cost": math.nan})
     for config, row in result.get("wsbench", {}).items():
-        if config.startswith("wsroute"):
+        if config.split("/")[0] == "wsroute":
             out.append({"what": "independent harness: handshakes/s vs raw", "loop": config.split("/")[-1],
                         "value": row["conn_s_x"], "op": ">=", "bound": 0.95, "met": row["conn_s_x"] >= 0.95,
                         "cost": row["cpu_us_x"]})
@@ -404,6 +404,16 @@ def headline(result: dict[str, Any], link: bool = True) -> str:
     ).replace("**", "")
 
 
+def details(result: dict[str, Any]) -> str:
+    """Every row of the run (the sections above show the peers, memory and 10k tables)."""
+    tables = [
+        report.network_table(result["summary"]),
+        report.fanout_table(result["summary"]),
+        report.routing_table(result.get("routing", {})),
+    ]
+    return "\n\n".join(t for t in (report.render(c, markdown=True) for c in tables) if t)
+
+
 def is_ancestor(commit: str, measured: str) -> bool | None:
     """Whether ``commit`` is in the history of ``measured`` (None if git cannot tell)."""
     measured = measured.split("+")[0]
@@ -438,7 +448,7 @@ def write(path: Path, result: dict[str, Any], analysis: str = "", snippet: Path 
         analysis = ANALYSIS.read_text()
     parts = [HEADER, machine_section(result), "**Headline.** " + headline(result, link=False), targets_section(result),
              limits_section(result), peers_section(result), memory_section(result), tenk_section(result),
-             wsbench_section(result), "## All results", report.tables(result, True)]
+             wsbench_section(result), "## All results", details(result)]
     if notes:
         parts += ["## Notes", notes]
     if analysis:

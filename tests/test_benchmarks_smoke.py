@@ -14,7 +14,7 @@ import math
 
 import pytest
 
-from benchmarks import docs
+from benchmarks import docs, handshake_trace
 from benchmarks.__main__ import main
 from benchmarks.peers import PEERS
 
@@ -130,3 +130,10 @@ def test_docs_page_and_readme_line_from_peers_run(peers_result: dict, tmp_path: 
     line = snippet.read_text()
     hs = next(r for r in peers_result["summary"] if r["scenario"] == "handshake" and r["kind"] == "wsroute")
     assert f"{hs['ratio']:.2f}x" in line
+
+
+def test_wsroute_adds_no_task_before_the_101() -> None:
+    """Per sequential handshake, wsroute's full app creates exactly as many tasks as raw websockets (no extra await)."""
+    raw = handshake_trace.trace("raw", 20)
+    ours = handshake_trace.trace("wsroute", 20)
+    assert raw["tasks"] == ours["tasks"] == 3.0, (raw, ours)

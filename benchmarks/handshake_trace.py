@@ -1,0 +1,156 @@
+"""Where does a handshake wait? Count the server's loop iterations, tasks and GC per handshake.
+
+``python -m benchmarks.handshake_trace [--handshakes 400] [--kinds raw,wsroute]``
+
+An extra await between reading the request and writing the 101 (a coroutine
+``process_request`` that suspends, a task created for the middleware) shows up
+as more event-loop iterations or more tasks per handshake; a framework that
+merely does more work shows up as CPU only. This runs each server kind in its
+own process on the plain asyncio loop with ``BaseEventLoop._run_once`` and
+``create_task`` counted and a ``gc.callbacks`` timer, then opens and closes
+``--handshakes`` connections one after another from this process with a
+blocking socket (so the counts are per handshake, not mixed between
+concurrent ones), and prints per handshake: loop iterations, callbacks run,
+tasks created, GC time and collections, and the median time to the 101.
+
+``WSROUTE_BENCH_APP=bare|middleware|headers|health|full`` picks the wsroute
+app variant, as for the other benchmarks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import multiprocessing.connection
+import socket
+import statistics
+import sys
+import time
+from typing import Any
+
+from benchmarks import procs
+from benchmarks.apps import TOKEN
+
+REQUEST = (
+    "GET /echo HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+    f"Authorization: {TOKEN}\r\n\r\n"
+).encode()
+CLOSE_1000 = b"\x88\x82\x00\x00\x00\x00\x03\xe8"
+
+
+def counted_server(conn: multiprocessing.connection.Connection, kind: str) -> None:
+    """Server process: count loop iterations, callbacks, tasks and GC; answer ``snap`` on the pipe."""
+    import asyncio.base_events as base
+
+    counts: dict[str, float] = {"iterations": 0, "callbacks": 0, "tasks": 0, "gc_us": 0.0, "collections": 0}
+    run_once, create_task = base.BaseEventLoop._run_once, base.BaseEventLoop.create_task  # type: ignore[attr-defined]
+
+    def counting_run_once(self: Any) -> None:
+        counts["iterations"] += 1
+        counts["callbacks"] += len(self._ready)
+        run_once(self)
+
+    def counting_create_task(self: Any, *args: Any, **kwargs: Any) -> Any:
+        counts["tasks"] += 1
+        return create_task(self, *args, **kwargs)
+
+    started = [0.0]
+
+    def on_gc(phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            started[0] = time.perf_counter()
+        else:
+            counts["gc_us"] += (time.perf_counter() - started[0]) * 1e6
+            counts["collections"] += 1
+
+    base.BaseEventLoop._run_once = counting_run_once  # type: ignore[attr-defined]
+    base.BaseEventLoop.create_task = counting_create_task  # type: ignore[method-assign]
+    gc.callbacks.append(on_gc)
+
+    async def main() -> None:
+        from benchmarks.apps import start
+
+        _closable, running = await start(kind, "/echo")
+        done = asyncio.Event()
+
+        def command() -> None:
+            try:
+                name = conn.recv()
+            except EOFError:
+                name = "stop"
+            if name == "snap":
+                conn.send(dict(counts))
+            else:
+                done.set()
+
+        asyncio.get_running_loop().add_reader(conn.fileno(), command)
+        conn.send(running.port)
+        await done.wait()
+
+    asyncio.run(main())
+
+
+def handshakes(port: int, count: int) -> list[float]:
+    """Open, upgrade and close ``count`` connections in turn; return each time to the 101 (s)."""
+    times = []
+    for _ in range(count):
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            started = time.perf_counter()
+            sock.sendall(REQUEST)
+            head = b""
+            while b"\r\n\r\n" not in head:
+                chunk = sock.recv(4096)
+                if not chunk:
+                    raise ConnectionError("server closed during the handshake")
+                head += chunk
+            times.append(time.perf_counter() - started)
+            if not head.startswith(b"HTTP/1.1 101"):
+                raise ConnectionError(head[:80].decode(errors="replace"))
+            sock.sendall(CLOSE_1000)
+            while sock.recv(4096):
+                pass
+    return times
+
+
+def trace(kind: str, count: int) -> dict[str, float]:
+    """Per-handshake counts for one server kind (warm-up of 50 handshakes first)."""
+    parent, child = procs.CTX.Pipe()
+    process = procs.CTX.Process(target=counted_server, args=(child, kind), daemon=True)
+    process.start()
+    try:
+        if not parent.poll(60):
+            raise TimeoutError(f"{kind} server did not start")
+        port = parent.recv()
+        handshakes(port, 50)
+        parent.send("snap")
+        before = parent.recv() if parent.poll(10) else {}
+        times = handshakes(port, count)
+        time.sleep(0.2)  # let the last closes finish on the server
+        parent.send("snap")
+        after = parent.recv() if parent.poll(10) else {}
+        out = {key: (after[key] - before[key]) / count for key in before}
+        out["p50_to_101_us"] = statistics.median(times) * 1e6
+        return out
+    finally:
+        parent.send("stop")
+        process.join(5)
+        if process.is_alive():
+            process.kill()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Print the per-handshake counts of each kind."""
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.handshake_trace", description=__doc__)
+    parser.add_argument("--handshakes", type=int, default=400)
+    parser.add_argument("--kinds", default="raw,wsroute")
+    args = parser.parse_args(argv)
+    for kind in args.kinds.split(","):
+        figures = trace(kind, args.handshakes)
+        print(kind, " ".join(f"{key}={value:.2f}" for key, value in figures.items()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
