@@ -114,6 +114,26 @@ def handshakes(port: int, count: int) -> list[float]:
     return times
 
 
+def snapshot(parent: multiprocessing.connection.Connection) -> dict[str, float]:
+    """The server's counters now."""
+    parent.send("snap")
+    if not parent.poll(10):
+        raise TimeoutError("server did not answer")
+    return dict(parent.recv())
+
+
+def settled(parent: multiprocessing.connection.Connection) -> dict[str, float]:
+    """The server's task count once the last connection's close has finished (2 s at most)."""
+    last = snapshot(parent)
+    for _ in range(20):
+        time.sleep(0.1)
+        now = snapshot(parent)
+        if now["tasks"] == last["tasks"] and now["collections"] == last["collections"]:
+            return now
+        last = now
+    return last
+
+
 def trace(kind: str, count: int) -> dict[str, float]:
     """Per-handshake counts for one server kind (warm-up of 50 handshakes first)."""
     parent, child = procs.CTX.Pipe()
@@ -124,12 +144,9 @@ def trace(kind: str, count: int) -> dict[str, float]:
             raise TimeoutError(f"{kind} server did not start")
         port = parent.recv()
         handshakes(port, 50)
-        parent.send("snap")
-        before = parent.recv() if parent.poll(10) else {}
+        before = settled(parent)
         times = handshakes(port, count)
-        time.sleep(0.2)  # let the last closes finish on the server
-        parent.send("snap")
-        after = parent.recv() if parent.poll(10) else {}
+        after = settled(parent)
         out = {key: (after[key] - before[key]) / count for key in before}
         out["p50_to_101_us"] = statistics.median(times) * 1e6
         return out

@@ -38,6 +38,7 @@ def summarise(document: dict[str, Any], baseline: str = "raw/uvloop", scenario: 
             row[key] = stats.median(r[config][key] for r in rounds)
             row[key + "_x"] = stats.median_ratio([r[config][key] for r in rounds], [r[baseline][key] for r in rounds])
         row["busy"] = stats.median(r[config].get("sys_busy", float("nan")) for r in rounds)
+        row["srv_cpu"] = stats.median(r[config].get("srv_cpu", float("nan")) for r in rounds)
         out[config] = row
     return out
 
