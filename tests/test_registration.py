@@ -189,9 +189,10 @@ def test_public_api_is_guarded() -> None:
     assert sorted(wsroute.__all__) == sorted(
         [
             "App", "BrokerError", "BrokerUnavailable", "ConfigurationError", "Connection", "Converter",
-            "DependencyError", "Handler", "HandlerError", "LoadError", "PluginError", "Rejection", "Request",
+            "DependencyError", "Handler", "HandlerError", "InvalidMessage", "LoadError", "MessageDecoder",
+            "PluginError", "Rejection", "Request",
             "Response", "Route", "RouteError", "ServerError", "WsrouteError", "__version__", "allow_origins",
-            "bearer_auth", "hookimpl", "on", "query_token_auth",
+            "bearer_auth", "hookimpl", "message", "on", "query_token_auth",
         ]
     )
     for name in wsroute.__all__:

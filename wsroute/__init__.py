@@ -24,6 +24,7 @@ from .errors import (
 )
 from .handlers import Handler, on
 from .hookspecs import hookimpl
+from .messages import InvalidMessage, MessageDecoder, message
 from .middleware import allow_origins, bearer_auth, query_token_auth
 from .routes import Route
 from .routing import Converter
@@ -40,7 +41,9 @@ __all__ = [
     "DependencyError",
     "Handler",
     "HandlerError",
+    "InvalidMessage",
     "LoadError",
+    "MessageDecoder",
     "PluginError",
     "Rejection",
     "Request",
@@ -53,6 +56,7 @@ __all__ = [
     "allow_origins",
     "bearer_auth",
     "hookimpl",
+    "message",
     "on",
     "query_token_auth",
 ]
