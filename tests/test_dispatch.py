@@ -16,8 +16,8 @@ from wsroute.dispatch import (
     choose_by_first_message,
     decode_json,
     decode_typed,
-    encode_json,
 )
+from wsroute.jsonutil import encode_json
 
 
 @pytest.mark.parametrize(
@@ -152,10 +152,12 @@ def test_first_message_chooses_or_rejects_with_a_sendable_reason(message: str | 
         ('{"type": "join", "n": NaN}', "has NaN, which is not JSON"),
         ("[-Infinity]", "has -Infinity, which is not JSON"),
         ('{"n": ' + "1" * 5000 + "}", "has a number too long to decode"),
+        ('{"n": 1e999}', "has a number out of range"),
+        (b'{"n": "\xff"}', "is not valid JSON"),
         ("{oops", "is not valid JSON"),
     ],
 )
-def test_decode_json_names_the_problem(text: str, problem: str) -> None:
+def test_decode_json_names_the_problem(text: str | bytes, problem: str) -> None:
     """Each kind of undecodable text is refused with a phrase saying which kind it is."""
     with pytest.raises(UndecodableMessage) as info:
         decode_json(text)

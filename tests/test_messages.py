@@ -10,7 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import wsroute
-from wsroute.messages import MessageCodec, decode_any, encode_json, message_name
+from wsroute.jsonutil import encode_json
+from wsroute.messages import MessageCodec, error_reply, message_name
 
 
 @wsroute.message("move")
@@ -177,10 +178,20 @@ def test_codec_kind_is_none_for_anything_but_a_typed_object(raw: str | bytes) ->
     assert MessageCodec.build([Move]).kind(raw) is None
 
 
-def test_decode_any_describes_recursion() -> None:
-    """Deep nesting is a ValueError with a short reason, not a RecursionError."""
-    with pytest.raises(ValueError, match="JSON nested too deeply"):
-        decode_any("[" * 5000 + "]" * 5000)
+def test_codec_kind_keeps_the_depth_limit_of_untyped_messages() -> None:
+    """A typed object nesting 257..900 levels in an unknown field has no kind, like decode_json refuses it."""
+    codec = MessageCodec.build([Move])
+    deep = '{"type": "move", "x": 1, "y": 2, "extra": ' + "[" * 300 + "]" * 300 + "}"
+    shallow = '{"type": "move", "x": 1, "y": 2, "extra": ' + "[" * 255 + "]" * 255 + "}"
+    assert codec.kind(deep) is None
+    assert codec.kind(shallow) == "move"
+    assert codec.decode("move", shallow) == Move(1, 2)
+
+
+def test_error_reply_names_the_type_and_the_detail() -> None:
+    """The reply to an invalid typed message is a JSON object of type "error" under the app's key."""
+    exc = wsroute.InvalidMessage("move", "Expected `int`, got `str` - at `$.x`")
+    assert json.loads(error_reply(exc, "op")) == {"op": "error", "for": "move", "detail": exc.detail}
 
 
 def test_message_decoder_for_function_handlers() -> None:

@@ -15,14 +15,17 @@ import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
+from .asyncapi import build as build_asyncapi
 from .callbacks import describe
 from .chaining import chain_process_request, chain_process_response
 from .compression import serve_options
 from .connection import Connection
 from .di import bind
+from .endpoints import endpoint_of
 from .errors import ConfigurationError, PluginError, RouteError
 from .handshake import Handshake
 from .hub import Hub
+from .messages import is_message_class
 from .middleware import Chain, check_middleware
 from .options import (
     SERVE_PARAMETERS,
@@ -30,11 +33,12 @@ from .options import (
     ServeOptions,
     build_hub,
     check_names,
+    check_on_invalid_message,
     check_policy,
     trusted_proxies,
 )
 from .plugins import HookFailed, Plugins
-from .routes import Route, RouteGroup, check_handler
+from .routes import Route, RouteGroup, check_handler, message_codec
 from .routing import DEFAULT_CONVERTERS, Converter, Pattern, Router
 from .serving import Serving
 from .session import Session
@@ -81,6 +85,12 @@ class App:
         subprotocols: the subprotocols every route negotiates unless it
             gives its own list (``@app.route(path, subprotocols=[...])``);
             default none.
+        on_invalid_message: what a typed ``@wsroute.on(Class)`` message
+            that fails validation gets: ``"reply"`` (default) sends
+            ``{"type": "error", "for": "move", "detail": "..."}`` and keeps
+            the connection open; ``"close"`` closes with 1008 and the detail
+            as reason. Routes may override it. (An invalid typed *first*
+            message always closes with 1008.)
         **serve_options: passed on to websockets' ``serve()`` (``ping_interval``,
             ``max_size``, ``compression``, ``ssl``…) and the event loop's
             ``create_server()`` (``backlog``, ``reuse_port``…). A
@@ -122,11 +132,12 @@ class App:
         forwarded_allow_ips: str | Iterable[str] | None = None,
         trailing_slash: str = "optional",
         subprotocols: Sequence[str] = (),
+        on_invalid_message: str = "reply",
         **serve_options: Any,
     ) -> None:
         self._serving = False
         check_names(serve_options, SERVE_PARAMETERS | _APP_KEYWORDS, "App", values=serve_options)
-        self.messages = MessageOptions(message_key, first_message_timeout)
+        self.messages = MessageOptions(message_key, first_message_timeout, on_invalid_message)
         if trailing_slash not in _TRAILING_SLASH:
             raise ConfigurationError(
                 f"App(trailing_slash={trailing_slash!r}): expected one of {', '.join(map(repr, _TRAILING_SLASH))}"
@@ -148,6 +159,7 @@ class App:
         self.provided: dict[str, Any] = {}
         self.shutting_down = False
         self.hub = build_hub(hub, broker, slow_consumer, hub_options)
+        self.hub.message_key = message_key  # the type field its *_json methods add to message instances
         self.plugins = Plugins(load_entrypoints=load_entrypoints, disable=disable_plugins)
         for plugin in plugins:
             self.plugins.register(plugin, source="App(plugins=...)")
@@ -164,23 +176,29 @@ class App:
         self,
         path: str,
         *,
-        message: str | None = None,
+        message: str | type | None = None,
         middleware: Iterable[Callable[..., Any]] = (),
         slow_consumer: str | None = None,
         trailing_slash: str | None = None,
         subprotocols: Sequence[str] | None = None,
+        on_invalid_message: str | None = None,
         **bound: Any,
     ) -> Callable[[H], H]:
         """Register the decorated handler for ``path``; returns it unchanged.
 
         Args:
             path: a pattern such as ``/items/{item_id:int}``.
-            message: route by the first message's type instead of by path alone.
+            message: route by the first message's type instead of by path
+                alone: a wire name (``"join"``), or a ``@wsroute.message``
+                class (``Join``), which also validates the first message
+                into an instance (``self.first_message``/``ws.first_message``).
             middleware: route-level middleware, run after the app's.
             slow_consumer: this route's hub policy (default: the app's).
             trailing_slash: ``"optional"`` or ``"strict"`` (default: the app's).
             subprotocols: the subprotocols this route negotiates, in order of
                 preference (default: the app's; ``[]`` for none).
+            on_invalid_message: ``"reply"`` or ``"close"`` for invalid typed
+                ``@on`` messages (default: the app's).
             **bound: values for handler parameters, bound with ``functools.partial``.
 
         Raises:
@@ -200,6 +218,7 @@ class App:
                 slow_consumer=slow_consumer,
                 trailing_slash=trailing_slash,
                 subprotocols=subprotocols,
+                on_invalid_message=on_invalid_message,
                 **bound,
             )
             return handler
@@ -211,18 +230,22 @@ class App:
         path: str,
         handler: Any,
         *,
-        message: str | None = None,
+        message: str | type | None = None,
         middleware: Iterable[Callable[..., Any]] = (),
         slow_consumer: str | None = None,
         trailing_slash: str | None = None,
         subprotocols: Sequence[str] | None = None,
+        on_invalid_message: str | None = None,
         **bound: Any,
     ) -> Route:
         """Register ``handler`` for ``path`` (what ``@app.route`` calls).
 
         Raises:
-            RouteError: malformed pattern, unknown converter, or a conflict.
-            HandlerError: ``handler`` is not ``async def`` nor a Handler subclass.
+            RouteError: malformed pattern, unknown converter, a conflict, or
+                message classes that cannot be told apart on the wire (two
+                with one name, a field named like ``message_key``).
+            HandlerError: ``handler`` is not ``async def`` nor a Handler
+                subclass, or two ``@on`` methods receive one type.
             ConfigurationError: the app is already serving (registration is closed).
         """
         self._check_open(f"route {path!r}")
@@ -230,8 +253,17 @@ class App:
             raise RouteError(f"add_route(path={path!r}): expected the path pattern as a str, e.g. '/items/{{id:int}}'")
         pattern = Pattern.parse(path, self.converters)
         check_handler(path, handler)
-        if message is not None and (not isinstance(message, str) or not message):
-            raise RouteError(f"route {path!r}: message= must be a non-empty str (got {message!r})")
+        if message is not None and not (
+            (isinstance(message, str) and message) or (isinstance(message, type) and is_message_class(message))
+        ):
+            raise RouteError(
+                f"route {path!r}: message= must be a non-empty str or a @wsroute.message class (got {message!r})"
+            )
+        if on_invalid_message is None:
+            on_invalid_message = self.messages.on_invalid_message
+        else:
+            check_on_invalid_message(on_invalid_message, f"route {path!r}", RouteError)
+        codec = message_codec(path, handler, message, self.message_key)
         if slow_consumer is not None:
             check_policy(slow_consumer, f"route {path!r}: slow_consumer={slow_consumer!r}", RouteError)
         if trailing_slash is None:
@@ -259,6 +291,8 @@ class App:
             slow_consumer,
             trailing_slash=trailing_slash,
             subprotocols=protocols,
+            on_invalid_message=on_invalid_message,
+            codec=codec,
         )
         group = self.router.get(pattern.source)
         if group is None:
@@ -269,6 +303,38 @@ class App:
             group.add(route)
         self._handshake = None
         return route
+
+    def asyncapi(
+        self,
+        servers: Sequence[str] | Mapping[str, str] | None = None,
+        *,
+        title: str = "wsroute application",
+        version: str = "1.0.0",
+        description: str | None = None,
+    ) -> dict[str, Any]:
+        """The app's AsyncAPI 3.0.0 document, as a JSON-compatible dict.
+
+        One channel per path (parameters with their converters, the
+        handler's docstring), the messages clients send (first message, ``@on``
+        types, typed or not) as ``receive`` operations, a Handler's ``sends``
+        as ``send`` operations, ``bearer_auth``/``query_token_auth`` as
+        security schemes. Routes added by plugins appear once the app is
+        configured (``await app.configure()``; ``wsroute asyncapi`` does it).
+
+        Args:
+            servers: URLs such as ``["ws://127.0.0.1:8765"]``, or ``{name: url}``.
+            title, version, description: the document's ``info``.
+
+        Raises:
+            ConfigurationError: a server URL that is not ``ws://`` or ``wss://``.
+        """
+        endpoints = [endpoint_of(route, self.middleware_chain) for route in self.routes]
+        try:
+            return build_asyncapi(
+                endpoints, key=self.message_key, title=title, version=version, description=description, servers=servers
+            )
+        except ValueError as exc:
+            raise ConfigurationError(str(exc)) from None
 
     def middleware(self, func: M) -> M:
         """Register app-level middleware (``(conn, request) -> Response | None``).

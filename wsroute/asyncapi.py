@@ -164,7 +164,8 @@ class _Builder:
 
     def add(self, endpoint: Endpoint) -> None:
         channel_id = self._channel(endpoint)
-        operation_base = _identifier(getattr(endpoint.handler, "__qualname__", None) or describe(endpoint.handler))
+        qualname = getattr(endpoint.handler, "__qualname__", None) or describe(endpoint.handler)
+        operation_base = _identifier(qualname.replace("<locals>.", ""))
         security = [self._security(item) for item in endpoint.security]
         if endpoint.first_message is not None:
             self._operation(

@@ -1,4 +1,4 @@
-"""The ``wsroute`` command: ``run``, ``routes``, ``plugins`` (a thin shell over the library).
+"""The ``wsroute`` command: ``run``, ``routes``, ``plugins``, ``asyncapi`` (a thin shell over the library).
 
 Every option can also come from an environment variable ``WSROUTE_<NAME>``
 (``--drain-timeout`` from ``WSROUTE_DRAIN_TIMEOUT``). Installed plugins may add
@@ -27,6 +27,7 @@ from .errors import ConfigurationError, WsrouteError
 from .forwarding import LOCAL_PROXIES, TrustedProxies
 from .loading import AppSpec, check_directory
 from .logs import configure_logging
+from .routes import Route
 from .server import LOOPS, ServeConfig, loop_factory, run_config
 
 __all__ = ["cli", "main"]
@@ -104,6 +105,7 @@ def cli() -> None:
       wsroute run app:app --workers 4 --broker redis://127.0.0.1:6379/0
       wsroute routes app:app
       wsroute plugins app:app
+      wsroute asyncapi app:app --format yaml
     """
 
 
@@ -224,7 +226,7 @@ def routes(import_string: str, factory: bool, app_dir: str, as_json: bool) -> No
             problems.append(str(exc))
         rows.append({
             "path": route.path,
-            "message": route.message or "-",
+            "message": _message_column(route),
             "handler": describe(route.handler),
             "middleware": ", ".join(describe(m) for m in route.middleware) or "-",
             "bound": bound or "-",
@@ -273,6 +275,58 @@ def _configured(spec: AppSpec) -> App:
     # Plugins register routes and dependencies when configured; nothing listens.
     asyncio.run(app.configure())
     return app
+
+
+def _message_column(route: Route) -> str:
+    """``join``, or ``join (Join)`` when the first message is validated into a class."""
+    kind = route.message_type
+    if kind is None:
+        return "-"
+    cls = route.message_class
+    return kind if cls is None else f"{kind} ({cls.__qualname__})"
+
+
+@cli.command()
+@_app_options
+@click.option("--format", "fmt", type=click.Choice(["json", "yaml"]), default="json", show_default=True,
+              envvar=_env("ASYNCAPI_FORMAT"), show_envvar=True,
+              help="Output format; yaml needs PyYAML (pip install 'wsroute[yaml]').")
+@click.option("--server", "servers", multiple=True, metavar="URL", envvar=_env("ASYNCAPI_SERVER"), show_envvar=True,
+              help="A server URL such as ws://127.0.0.1:8765 for the document's servers (repeatable).")
+@click.option("--title", default="wsroute application", show_default=True, help="The document's info.title.")
+@click.option("--api-version", default="1.0.0", show_default=True, help="The document's info.version.")
+def asyncapi(
+    import_string: str, factory: bool, app_dir: str, fmt: str, servers: tuple[str, ...], title: str,
+    api_version: str,
+) -> None:
+    """Print the AsyncAPI 3.0.0 document of the App at MODULE:ATTR.
+
+    One channel per route, the messages clients send and receive with their
+    JSON Schemas (from @wsroute.message classes), and the security schemes
+    of bearer_auth/query_token_auth. Routes added by plugins are included.
+
+    \b
+    Examples:
+      wsroute asyncapi app:app > asyncapi.json
+      wsroute asyncapi app:app --format yaml --server ws://127.0.0.1:8765
+    """
+    with user_errors():
+        app = _configured(AppSpec(import_string, factory, app_dir))
+        document = app.asyncapi(list(servers) or None, title=title, version=api_version)
+        text = _yaml(document) if fmt == "yaml" else json.dumps(document, indent=2, ensure_ascii=False)
+    click.echo(text)
+
+
+def _yaml(document: dict[str, Any]) -> str:
+    """The document as YAML, with PyYAML (an optional extra)."""
+    try:
+        import yaml
+    except ImportError:
+        raise ImportError(
+            "--format yaml needs PyYAML: pip install 'wsroute[yaml]' (or use --format json)"
+        ) from None
+    text: str = yaml.safe_dump(document, sort_keys=False, allow_unicode=True)
+    return text.rstrip("\n")
 
 
 def _bound_names(app: App, route: Any) -> str:

@@ -121,5 +121,13 @@ class Connection(ServerConnection):
         await super().close(code, fit_close_reason(reason) if reason else reason)
 
     async def send_json(self, obj: Any) -> None:
-        """Send ``obj`` encoded as JSON in a text frame."""
-        await self.send(encode_json(obj))
+        """Send ``obj`` encoded as compact JSON in a text frame.
+
+        An instance of a :func:`wsroute.message` class gains its type field
+        (under ``App(message_key=...)``): ``Moved(by="ann", x=1, y=2)`` is
+        sent as ``{"type":"moved","by":"ann","x":1,"y":2}``.
+
+        Raises:
+            TypeError: ``obj`` holds a value JSON cannot encode.
+        """
+        await self.send(encode_json(obj, self.app.message_key))

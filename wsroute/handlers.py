@@ -9,9 +9,13 @@ hand-written receive loops. A :class:`Handler` has no loop to get wrong::
         async def on_connect(self):
             await self.subscribe(f"room:{self.params['room']}")
 
-        @wsroute.on("say")                 # JSON messages {"type": "say", ...}
+        @wsroute.on("say")                 # JSON messages {"type": "say", ...}, as a dict
         async def say(self, data):
             await self.app.hub.publish_json(f"room:{self.params['room']}", data)
+
+        @wsroute.on(Move)                  # a @wsroute.message class: validated, then a Move
+        async def move(self, msg: Move):
+            await self.send_json(Moved(x=msg.x, y=msg.y))   # {"type": "moved", ...}
 
         async def on_message(self, message):   # everything else
             ...
@@ -34,9 +38,10 @@ from websockets.frames import CloseCode
 from websockets.protocol import State
 
 from .callbacks import describe, is_async_callable
-from .dispatch import decode_typed
+from .dispatch import UndecodableMessage, decode_json, decode_typed
 from .errors import HandlerError
 from .jsonutil import encode_json
+from .messages import InvalidMessage, MessageCodec, error_reply, message_name
 
 if TYPE_CHECKING:
     from websockets.http11 import Request
@@ -56,19 +61,40 @@ _ON_ATTR = "__wsroute_on__"
 OnError = Callable[[Exception, str], Coroutine[Any, Any, None]]
 
 
-def on(message_type: str) -> Callable[[F], F]:
+def on(message_type: str | type) -> Callable[[F], F]:
     """Mark a ``Handler`` method as the receiver of JSON messages of one type.
 
-    The method is called with the decoded message (a dict). Messages without a
-    matching method go to :meth:`Handler.on_message`.
+    Args:
+        message_type: a wire name (``"move"``): the method receives the
+            decoded message, a dict; or a :func:`wsroute.message` class
+            (``Move``): the message is decoded and validated into an instance
+            first. An invalid one never reaches the method: the client gets an
+            error reply (or a 1008 close, see ``on_invalid_message``).
+
+    Messages without a matching method go to :meth:`Handler.on_message`.
+
+    Raises:
+        TypeError: an empty name, a class that is not a message class, or a
+            method that is not ``async def``.
     """
-    if not isinstance(message_type, str) or not message_type:
-        raise TypeError(f"@wsroute.on() needs a non-empty message type str (got {message_type!r})")
+    if isinstance(message_type, type):
+        if message_name(message_type) is None:
+            raise TypeError(
+                f"@wsroute.on({describe(message_type)}): not a message class; decorate it with "
+                "@wsroute.message('name'), or pass the type name as a str to receive dicts"
+            )
+        shown = describe(message_type)
+    elif not isinstance(message_type, str) or not message_type:
+        raise TypeError(
+            f"@wsroute.on() needs a non-empty message type str or a @wsroute.message class (got {message_type!r})"
+        )
+    else:
+        shown = repr(message_type)
 
     def mark(method: F) -> F:
         is_async = inspect.iscoroutinefunction(method)
         if not is_async:
-            raise TypeError(f"@wsroute.on({message_type!r}): {method.__qualname__} must be 'async def'")
+            raise TypeError(f"@wsroute.on({shown}): {method.__qualname__} must be 'async def'")
         setattr(method, _ON_ATTR, message_type)
         return method
 
@@ -92,20 +118,35 @@ def check_handler_class(path: str, cls: type[Handler]) -> None:
     would only fail at the first connection (``TypeError: object NoneType
     can't be used in 'await' expression``, closed with 1011), so it is an
     error when the route is registered. This also catches a subclass that
-    overrides an ``@on`` method with a plain ``def`` of the same name.
+    overrides an ``@on`` method with a plain ``def`` of the same name. Two
+    ``@on`` entries taking one wire name, and a ``sends`` that is not a tuple
+    of message classes, are refused here too.
 
     Raises:
-        HandlerError: naming the route, the method and the ``async def`` to write.
+        HandlerError: naming the route and the method (with the ``async def``
+            to write), the two ``@on`` entries, or the bad ``sends``.
     """
     for name, params in _AWAITED.items():
         method = getattr(cls, name, None)
         if not is_async_callable(method):
             raise _not_async(path, cls, name, method, f"async def {name}{params}: ...", "wsroute awaits it")
+    if cls._wsroute_conflicts:
+        raise HandlerError(f"route {path!r}: {cls._wsroute_conflicts[0]}")
+    sends = cls.sends
+    if not isinstance(sends, tuple) or not all(message_name(item) is not None for item in sends):
+        raise HandlerError(
+            f"route {path!r}: {describe(cls)}.sends is {sends!r}; expected a tuple of @wsroute.message classes "
+            "such as 'sends = (Moved,)'"
+        )
     for kind, method in cls._wsroute_dispatch.items():
         if not is_async_callable(method):
             name = getattr(method, "__name__", repr(method))
             why = f"it receives messages of type {kind!r} and wsroute awaits it"
             raise _not_async(path, cls, name, method, f"async def {name}(self, data): ...", why)
+
+
+def _shown(kind: str | type) -> str:
+    return repr(kind) if isinstance(kind, str) else describe(kind)
 
 
 def _not_async(path: str, cls: type, name: str, method: Any, fix: str, why: str) -> HandlerError:
@@ -134,6 +175,13 @@ class Handler:
 
     #: ``{"type": function}``, built once per subclass.
     _wsroute_dispatch: ClassVar[dict[str, Callable[[Any, Any], Awaitable[Any]]]] = {}
+    #: ``{"type": message class}`` for the typed ``@on`` entries.
+    _wsroute_typed: ClassVar[dict[str, type]] = {}
+    #: What makes the dispatch table ambiguous, reported when the route is registered.
+    _wsroute_conflicts: ClassVar[tuple[str, ...]] = ()
+
+    #: Message classes this handler sends, for the AsyncAPI document (optional).
+    sends: ClassVar[tuple[type, ...]] = ()
 
     ws: Connection
     app: App
@@ -142,13 +190,34 @@ class Handler:
         super().__init_subclass__(**kwargs)
         # The functions are looked up by the name they had, so a subclass that
         # overrides an @on method without re-decorating it still wins.
-        names: dict[str, str] = {}
+        marked: list[tuple[str, str | type]] = []
         for klass in reversed(cls.__mro__):
             for name, value in vars(klass).items():
                 kind = getattr(value, _ON_ATTR, None)
                 if kind is not None:
-                    names[kind] = name
-        cls._wsroute_dispatch = {kind: getattr(cls, name) for kind, name in names.items()}
+                    marked.append((name, kind))
+        latest = dict(marked)  # a re-decorated method keeps only its last @on
+        by_kind = {kind: name for name, kind in marked if latest[name] == kind}
+        dispatch: dict[str, Callable[[Any, Any], Awaitable[Any]]] = {}
+        typed: dict[str, type] = {}
+        owners: dict[str, str | type] = {}
+        conflicts: list[str] = []
+        for kind, name in by_kind.items():
+            wire = kind if isinstance(kind, str) else message_name(kind)
+            assert wire is not None  # on() accepts message classes only
+            other = owners.get(wire)
+            if other is not None:
+                conflicts.append(
+                    f"{describe(cls)}: @wsroute.on({_shown(other)}) and @wsroute.on({_shown(kind)}) both receive "
+                    f"messages of type {wire!r}; keep one method per type"
+                )
+            owners[wire] = kind
+            dispatch[wire] = getattr(cls, name)
+            if not isinstance(kind, str):
+                typed[wire] = kind
+        cls._wsroute_dispatch = dispatch
+        cls._wsroute_typed = typed
+        cls._wsroute_conflicts = tuple(conflicts)
 
     # -- what subclasses override ------------------------------------------
 
@@ -189,8 +258,13 @@ class Handler:
         await self.ws.send(message)
 
     async def send_json(self, obj: Any) -> None:
-        """Send ``obj`` as JSON text."""
-        await self.ws.send(encode_json(obj))
+        """Send ``obj`` as compact JSON text.
+
+        An instance of a :func:`wsroute.message` class gains its type field
+        under the app's ``message_key``: ``Moved(by="ann", x=1, y=2)`` is sent
+        as ``{"type":"moved","by":"ann","x":1,"y":2}``.
+        """
+        await self.ws.send(encode_json(obj, self.app.message_key))
 
     async def close(self, code: int = CloseCode.NORMAL_CLOSURE, reason: str = "") -> None:
         """Close the connection; ``on_disconnect`` follows.
@@ -269,21 +343,26 @@ class Handler:
         reports.add(report)  # kept until done, and awaited before on_disconnect
         report.add_done_callback(reports.discard)
 
-    async def _run(self, message_key: str, on_error: OnError) -> None:
+    async def _run(
+        self, message_key: str, on_error: OnError, codec: MessageCodec | None = None, close_invalid: bool = False
+    ) -> None:
         """Connect, dispatch every message, always disconnect.
 
         ``on_error(exc, source)`` (the session's) logs an exception once with
         the route and ``source`` ("handler", or the background task's name)
         and closes the connection with the chosen code *before*
         ``on_disconnect`` runs, so ``on_disconnect`` reports exactly what the
-        client received.
+        client received. ``codec`` (built once per route) decodes the typed
+        ``@on`` entries; ``close_invalid`` says what an invalid one gets.
         """
         ws = self.ws
         self.__dict__["_wsroute_on_error"] = on_error
         try:
             await self.on_connect()
             dispatch = self._wsroute_dispatch
-            if dispatch:
+            if codec is not None and self._wsroute_typed:
+                await self._dispatch_typed(codec, close_invalid)
+            elif dispatch:
                 while True:
                     message = await ws.recv()
                     typed = decode_typed(message, message_key)
@@ -303,6 +382,40 @@ class Handler:
         finally:
             await self._stop_tasks()
             await self._disconnect()
+
+    async def _dispatch_typed(self, codec: MessageCodec, close_invalid: bool) -> None:
+        """The receive loop of a class with typed ``@on`` entries (returns when it closed the connection).
+
+        The type field is read once (a msgspec pass that skips the rest), then
+        a typed entry decodes and validates the text into its class in one
+        more pass; an untyped entry gets the dict, as without typed entries.
+        """
+        ws = self.ws
+        dispatch = self._wsroute_dispatch
+        typed = self._wsroute_typed
+        while True:
+            message = await ws.recv()
+            kind = codec.kind(message) if type(message) is str else None
+            method = dispatch.get(kind) if kind is not None else None
+            if method is None:
+                await self.on_message(message)
+            elif kind in typed:
+                try:
+                    value = codec.decode(kind, message)
+                except InvalidMessage as exc:
+                    if close_invalid:
+                        await ws.close(CloseCode.POLICY_VIOLATION, str(exc))
+                        return
+                    await ws.send(error_reply(exc, codec.key))
+                    continue
+                await method(self, value)
+            else:
+                try:
+                    data = decode_json(message)
+                except UndecodableMessage:  # pragma: no cover - codec.kind() refused the same text
+                    await self.on_message(message)
+                    continue
+                await method(self, data)
 
     async def _stop_tasks(self) -> None:
         """Cancel spawned tasks, let their ``finally`` blocks run, finish failure reports."""

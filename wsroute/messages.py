@@ -32,12 +32,14 @@ import attrs
 import msgspec
 
 from .callbacks import describe
+from .dispatch import UndecodableMessage, decode_json, maybe_too_deep
+from .jsonutil import MESSAGE_NAME_ATTR, check_type_field, encode_json
 
 __all__ = [
     "InvalidMessage",
     "MessageCodec",
     "MessageDecoder",
-    "encode_json",
+    "error_reply",
     "is_message_class",
     "message",
     "message_name",
@@ -45,13 +47,8 @@ __all__ = [
 
 C = TypeVar("C", bound=type)
 
-_NAME_ATTR = "__wsroute_message__"
+_NAME_ATTR = MESSAGE_NAME_ATTR
 
-#: The generic JSON decoder (dicts, lists, str, int, float, bool, None).
-#: msgspec rejects what RFC 8259 does not define (``NaN``, ``Infinity``) and
-#: numbers out of range, which ``json.loads`` turns into floats.
-_any_json = msgspec.json.Decoder()
-_encoder = msgspec.json.Encoder()
 
 
 def message(name: str) -> Callable[[C], C]:
@@ -116,12 +113,7 @@ def check_message_class(cls: Any, key: str, where: str) -> str:
     name = message_name(cls)
     if name is None:
         raise TypeError(f"{where}: {describe(cls)} is not a message class; decorate it with @wsroute.message('name')")
-    fields = {field.name for field in attrs.fields(cls)}
-    if key in fields:
-        raise TypeError(
-            f"{where}: message class {describe(cls)} has a field named {key!r}, which is the type field "
-            f"on the wire; rename the field or choose another App(message_key=...)"
-        )
+    check_type_field(cls, key, where)
     return name
 
 
@@ -144,32 +136,14 @@ class InvalidMessage(Exception):
 
 # -- encoding ------------------------------------------------------------------------------------
 
-_prefixes: dict[tuple[type, str], bytes] = {}
 
+def error_reply(exc: InvalidMessage, key: str = "type") -> str:
+    """The JSON text answering an invalid typed message, the connection staying open.
 
-def encode_json(obj: Any, key: str = "type") -> str:
-    """Compact JSON text for ``obj``; a message-class instance gains its type field first.
-
-    ``encode_json(Moved(by="ann", x=1, y=2))`` gives
-    ``'{"type":"moved","by":"ann","x":1,"y":2}'``. Anything else msgspec can
-    encode (dicts, lists, attrs/dataclass instances, ``datetime``, ``UUID``…)
-    is encoded as is; ``NaN`` and infinities become ``null``.
-
-    Raises:
-        TypeError: ``obj`` holds a value msgspec cannot encode, or a message
-            class has a field named ``key``.
+    ``{"type": "error", "for": "move", "detail": "Expected `int`, got `str` - at `$.x`"}``
+    (``key`` replaces ``"type"``).
     """
-    cls = type(obj)
-    name = cls.__dict__.get(_NAME_ATTR) if hasattr(cls, "__attrs_attrs__") else None
-    if name is None:
-        return _encoder.encode(obj).decode()
-    prefix = _prefixes.get((cls, key))
-    if prefix is None:
-        check_message_class(cls, key, "send_json()")
-        prefix = _prefixes[(cls, key)] = _encoder.encode({key: name})[:-1]
-    body = _encoder.encode(obj)
-    # body is '{...}'; splice the type field in front of the fields.
-    return (prefix + (b"," + body[1:] if len(body) > 2 else b"}")).decode()
+    return encode_json({key: "error", "for": exc.message_type, "detail": exc.detail})
 
 
 # -- decoding ------------------------------------------------------------------------------------
@@ -221,7 +195,17 @@ class MessageCodec:
         return cls(key, typed, _envelope_decoder(key))
 
     def kind(self, data: str | bytes) -> str | None:
-        """The str type field of a JSON object, or ``None`` for anything else."""
+        """The str type field of a JSON object, or ``None`` for anything else.
+
+        ``None`` also for every text :func:`~wsroute.dispatch.decode_json`
+        refuses (``NaN``, nesting deeper than ``MAX_JSON_DEPTH``…), so typed
+        and untyped dispatch agree on what counts as a message.
+        """
+        if maybe_too_deep(data):  # rare: long and bracket-heavy; the envelope skips nested values
+            try:
+                decode_json(data)
+            except UndecodableMessage:
+                return None
         try:
             envelope = self._envelope.decode(data)
         except Exception:  # msgspec.DecodeError/ValidationError, RecursionError: not a typed message
@@ -243,19 +227,6 @@ class MessageCodec:
             raise InvalidMessage(kind, str(exc)) from None
         except Exception as exc:  # RecursionError and the like: still the client's payload
             raise InvalidMessage(kind, _describe_failure(exc)) from None
-
-
-def decode_any(data: str | bytes) -> Any:
-    """Decode JSON text to Python values.
-
-    Raises:
-        ValueError: any decoder failure (malformed JSON, nesting too deep,
-            number out of range), with a short description.
-    """
-    try:
-        return _any_json.decode(data)
-    except Exception as exc:
-        raise ValueError(_describe_failure(exc)) from None
 
 
 def _describe_failure(exc: Exception) -> str:

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 from websockets.http11 import Request, Response
 
+from .asyncapi import Security
 from .callbacks import describe, is_async_callable
 from .errors import ConfigurationError
 from .origins import Origin
@@ -159,6 +160,8 @@ def bearer_auth(verify: Verify, *, realm: str = "wsroute") -> Middleware:
             return response
         return await _admit(conn, check, token.strip())
 
+    # What the AsyncAPI document shows on the operations this guards.
+    bearer.__wsroute_security__ = Security("bearerAuth", {"type": "http", "scheme": "bearer"})  # type: ignore[attr-defined]
     return bearer
 
 
@@ -184,6 +187,11 @@ def query_token_auth(verify: Verify, *, param: str = "token") -> Middleware:
             return conn.respond(HTTPStatus.UNAUTHORIZED, f"Missing {param!r} query parameter.\n")
         return await _admit(conn, check, values[0])
 
+    # What the AsyncAPI document shows on the operations this guards.
+    scheme = {"type": "httpApiKey", "name": param, "in": "query"}
+    query_token.__wsroute_security__ = Security(  # type: ignore[attr-defined]
+        "queryToken" if param == "token" else f"queryToken_{param}", scheme
+    )
     return query_token
 
 

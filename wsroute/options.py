@@ -47,6 +47,8 @@ __all__ = [
     "ServeOptions",
     "build_hub",
     "check_names",
+    "ON_INVALID_MESSAGE",
+    "check_on_invalid_message",
     "check_policy",
     "trusted_proxies",
 ]
@@ -215,21 +217,46 @@ def _timeout(instance: Any, attribute: Any, value: Any) -> None:
         raise ConfigurationError(f"App(first_message_timeout={value!r}): expected a number of seconds > 0")
 
 
+#: What an invalid typed ``@on`` message gets: an error reply, or a 1008 close.
+ON_INVALID_MESSAGE = ("reply", "close")
+
+
+def check_on_invalid_message(value: Any, where: str, error: type[ConfigurationError] = ConfigurationError) -> None:
+    """Refuse an ``on_invalid_message`` that is not one of :data:`ON_INVALID_MESSAGE`.
+
+    Raises:
+        ConfigurationError: (or ``error``) naming ``where``, the value and the valid names.
+    """
+    if value not in ON_INVALID_MESSAGE:
+        raise error(
+            f"{where}: on_invalid_message={value!r}; expected one of {', '.join(map(repr, ON_INVALID_MESSAGE))}"
+        )
+
+
+def _on_invalid(instance: Any, attribute: Any, value: Any) -> None:
+    check_on_invalid_message(value, "App()")
+
+
 @attrs.frozen
 class MessageOptions:
-    """How message-routed connections read their first message.
+    """How connections read JSON messages.
 
     Attributes:
         message_key: the JSON field holding a message's type (default ``"type"``).
         first_message_timeout: seconds a message-routed connection has to
             send its first message before it is closed with 1008 (default 10).
+        on_invalid_message: what a typed ``@on`` message that fails
+            validation gets, unless its route says otherwise: ``"reply"``
+            (an error message; default) or ``"close"`` (1008).
 
     Raises:
-        ConfigurationError: an empty key, or a timeout that is not a number > 0.
+        ConfigurationError: an empty key, a timeout that is not a number > 0,
+            or an unknown ``on_invalid_message``.
     """
 
     message_key: str = attrs.field(default="type", validator=_message_key)
     first_message_timeout: float = attrs.field(default=10.0, validator=_timeout)
+    on_invalid_message: str = attrs.field(default="reply", validator=_on_invalid)
 
 
 def check_policy(value: Any, where: str, error: type[ConfigurationError] = ConfigurationError) -> None:
@@ -243,7 +270,11 @@ def check_policy(value: Any, where: str, error: type[ConfigurationError] = Confi
 
 
 #: ``App(hub_options=...)`` keys: Hub's keywords except those App has its own for.
-_HUB_OWN_KEYWORDS = {"broker": "App(broker=...)", "policy": "App(slow_consumer=...)"}
+_HUB_OWN_KEYWORDS = {
+    "broker": "App(broker=...)",
+    "policy": "App(slow_consumer=...)",
+    "message_key": "App(message_key=...)",
+}
 
 
 def build_hub(

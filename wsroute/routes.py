@@ -17,9 +17,10 @@ import attrs
 from .callbacks import describe
 from .errors import HandlerError, RouteError
 from .handlers import Handler, check_handler_class
+from .messages import MessageCodec, message_name
 from .routing import Pattern
 
-__all__ = ["Route", "RouteGroup", "check_handler"]
+__all__ = ["Route", "RouteGroup", "check_handler", "message_codec"]
 
 
 def check_handler(path: str, handler: Any) -> None:
@@ -48,6 +49,27 @@ def check_handler(path: str, handler: Any) -> None:
     )
 
 
+def message_codec(path: str, handler: Any, message: str | type | None, key: str) -> MessageCodec | None:
+    """Decoders for a route's message classes (first message, typed ``@on``), built once at registration.
+
+    Nothing is looked up per message afterwards. ``None`` when the route has
+    no message class.
+
+    Raises:
+        RouteError: two classes with one wire name, or a class with a field
+            named like ``key`` (the app's ``message_key``).
+    """
+    classes: list[type] = [message] if isinstance(message, type) else []
+    if isinstance(handler, type) and issubclass(handler, Handler):
+        classes += handler._wsroute_typed.values()
+    if not classes:
+        return None
+    try:
+        return MessageCodec.build(classes, key, f"route {path!r}")
+    except TypeError as exc:
+        raise RouteError(str(exc)) from None
+
+
 @attrs.frozen(eq=False)
 class Route:
     """One registered handler.
@@ -55,7 +77,9 @@ class Route:
     Attributes:
         pattern: the parsed path pattern.
         handler: the ``async def`` function or ``Handler`` subclass, unchanged.
-        message: the first-message type that selects this route, or ``None``.
+        message: the first-message type that selects this route: a wire name,
+            a :func:`wsroute.message` class (the first message is validated
+            into it), or ``None``.
         middleware: route-level middleware, run after the app's.
         bound: keyword arguments given to ``app.route(path, **bound)``.
         slow_consumer: the hub's slow-consumer policy for this route, or
@@ -64,25 +88,46 @@ class Route:
             trailing ``/`` more or less) or ``"strict"`` (exact match only).
         subprotocols: the subprotocols this route negotiates, in order of
             preference; empty for none.
+        on_invalid_message: what a typed ``@on`` message that fails
+            validation gets: ``"reply"`` (an error message, the connection
+            stays open) or ``"close"`` (1008 with the detail).
+        codec: decoders for the route's message classes (first message and
+            typed ``@on`` entries), built at registration; ``None`` when it
+            has none.
     """
 
     pattern: Pattern
     handler: Any
-    message: str | None = None
+    message: str | type | None = None
     middleware: tuple[Callable[..., Any], ...] = ()
     bound: Mapping[str, Any] = attrs.field(factory=dict)
     slow_consumer: str | None = None
     trailing_slash: str = "optional"
     subprotocols: tuple[str, ...] = ()
+    on_invalid_message: str = "reply"
+    codec: MessageCodec | None = None
 
     @property
     def path(self) -> str:
         return self.pattern.source
 
     @property
+    def message_type(self) -> str | None:
+        """The wire name of the first message that selects this route (``"join"``), or ``None``."""
+        if self.message is None or isinstance(self.message, str):
+            return self.message
+        return message_name(self.message)
+
+    @property
+    def message_class(self) -> type | None:
+        """The class the first message is validated into, or ``None`` (untyped or not message-routed)."""
+        return self.message if isinstance(self.message, type) else None
+
+    @property
     def name(self) -> str:
         """What logs and task names call this route: ``/play[join]``."""
-        return self.path if self.message is None else f"{self.path}[{self.message}]"
+        kind = self.message_type
+        return self.path if kind is None else f"{self.path}[{kind}]"
 
     @property
     def is_class(self) -> bool:
@@ -106,13 +151,14 @@ class RouteGroup:
     subprotocols: tuple[str, ...] = ()
 
     def add(self, route: Route) -> None:
-        if route.message is None:
+        kind = route.message_type
+        if kind is None:
             if self.plain is not None or self.by_message:
                 raise self._conflict(route)
             self.plain = route
             self.subprotocols = route.subprotocols
             return
-        if self.plain is not None or route.message in self.by_message:
+        if self.plain is not None or kind in self.by_message:
             raise self._conflict(route)
         if route.middleware:
             raise RouteError(
@@ -121,7 +167,7 @@ class RouteGroup:
             )
         for other in self.by_message.values():
             _check_handshake_options_agree(route, other)
-        self.by_message[route.message] = route
+        self.by_message[kind] = route
         self.subprotocols = route.subprotocols
 
     def routes(self) -> list[Route]:

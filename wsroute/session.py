@@ -5,6 +5,8 @@ reads the first message when the path is routed by message, registers the
 connection with the hub, runs the bound handler, and turns the outcome into a
 close code:
 
+* a first message that names no route, or does not fit the route's message
+  class → 1008 with the reason, and the handler never runs;
 * the handler returns → 1000 (websockets closes normally);
 * the client leaves (``ConnectionClosed``) → nothing to log;
 * the handler raises (or a task it started with ``Handler.spawn()``) → 1011
@@ -28,6 +30,7 @@ from websockets.protocol import State
 
 from .di import Binding
 from .dispatch import Rejection, choose_by_first_message
+from .messages import InvalidMessage
 from .plugins import HookFailed, Resolved
 from .routes import Route, RouteGroup
 
@@ -84,7 +87,12 @@ class Session:
                 handler = binding.call(**kwargs)
                 handler.ws = conn
                 handler.app = self.app
-                await handler._run(self.message_key, lambda exc, source: self._failed(conn, route, exc, source))
+                await handler._run(
+                    self.message_key,
+                    lambda exc, source: self._failed(conn, route, exc, source),
+                    route.codec,
+                    route.on_invalid_message == "close",
+                )
             else:
                 await binding.call(conn, **kwargs)
         finally:
@@ -107,6 +115,12 @@ class Session:
         except Rejection as rejection:
             await conn.close(rejection.code, rejection.reason)
             return None
+        if route.codec is not None and route.message_class is not None:
+            try:  # the dict chose the route; the class validates the same text
+                data = route.codec.decode(data[self.message_key], message)
+            except InvalidMessage as exc:
+                await conn.close(CloseCode.POLICY_VIOLATION, str(exc))
+                return None
         conn.route = route
         conn.first_message = data
         task = asyncio.current_task()

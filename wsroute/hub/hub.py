@@ -62,6 +62,8 @@ class Hub:
         broker_options: keyword arguments for a broker built from a URL,
             e.g. ``{"wait": True, "connect_timeout": 30}`` to wait for Redis
             at start-up instead of failing at once, or ``{"prefix": "app2"}``.
+        message_key: the type field the ``*_json`` methods add to message
+            class instances (an App sets it to its ``message_key``).
 
     Memory per connection stays bounded by about ``max_buffer`` plus one
     frame in the transport and ``max_queue`` frames in the outbox, plus the
@@ -77,6 +79,7 @@ class Hub:
         max_buffer: int = 64 * 1024,
         close_timeout: float = 2.0,
         broker_options: Mapping[str, Any] | None = None,
+        message_key: str = "type",
     ) -> None:
         for name, value in (("max_queue", max_queue), ("max_buffer", max_buffer)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -85,6 +88,7 @@ class Hub:
                     f"<{type(value).__name__}>)"
                 )
         self._broker_options = broker_options
+        self.message_key = message_key
         self._started = False
         self.broker: Broker = make_broker(broker, broker_options)
         self.stats = HubStats()
@@ -294,16 +298,16 @@ class Hub:
             raise
 
     async def broadcast_json(self, obj: Any) -> None:
-        """:meth:`broadcast` ``obj`` encoded once as compact JSON."""
-        await self.broadcast(encode_json(obj))
+        """:meth:`broadcast` ``obj`` encoded once as compact JSON (a message class instance gains its type field)."""
+        await self.broadcast(encode_json(obj, self.message_key))
 
     async def send_json_to_user(self, user_id: str, obj: Any) -> None:
-        """:meth:`send_to_user` ``obj`` encoded once as compact JSON."""
-        await self.send_to_user(user_id, encode_json(obj))
+        """:meth:`send_to_user` ``obj`` encoded once as compact JSON (a message class instance gains its type field)."""
+        await self.send_to_user(user_id, encode_json(obj, self.message_key))
 
     async def publish_json(self, topic: str, obj: Any) -> None:
-        """:meth:`publish` ``obj`` encoded once as compact JSON."""
-        await self.publish(topic, encode_json(obj))
+        """:meth:`publish` ``obj`` encoded once as compact JSON (a message class instance gains its type field)."""
+        await self.publish(topic, encode_json(obj, self.message_key))
 
 
 class _HubSink:

@@ -14,11 +14,11 @@ connections, exactly as if a handler had called ``app.hub``.
 
 from __future__ import annotations
 
-import json
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from ..errors import BrokerUnavailable
+from ..jsonutil import encode_json
 from .wire import Channels, encode_frame, encode_user_frame, to_frame
 
 if TYPE_CHECKING:
@@ -35,13 +35,16 @@ class Publisher:
         prefix: the same prefix as the servers' broker.
         connect_timeout: seconds to wait for Redis at :meth:`connect`.
         wait: keep retrying for ``connect_timeout`` instead of failing at once.
+        message_key: the type field the ``*_json`` methods add to message
+            class instances (the servers' ``App(message_key=...)``).
     """
 
     def __init__(
         self, url: str, *, prefix: str = "wsroute", connect_timeout: float = 5.0,
-        wait: bool = False,
+        wait: bool = False, message_key: str = "type",
     ) -> None:
         self.url = url
+        self.message_key = message_key
         self.channels = Channels(prefix)
         self.connect_timeout = connect_timeout
         self.wait = wait
@@ -101,13 +104,13 @@ class Publisher:
                                    encode_frame(*to_frame(message)))
 
     async def broadcast_json(self, obj: Any) -> int:
-        """:meth:`broadcast` compact JSON."""
-        return await self.broadcast(json.dumps(obj, separators=(",", ":")))
+        """:meth:`broadcast` compact JSON (a message class instance gains its type field)."""
+        return await self.broadcast(encode_json(obj, self.message_key))
 
     async def send_json_to_user(self, user_id: str, obj: Any) -> int:
-        """:meth:`send_to_user` compact JSON."""
-        return await self.send_to_user(user_id, json.dumps(obj, separators=(",", ":")))
+        """:meth:`send_to_user` compact JSON (a message class instance gains its type field)."""
+        return await self.send_to_user(user_id, encode_json(obj, self.message_key))
 
     async def publish_json(self, topic: str, obj: Any) -> int:
-        """:meth:`publish` compact JSON."""
-        return await self.publish(topic, json.dumps(obj, separators=(",", ":")))
+        """:meth:`publish` compact JSON (a message class instance gains its type field)."""
+        return await self.publish(topic, encode_json(obj, self.message_key))
