@@ -233,6 +233,28 @@ async def test_hub_json_methods_tag_message_instances() -> None:
     ]
 
 
+async def test_an_apps_own_hub_tags_with_the_apps_message_key() -> None:
+    """App(hub=Hub(...)) gets the app's message_key; hub_options cannot set another one."""
+    from wsroute.hub import Hub
+
+    hub = Hub()
+    app = wsroute.App(load_entrypoints=False, hub=hub, message_key="op")
+    assert hub.message_key == "op"
+    with pytest.raises(wsroute.ConfigurationError, match=r"use App\(message_key=\.\.\.\) instead"):
+        wsroute.App(load_entrypoints=False, hub_options={"message_key": "x"})
+
+    @app.route("/feed")
+    class Feed(wsroute.Handler):
+        async def on_connect(self):
+            await self.subscribe("t")
+            await self.send("ready")
+
+    async with serve_app(app) as server, server.connect("/feed") as ws:
+        assert await ws.recv() == "ready"
+        await hub.publish_json("t", Moved(by="h", x=0, y=0))
+        assert await asyncio.wait_for(ws.recv(), 5) == '{"op":"moved","by":"h","x":0,"y":0}'
+
+
 async def test_function_handler_validates_with_message_decoder_and_connection_send_json() -> None:
     """wsroute.MessageDecoder in a function handler; ws.send_json tags message instances too."""
     app = wsroute.App(load_entrypoints=False)
