@@ -13,7 +13,7 @@ from examples.game import app as game_app
 
 pytestmark = pytest.mark.timeout(60)
 
-#: Installed plugins (the hello-plugin example) would add their routes to the CLI's view of the app.
+#: Plugins installed in the environment would add their routes to the CLI's view of the app.
 NO_PLUGINS = wsroute_env(WSROUTE_DISABLE_PLUGIN_AUTOLOAD="1")
 
 
