@@ -419,3 +419,39 @@ def test_on_invalid_message_is_checked_for_app_and_route() -> None:
 
     with pytest.raises(wsroute.RouteError, match="on_invalid_message='ignore'; expected one of 'reply', 'close'"):
         app.add_route("/x", handler, on_invalid_message="ignore")
+
+
+async def test_plain_third_party_client_plays_typed_and_sees_the_close() -> None:
+    """websocket-client (sync, no wsroute code) gets tagged answers, the error reply, and 1008 in close mode."""
+    import websocket  # websocket-client
+
+    def play(url: str) -> list[object]:
+        seen: list[object] = []
+        ws = websocket.create_connection(url + "/play", timeout=5)
+        ws.send('{"type": "join", "name": "wc"}')
+        seen.append(json.loads(ws.recv()))
+        ws.send('{"type": "move", "x": 7, "y": 8}')
+        seen.append(ws.recv())
+        ws.send('{"type": "move", "x": 7}')
+        seen.append(json.loads(ws.recv()))
+        ws.close()
+        return seen
+
+    def closed(url: str) -> tuple[int, str]:
+        ws = websocket.create_connection(url + "/play", timeout=5)
+        try:
+            ws.send('{"type": "join", "name": null}')
+            _, frame = ws.recv_data_frame(control_frame=True)  # the server's close frame (answered)
+        finally:
+            ws.shutdown()
+        return int.from_bytes(frame.data[:2], "big"), frame.data[2:].decode()
+
+    async with serve_app(game_app()) as server:
+        seen = await asyncio.to_thread(play, server.url(""))
+        code_reason = await asyncio.to_thread(closed, server.url(""))
+    assert seen == [
+        {"first": "Join", "name": "wc"},
+        '{"type":"moved","by":"wc","x":7,"y":8}',
+        {"type": "error", "for": "move", "detail": "Object missing required field `y`"},
+    ]
+    assert code_reason == (1008, "invalid 'join' message: Expected `str`, got `null` - at `$.name`")
