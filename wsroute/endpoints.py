@@ -48,30 +48,20 @@ def endpoint_of(route: Route, app_middleware: Iterable[Callable[..., Any]] = ())
         security = security_of(middleware)
         if security is not None and security not in securities:
             securities.append(security)
+    common: dict[str, Any] = {
+        "params": params,
+        "description": _own_doc(handler),
+        "first_message": route.message,
+        "security": tuple(securities),
+    }
     if isinstance(handler, type) and issubclass(handler, Handler):
         typed = handler._wsroute_typed
         receives: tuple[type | str, ...] = tuple(typed.get(kind, kind) for kind in handler._wsroute_dispatch)
+        receives_any = handler.on_message is not Handler.on_message
         return Endpoint(
-            address,
-            handler,
-            params=params,
-            description=_own_doc(handler),
-            first_message=route.message,
-            receives=receives,
-            receives_any=handler.on_message is not Handler.on_message,
-            sends=tuple(handler.sends),
-            security=tuple(securities),
+            address, handler, receives=receives, receives_any=receives_any, sends=tuple(handler.sends), **common
         )
-    return Endpoint(
-        address,
-        handler,
-        params=params,
-        description=_own_doc(handler),
-        first_message=route.message,
-        receives_any=True,
-        sends_any=True,
-        security=tuple(securities),
-    )
+    return Endpoint(address, handler, receives_any=True, sends_any=True, **common)
 
 
 def _own_doc(handler: Any) -> str | None:
