@@ -1,0 +1,103 @@
+"""Every code sample of the documentation (docs/*.md and README.md) runs and says what it shows.
+
+The convention is described in ``samples.py`` and in docs/contributing.md:
+python blocks of a page run in order in one namespace, hidden ``<!-- check``
+blocks poke the apps with real clients, every App left in the namespace at
+the end of the page is started on 127.0.0.1 port 0 and stopped, and console
+commands shown with their output are run and compared.
+"""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+import importlib
+import inspect
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from samples import ROOT, Block, blocks, commands
+
+import wsroute
+from wsroute.testing import serve_app
+
+PAGES = sorted((ROOT / "docs").rglob("*.md")) + [ROOT / "README.md"]
+SAMPLE_TIMEOUT = 60.0  # one block, including the real servers and clients it starts
+COMMAND_TIMEOUT = 60.0
+CONSOLE = [command for page in PAGES for block in blocks(page) if block.kind == "console" for command in commands(block)]
+
+
+def page_id(page: Path) -> str:
+    """The page's path from the repository root, as the test id."""
+    return page.relative_to(ROOT).as_posix()
+
+
+async def run_block(block: Block, namespace: dict[str, Any]) -> None:
+    """Run one block in the page's namespace, then any ``test_*`` function it defined."""
+    before = set(namespace)
+    code = compile(block.source, block.where, "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
+    result = eval(code, namespace)
+    if inspect.iscoroutine(result):
+        await asyncio.wait_for(result, SAMPLE_TIMEOUT)
+    for name in sorted(set(namespace) - before):
+        func = namespace[name]
+        if name.startswith("test_") and callable(func):
+            outcome = func()
+            if inspect.isawaitable(outcome):
+                await asyncio.wait_for(outcome, SAMPLE_TIMEOUT)
+
+
+async def start_every_app(namespace: dict[str, Any]) -> int:
+    """Start and stop every App the page leaves in its namespace; the number started."""
+    apps = {id(value): value for value in namespace.values() if isinstance(value, wsroute.App)}
+    for app in apps.values():
+        async with serve_app(app):
+            pass
+    return len(apps)
+
+
+@pytest.mark.parametrize("page", PAGES, ids=page_id)
+async def test_python_samples_run(page: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The page's python blocks and hidden checks run in order without error, and its apps start."""
+    monkeypatch.syspath_prepend(str(tmp_path))
+    modules_before = set(sys.modules)
+    namespace: dict[str, Any] = {"__name__": "docs_sample", "__file__": str(page)}
+    ran = 0
+    try:
+        for block in blocks(page):
+            if block.kind == "file":
+                (tmp_path / block.title).write_text(block.source)
+                importlib.invalidate_caches()
+            elif block.kind in ("python", "check"):
+                try:
+                    await run_block(block, namespace)
+                except BaseException as exc:
+                    raise AssertionError(f"the sample at {block.where} failed: {exc!r}") from exc
+                ran += 1
+        await start_every_app(namespace)
+    finally:
+        for name in set(sys.modules) - modules_before:  # modules written from title="x.py" blocks
+            if getattr(sys.modules[name], "__file__", "") and str(tmp_path) in str(sys.modules[name].__file__):
+                del sys.modules[name]
+    assert ran == sum(1 for block in blocks(page) if block.kind in ("python", "check"))
+
+
+@pytest.mark.parametrize("command", CONSOLE, ids=lambda c: f"{c.block.where}:{c.command}")
+def test_console_output_is_current(command: Any) -> None:
+    """A console command shown with its output prints exactly that output today."""
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    result = subprocess.run(
+        ["bash", "-c", command.command],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=COMMAND_TIMEOUT,
+        check=False,
+    )
+    printed = "\n".join(line.rstrip() for line in (result.stdout + result.stderr).splitlines()).rstrip() + "\n"
+    assert printed == command.output, f"{command.block.where}: `{command.command}` now prints:\n{printed}"
