@@ -1,12 +1,35 @@
-"""The docs tests import ``samples`` (the extractor) from this directory.
+"""Fixtures for the docs tests; ``samples`` (the extractor) is imported from this directory.
 
-pytest runs with ``--import-mode=importlib``, so the directory is put on
-``sys.path`` here, as tests/interop does.
+pytest runs with ``--import-mode=importlib``, so this directory (and tests/hub,
+for its ``RedisProcess``) is put on ``sys.path`` here, as tests/interop does.
 """
 
 from __future__ import annotations
 
+import shutil
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+
 sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parents[1] / "hub"))
+
+from hubtest import REDIS_MISSING, RedisProcess
+
+
+@pytest.fixture(scope="session")
+def docs_redis() -> Iterator[RedisProcess]:
+    """A real redis-server (no persistence, free port) for the pages whose samples use ``REDIS_URL``."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.fail(REDIS_MISSING, pytrace=False)
+    with tempfile.TemporaryDirectory(prefix="wsroute-docs-redis-") as directory:
+        proc = RedisProcess(binary, directory)
+        proc.start()
+        try:
+            yield proc
+        finally:
+            proc.stop()

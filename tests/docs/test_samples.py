@@ -61,9 +61,15 @@ async def start_every_app(namespace: dict[str, Any]) -> int:
 
 
 @pytest.mark.parametrize("page", PAGES, ids=page_id)
-async def test_python_samples_run(page: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_python_samples_run(
+    page: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> None:
     """The page's python blocks and hidden checks run in order without error, and its apps start."""
     monkeypatch.syspath_prepend(str(tmp_path))
+    if "REDIS_URL" in page.read_text():  # the page's samples read Redis's address from the environment
+        redis = request.getfixturevalue("docs_redis")
+        redis.command("FLUSHALL")
+        monkeypatch.setenv("REDIS_URL", redis.url)
     modules_before = set(sys.modules)
     namespace: dict[str, Any] = {"__name__": "docs_sample", "__file__": str(page)}
     ran = 0
@@ -72,6 +78,10 @@ async def test_python_samples_run(page: Path, tmp_path: Path, monkeypatch: pytes
             if block.kind == "file":
                 (tmp_path / block.title).write_text(block.source)
                 importlib.invalidate_caches()
+                try:  # a file sample must at least import; later blocks use it
+                    importlib.import_module(block.title.removesuffix(".py"))
+                except Exception as exc:
+                    raise AssertionError(f"the file sample at {block.where} does not import: {exc!r}") from exc
             elif block.kind in ("python", "check"):
                 try:
                     await run_block(block, namespace)
