@@ -37,7 +37,7 @@ def page_id(page: Path) -> str:
 
 
 async def run_block(block: Block, namespace: dict[str, Any]) -> None:
-    """Run one block in the page's namespace, then any ``test_*`` function it defined."""
+    """Run one block in the page's namespace, then any ``test_*`` function it defined (without fixtures)."""
     before = set(namespace)
     code = compile(block.source, block.where, "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
     result = eval(code, namespace)
@@ -45,15 +45,25 @@ async def run_block(block: Block, namespace: dict[str, Any]) -> None:
         await asyncio.wait_for(result, SAMPLE_TIMEOUT)
     for name in sorted(set(namespace) - before):
         func = namespace[name]
-        if name.startswith("test_") and callable(func):
-            outcome = func()
-            if inspect.isawaitable(outcome):
-                await asyncio.wait_for(outcome, SAMPLE_TIMEOUT)
+        if not (name.startswith("test_") and callable(func)):
+            continue
+        if inspect.iscoroutinefunction(func):
+            await asyncio.wait_for(func(), SAMPLE_TIMEOUT)
+        else:  # a plain test runs outside any event loop, as pytest runs it
+            await asyncio.wait_for(asyncio.to_thread(func), SAMPLE_TIMEOUT)
 
 
 async def start_every_app(namespace: dict[str, Any]) -> int:
-    """Start and stop every App the page leaves in its namespace; the number started."""
-    apps = {id(value): value for value in namespace.values() if isinstance(value, wsroute.App)}
+    """Start and stop every App the page leaves in its namespace that no check served; the number started.
+
+    An app a check already served has shown that it starts (``configure()``
+    ran: its plugins are configured), so it is not started a second time.
+    """
+    apps = {
+        id(value): value
+        for value in namespace.values()
+        if isinstance(value, wsroute.App) and not value._plugins_configured
+    }
     for app in apps.values():
         async with serve_app(app):
             pass
