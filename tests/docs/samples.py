@@ -69,7 +69,7 @@ def _scan(page: Path, lines: list[str]) -> Iterator[Block]:
     while index < len(lines):
         line = lines[index]
         if line.strip() == CHECK_START:
-            end = _find(lines, index + 1, lambda text: text.strip() == CHECK_END, page, index, "-->")
+            end = _closing(lines, index, CHECK_END, page)
             yield Block(page, index + 2, "check", "\n".join(lines[index + 1 : end]) + "\n")
             index = end + 1
             continue
@@ -78,7 +78,7 @@ def _scan(page: Path, lines: list[str]) -> Iterator[Block]:
             index += 1
             continue
         indent, fence = match["indent"], match["fence"]
-        end = _find(lines, index + 1, lambda text: text.strip() == fence, page, index, fence)
+        end = _closing(lines, index, fence, page)
         body = [text[len(indent) :] if text.startswith(indent) else text.lstrip() for text in lines[index + 1 : end]]
         lang = match["lang"].lower()
         if lang == "python":
@@ -93,9 +93,10 @@ def _scan(page: Path, lines: list[str]) -> Iterator[Block]:
         index = end + 1
 
 
-def _find(lines: list[str], start: int, is_end: object, page: Path, opened: int, closer: str) -> int:
-    for index in range(start, len(lines)):
-        if is_end(lines[index]):  # type: ignore[operator]
+def _closing(lines: list[str], opened: int, closer: str, page: Path) -> int:
+    """The index of the first line after ``opened`` that is ``closer`` (surrounding blanks ignored)."""
+    for index in range(opened + 1, len(lines)):
+        if lines[index].strip() == closer:
             return index
     raise ValueError(f"{page.relative_to(ROOT)}:{opened + 1}: block is never closed with {closer}")
 
@@ -123,7 +124,9 @@ def commands(block: Block) -> list[Command]:
     current: str | None = None
     output: list[str] = []
     for text in [*block.source.splitlines(), "$ "]:
-        if text.startswith("$ "):
+        if current is not None and current.endswith("\\") and not output:  # a continued command line
+            current = current[:-1] + " " + text.strip()
+        elif text.startswith("$ "):
             if current and output:
                 found.append(Command(block, current, "\n".join(output).rstrip() + "\n"))
             current, output = text[2:].strip(), []

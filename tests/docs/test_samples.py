@@ -25,10 +25,12 @@ from samples import ROOT, Block, blocks, commands
 import wsroute
 from wsroute.testing import serve_app
 
-PAGES = sorted((ROOT / "docs").rglob("*.md")) + [ROOT / "README.md"]
+PAGES = [*sorted((ROOT / "docs").rglob("*.md")), ROOT / "README.md"]
 SAMPLE_TIMEOUT = 60.0  # one block, including the real servers and clients it starts
 COMMAND_TIMEOUT = 60.0
-CONSOLE = [command for page in PAGES for block in blocks(page) if block.kind == "console" for command in commands(block)]
+CONSOLE = [
+    command for page in PAGES for block in blocks(page) if block.kind == "console" for command in commands(block)
+]
 
 
 def page_id(page: Path) -> str:
