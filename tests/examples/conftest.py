@@ -1,0 +1,37 @@
+"""Fixtures for the example tests; helpers live in ``exampletest.py``.
+
+pytest runs with ``--import-mode=importlib``, so this directory (and tests/hub,
+for its ``RedisProcess``, and tests/docs, for the README extractor) is put on
+``sys.path`` here, as tests/interop does.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parents[1] / "hub"))
+sys.path.insert(0, str(Path(__file__).parents[1] / "docs"))
+
+from hubtest import REDIS_MISSING, RedisProcess
+
+
+@pytest.fixture
+def redis_process() -> Iterator[RedisProcess]:
+    """A real redis-server on a free port (no persistence), killed after the test."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.fail(REDIS_MISSING, pytrace=False)
+    with tempfile.TemporaryDirectory(prefix="wsroute-example-redis-") as directory:
+        proc = RedisProcess(binary, directory)
+        proc.start()
+        try:
+            yield proc
+        finally:
+            proc.stop()
