@@ -96,9 +96,14 @@ class Server:
         return self._log.read().decode(errors="replace")
 
     def stop(self) -> int:
-        """SIGTERM (the graceful stop), SIGKILL after STOP_TIMEOUT; the exit status."""
+        """SIGTERM to the command (as systemd or Docker send it), SIGKILL to its group after STOP_TIMEOUT.
+
+        Only the command's own process gets SIGTERM: a ``--workers`` supervisor
+        forwards it to its workers itself (a second signal would skip draining).
+        Returns the exit status.
+        """
         if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
+            self.proc.send_signal(signal.SIGTERM)
             try:
                 self.proc.wait(STOP_TIMEOUT)
             except subprocess.TimeoutExpired:
