@@ -28,7 +28,8 @@ open and works again once Redis is back.
 from __future__ import annotations
 
 from collections.abc import Awaitable
-from typing import Any
+from pathlib import Path
+from typing import Any, ClassVar
 
 import wsroute
 from wsroute.errors import BrokerUnavailable
@@ -95,3 +96,33 @@ async def announce(ws: Any) -> None:
             await app.hub.broadcast(message)
         except BrokerUnavailable:
             await ws.send_json(UNAVAILABLE)
+
+
+class ChatPage:
+    """Serves the browser page (``static/``) as plain HTTP before routing: ``GET /`` and ``GET /chat.js``.
+
+    A plugin object answering ``wsroute_process_request``, so the page and its
+    WebSocket share one origin. Files are read once, when the app is built.
+    """
+
+    FILES: ClassVar[dict[str, tuple[str, str]]] = {
+        "/": ("index.html", "text/html; charset=utf-8"),
+        "/chat.js": ("chat.js", "text/javascript; charset=utf-8"),
+    }
+
+    def __init__(self, directory: Path) -> None:
+        self.pages = {path: ((directory / name).read_text(), kind) for path, (name, kind) in self.FILES.items()}
+
+    @wsroute.hookimpl
+    def wsroute_process_request(self, conn: wsroute.Connection, request: wsroute.Request) -> wsroute.Response | None:
+        page = self.pages.get(request.path.partition("?")[0])
+        if page is None or "Upgrade" in request.headers:
+            return None  # a WebSocket handshake, or another path: routing goes on
+        response = conn.respond(200, page[0])
+        del response.headers["Content-Type"]  # headers[k] = v appends: delete first to replace
+        response.headers["Content-Type"] = page[1]
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
+
+app.plugins.register(ChatPage(Path(__file__).parent / "static"), "chat-page")

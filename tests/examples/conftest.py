@@ -1,8 +1,9 @@
 """Fixtures for the example tests; helpers live in ``exampletest.py``.
 
-pytest runs with ``--import-mode=importlib``, so this directory (and tests/hub,
-for its ``RedisProcess``, and tests/docs, for the README extractor) is put on
-``sys.path`` here, as tests/interop does.
+pytest runs with ``--import-mode=importlib``, so this directory is put on
+``sys.path`` here, as tests/interop does, with the helpers reused from other
+test directories: tests/hub (``RedisProcess``), tests/docs (the README
+extractor) and tests/interop (the headless Chromium driver).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parents[1] / "hub"))
 sys.path.insert(0, str(Path(__file__).parents[1] / "docs"))
+sys.path.insert(0, str(Path(__file__).parents[1] / "interop"))
 
 from hubtest import REDIS_MISSING, RedisProcess
 
