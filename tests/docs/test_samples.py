@@ -38,42 +38,63 @@ def page_id(page: Path) -> str:
     return page.relative_to(ROOT).as_posix()
 
 
-async def run_block(block: Block, namespace: dict[str, Any]) -> None:
-    """Run one block in the page's namespace, then any ``test_*`` function it defined (without fixtures)."""
-    before = set(namespace)
-    code = compile(block.source, block.where, "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
-    result = eval(code, namespace)
-    if inspect.iscoroutine(result):
-        await asyncio.wait_for(result, SAMPLE_TIMEOUT)
-    for name in sorted(set(namespace) - before):
-        func = namespace[name]
-        if not (name.startswith("test_") and callable(func)):
-            continue
-        if inspect.iscoroutinefunction(func):
-            await asyncio.wait_for(func(), SAMPLE_TIMEOUT)
-        else:  # a plain test runs outside any event loop, as pytest runs it
-            await asyncio.wait_for(asyncio.to_thread(func), SAMPLE_TIMEOUT)
+class PageRunner:
+    """Runs a page's blocks in order in one namespace, on one event loop of its own.
 
-
-async def start_every_app(namespace: dict[str, Any]) -> int:
-    """Start and stop every App the page leaves in its namespace that no check served; the number started.
-
-    An app a check already served has shown that it starts (``configure()``
-    ran: its plugins are configured), so it is not started a second time.
+    No loop is running between blocks, so a sample may call ``asyncio.run()``
+    as a script does; a block with top-level ``await`` (and every coroutine
+    the runner itself awaits) runs on the page's loop.
     """
-    apps = {
-        id(value): value
-        for value in namespace.values()
-        if isinstance(value, wsroute.App) and not value._plugins_configured
-    }
-    for app in apps.values():
-        async with serve_app(app):
-            pass
-    return len(apps)
+
+    def __init__(self, page: Path) -> None:
+        self.namespace: dict[str, Any] = {"__name__": "docs_sample", "__file__": str(page)}
+        self.loop = asyncio.new_event_loop()
+
+    def close(self) -> None:
+        self.loop.run_until_complete(self.loop.shutdown_asyncgens())
+        self.loop.close()
+
+    def wait(self, awaitable: Any) -> Any:
+        """Run ``awaitable`` on the page's loop, cut at SAMPLE_TIMEOUT."""
+        return self.loop.run_until_complete(asyncio.wait_for(awaitable, SAMPLE_TIMEOUT))
+
+    def run(self, block: Block) -> None:
+        """Run one block, then any ``test_*`` function it defined (called without fixtures)."""
+        before = set(self.namespace)
+        code = compile(block.source, block.where, "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
+        result = eval(code, self.namespace)
+        if inspect.iscoroutine(result):
+            self.wait(result)
+        for name in sorted(set(self.namespace) - before):
+            func = self.namespace[name]
+            if name.startswith("test_") and callable(func):
+                outcome = func()
+                if inspect.isawaitable(outcome):
+                    self.wait(outcome)
+
+    def start_every_app(self) -> int:
+        """Start and stop every App left in the namespace that no check served; the number started.
+
+        An app a check already served has shown that it starts (``configure()``
+        ran: its plugins are configured), so it is not started a second time.
+        """
+        apps = {
+            id(value): value
+            for value in self.namespace.values()
+            if isinstance(value, wsroute.App) and not value._plugins_configured
+        }
+        for app in apps.values():
+            self.wait(_start_and_stop(app))
+        return len(apps)
+
+
+async def _start_and_stop(app: wsroute.App) -> None:
+    async with serve_app(app):
+        pass
 
 
 @pytest.mark.parametrize("page", PAGES, ids=page_id)
-async def test_python_samples_run(
+def test_python_samples_run(
     page: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
 ) -> None:
     """The page's python blocks and hidden checks run in order without error, and its apps start."""
@@ -83,7 +104,7 @@ async def test_python_samples_run(
         redis.command("FLUSHALL")
         monkeypatch.setenv("REDIS_URL", redis.url)
     modules_before = set(sys.modules)
-    namespace: dict[str, Any] = {"__name__": "docs_sample", "__file__": str(page)}
+    runner = PageRunner(page)
     ran = 0
     try:
         for block in blocks(page):
@@ -96,12 +117,13 @@ async def test_python_samples_run(
                     raise AssertionError(f"the file sample at {block.where} does not import: {exc!r}") from exc
             elif block.kind in ("python", "check"):
                 try:
-                    await run_block(block, namespace)
+                    runner.run(block)
                 except BaseException as exc:
                     raise AssertionError(f"the sample at {block.where} failed: {exc!r}") from exc
                 ran += 1
-        await start_every_app(namespace)
+        runner.start_every_app()
     finally:
+        runner.close()
         for name in set(sys.modules) - modules_before:  # modules written from title="x.py" blocks
             if getattr(sys.modules[name], "__file__", "") and str(tmp_path) in str(sys.modules[name].__file__):
                 del sys.modules[name]
