@@ -4,7 +4,8 @@ The convention (docs/contributing.md explains it to writers):
 
 * Every fenced ````python`` block runs. The blocks of one page run in order in
   one namespace (as a reader types them into one session), with top-level
-  ``await`` allowed, and ``__name__`` is not ``"__main__"`` (so
+  ``await`` allowed (on a loop kept for the page) and ``asyncio.run()`` too
+  (no loop runs between blocks); ``__name__`` is not ``"__main__"`` (so
   ``app.run()`` under ``if __name__ == "__main__":`` does not serve).
 * A block with ``title="NAME.py"`` is a file: it is written to a temporary
   directory on ``sys.path`` instead of being run, so later blocks can
