@@ -1,4 +1,4 @@
-"""Every code sample of the documentation (docs/*.md and README.md) runs and says what it shows.
+"""Every code sample of the documentation (docs/*.md, README.md, examples/*/README.md) runs and says what it shows.
 
 The convention is described in ``samples.py`` and in docs/contributing.md:
 python blocks of a page run in order in one namespace, hidden ``<!-- check``
@@ -25,7 +25,7 @@ from samples import ROOT, Block, blocks, commands
 import wsroute
 from wsroute.testing import serve_app
 
-PAGES = [*sorted((ROOT / "docs").rglob("*.md")), ROOT / "README.md"]
+PAGES = [*sorted((ROOT / "docs").rglob("*.md")), ROOT / "README.md", *sorted((ROOT / "examples").glob("*/README.md"))]
 SAMPLE_TIMEOUT = 60.0  # one block, including the real servers and clients it starts
 COMMAND_TIMEOUT = 60.0
 CONSOLE = [
