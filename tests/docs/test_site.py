@@ -9,6 +9,7 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+import yaml
 
 import wsroute
 
@@ -57,3 +58,10 @@ def test_link_to_a_missing_repository_file_warns(caplog: pytest.LogCaptureFixtur
     assert [record.getMessage() for record in caplog.records] == [
         "x.md links to ../nowhere/README.md, which does not exist in the repository"
     ]
+
+
+def test_site_builds_offline_and_strict() -> None:
+    """mkdocs.yml fetches no web fonts (theme.font: false) and builds in strict mode."""
+    config = yaml.safe_load((ROOT / "mkdocs.yml").read_text())
+    assert config["theme"]["font"] is False
+    assert config["strict"] is True
