@@ -37,6 +37,10 @@ const handlers = {
     members.clear();
     message.users.forEach((user) => members.add(user));
     showMembers();
+    if (message.partial) line("the chat is degraded: members of other servers are not listed", "error");
+  },
+  error(message) {
+    line(message.reason, "error");
   },
   join(message) {
     if (!members.has(message.user)) line(`${message.user} joined`, "notice");
