@@ -21,13 +21,14 @@ from typing import Any
 
 import pytest
 from samples import ROOT, Block, blocks, commands
+from timing import timeout
 
 import wsroute
 from wsroute.testing import serve_app
 
 PAGES = [*sorted((ROOT / "docs").rglob("*.md")), ROOT / "README.md", *sorted((ROOT / "examples").glob("*/README.md"))]
-SAMPLE_TIMEOUT = 60.0  # one block, including the real servers and clients it starts
-COMMAND_TIMEOUT = 60.0
+SAMPLE_TIMEOUT = timeout(60)  # one block, including the real servers and clients it starts
+COMMAND_TIMEOUT = timeout(60)
 CONSOLE = [
     command for page in PAGES for block in blocks(page) if block.kind == "console" for command in commands(block)
 ]

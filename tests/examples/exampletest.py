@@ -23,11 +23,12 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from samples import blocks
+from timing import timeout
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
-START_TIMEOUT = 30.0  # a cold interpreter importing the app on a busy machine
-STOP_TIMEOUT = 30.0
+START_TIMEOUT = timeout(30)  # a cold interpreter importing the app on a busy machine
+STOP_TIMEOUT = timeout(30)
 
 
 def free_port() -> int:
@@ -119,7 +120,7 @@ class Server:
         self._log.close()
 
 
-def run(command: str, env: Mapping[str, str] | None = None, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+def run(command: str, env: Mapping[str, str] | None = None, seconds: float = 60) -> subprocess.CompletedProcess[str]:
     """Run a README command that ends by itself; its output (stdout and stderr together)."""
     return subprocess.run(
         ["bash", "-c", command],
@@ -128,7 +129,7 @@ def run(command: str, env: Mapping[str, str] | None = None, timeout: float = 60.
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        timeout=timeout,
+        timeout=timeout(seconds),
         check=False,
     )
 

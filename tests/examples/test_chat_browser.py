@@ -14,9 +14,10 @@ from typing import Any
 
 from exampletest import Server, command_with, error_lines, free_port, readme_commands
 from test_browser import DevTools, chromium
+from timing import timeout
 
 COMMANDS = readme_commands("chat")
-WAIT = 10.0  # seconds any one thing may take to appear on a page
+WAIT = timeout(10)  # seconds any one thing may take to appear on a page
 
 MEMBERS = "[...document.querySelectorAll('#members li')].map(li => li.textContent)"
 LOG = "[...document.querySelectorAll('#log li')].map(li => li.textContent)"

@@ -7,6 +7,7 @@ import json
 import re
 
 from exampletest import Server, command_with, error_lines, free_port, readme_commands, run
+from timing import timeout
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosedError
 
@@ -18,7 +19,7 @@ async def close_of(url: str, first: str | bytes) -> tuple[int, str]:
     async with connect(url) as ws:
         await ws.send(first)
         try:
-            async with asyncio.timeout(10):
+            async with asyncio.timeout(timeout(10)):
                 await ws.recv()
         except ConnectionClosedError as closed:
             assert closed.rcvd is not None

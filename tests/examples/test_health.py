@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from exampletest import Server, command_with, error_lines, free_port, readme_commands, run
+from timing import timeout
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
@@ -58,7 +59,7 @@ async def test_load_balancer_probes_and_maintenance_flag(tmp_path: Path) -> None
 
             assert await asyncio.to_thread(server.stop) == 0  # SIGTERM: the open connection gets 1001
             try:
-                async with asyncio.timeout(10):
+                async with asyncio.timeout(timeout(10)):
                     await ws.recv()
             except ConnectionClosed as closed:
                 assert closed.rcvd is not None and closed.rcvd.code == 1001

@@ -26,7 +26,7 @@ def test_readme_installs_lists_and_uninstalls_the_plugin() -> None:
 
 def test_installed_plugin_is_listed_with_its_entry_point_and_hooks(tmp_path: Path) -> None:
     """After the README's install (into tmp_path), its `wsroute plugins` command lists hello-plugin."""
-    installed = run(f"{COMMANDS[0]} {ISOLATED.format(target=tmp_path)}", timeout=300)
+    installed = run(f"{COMMANDS[0]} {ISOLATED.format(target=tmp_path)}", seconds=300)
     assert installed.returncode == 0, installed.stdout
     listed = run(COMMANDS[1], env={"PYTHONPATH": str(tmp_path)})
     assert listed.returncode == 0, listed.stdout
