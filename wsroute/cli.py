@@ -139,7 +139,8 @@ def cli() -> None:
               envvar=_env("FORWARDED_ALLOW_IPS"), show_envvar=True,
               help="Comma-separated proxy IPs or networks to trust with --proxy-headers; '*' trusts all.")
 @click.option("--broker", callback=_check_broker, envvar=_env("BROKER"), show_envvar=True, metavar="URL",
-              help="The hub's broker, replacing the app's: memory:// or redis://host:6379/0.")
+              help="The hub's broker, replacing the app's: memory://, redis://host:6379/0, "
+                   "or redis+cluster://host:7000,host:7001/ (Redis Cluster).")
 @click.option("--debug", is_flag=True, envvar=_env("DEBUG"), show_envvar=True,
               help="asyncio debug mode, warn when a route blocks the event loop, and show the traceback "
                    "when importing the app or calling its factory fails.")

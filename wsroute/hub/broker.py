@@ -12,8 +12,9 @@ broker calls the sink synchronously inside ``publish``; the Redis broker
 never delivers locally and lets Redis echo the message back, once, on the
 subscription. Never both.
 
-Two implementations: :class:`~wsroute.hub.memory.MemoryBroker` (one process,
-the default) and :class:`~wsroute.hub.redis.RedisBroker` (``redis://``).
+Three implementations: :class:`~wsroute.hub.memory.MemoryBroker` (one process,
+the default), :class:`~wsroute.hub.redis.RedisBroker` (``redis://``) and
+:class:`~wsroute.hub.cluster.ClusterBroker` (``redis+cluster://``).
 """
 
 from __future__ import annotations
@@ -115,13 +116,19 @@ def make_broker(spec: Broker | str | None, options: Mapping[str, Any] | None = N
 
     Args:
         spec: ``None`` or ``"memory://"`` (one process), ``"redis://…"`` /
-            ``"rediss://…"`` / ``"unix://…"``, or a :class:`Broker` instance.
-        options: keyword arguments for the Redis broker (``wait``,
-            ``connect_timeout``, ``prefix``, ``backoff_max``, ``presence_ttl``).
+            ``"rediss://…"`` / ``"unix://…"`` (one Redis),
+            ``"redis+cluster://host:port,host:port/"`` /
+            ``"rediss+cluster://…"`` (Redis Cluster, sharded pub/sub), or a
+            :class:`Broker` instance.
+        options: keyword arguments for the Redis or cluster broker (``wait``,
+            ``connect_timeout``, ``prefix``, ``backoff_max``, ``presence_ttl``;
+            the cluster broker also takes ``partitions``, ``node_timeout``,
+            ``ping_interval``).
 
     Raises:
         ValueError: an unknown URL scheme; the message lists the known ones.
-        ImportError: ``redis://`` without the optional ``redis`` package.
+        ImportError: ``redis://`` or ``redis+cluster://`` without the optional
+            ``redis`` package.
     """
     if spec is None or isinstance(spec, Broker):
         if spec is None:
@@ -143,7 +150,11 @@ def make_broker(spec: Broker | str | None, options: Mapping[str, Any] | None = N
         from .redis import RedisBroker
 
         return RedisBroker(spec, **dict(options or {}))
+    if scheme in ("redis+cluster", "rediss+cluster"):
+        from .cluster import ClusterBroker
+
+        return ClusterBroker(spec, **dict(options or {}))
     raise ValueError(
         f"broker {spec!r}: unknown scheme {scheme!r} "
-        "(known: memory://, redis://, rediss://, unix://)"
+        "(known: memory://, redis://, rediss://, unix://, redis+cluster://, rediss+cluster://)"
     )

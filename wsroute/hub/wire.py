@@ -18,6 +18,7 @@ can never race its connection's subscription.
 from __future__ import annotations
 
 import json
+import zlib
 from typing import Final
 
 from .broker import PresenceEvent
@@ -32,6 +33,9 @@ __all__ = [
     "encode_presence",
     "decode_presence",
     "to_frame",
+    "ClusterChannels",
+    "DEFAULT_PARTITIONS",
+    "encode_presence_frame",
 ]
 
 DEFAULT_PREFIX: Final = "wsroute"
@@ -125,3 +129,80 @@ def decode_presence(data: bytes) -> tuple[str, PresenceEvent, str]:
     obj = json.loads(data)
     event: PresenceEvent = "join" if obj["event"] == "join" else "leave"
     return str(obj["topic"]), event, str(obj["user"])
+
+
+# Redis Cluster (``redis+cluster://``): the same frames on hash-tagged channels.
+
+PRESENCE: Final = b"P"[0]
+#: Default number of partitions of the cluster broker's channels and keys.
+DEFAULT_PARTITIONS: Final = 64
+
+
+class ClusterChannels:
+    """Channel and key names of the Redis Cluster broker, hash-tagged by partition.
+
+    A topic or user is hashed (CRC-32 of its UTF-8 name, modulo
+    ``partitions``) into one of a fixed number of partitions; each partition
+    is a Redis Cluster hash tag, ``{p17}``, so everything about one topic --
+    its channel, its presence hash -- lives in one hash slot, on one shard::
+
+        {prefix}:{p17}:topic:{topic}    one topic (subscribed only where it has subscribers)
+        {prefix}:{p17}:users            the users of partition 17 (every process subscribes all)
+        {prefix}:{all}                  broadcast (every process)
+        {prefix}:{p17}:present:{topic}  presence hash, fields ``{process}:{user}``
+        {prefix}:{alive}:{process}      exists (with a TTL) while the process lives
+
+    Frames are those of :mod:`wsroute.hub.wire` (``T``/``B`` + payload; the
+    users channel adds the user id). A topic channel also carries that
+    topic's presence events, opcode ``P`` followed by the JSON of
+    :func:`encode_presence`, so they reach exactly the processes that have
+    subscribers, in order with the topic's messages.
+
+    Args:
+        prefix: shared by every process of one deployment; must not contain
+            ``{`` or ``}`` (they would change the hash tag).
+        partitions: how many partitions (1 to 16384); every process of a
+            deployment must use the same number.
+
+    Raises:
+        ValueError: a prefix with braces, or a partition count out of range.
+    """
+
+    __slots__ = ("all", "alive_prefix", "partitions", "prefix", "users", "_tags")
+
+    def __init__(self, prefix: str = DEFAULT_PREFIX, partitions: int = DEFAULT_PARTITIONS) -> None:
+        if "{" in prefix or "}" in prefix:
+            raise ValueError(f"prefix {prefix!r} must not contain '{{' or '}}' (they are Redis hash tags)")
+        if not isinstance(partitions, int) or isinstance(partitions, bool) or not 1 <= partitions <= 16384:
+            raise ValueError(f"partitions must be an <int> from 1 to 16384 (got {partitions!r})")
+        self.prefix = prefix
+        self.partitions = partitions
+        self._tags = [f"{prefix}:{{p{i}}}:" for i in range(partitions)]
+        self.users = [tag + "users" for tag in self._tags]
+        self.all = f"{prefix}:{{all}}"
+        self.alive_prefix = f"{prefix}:{{alive}}:"
+
+    def partition(self, name: str) -> int:
+        """The partition of a topic or user id: CRC-32 of its UTF-8 bytes modulo the count."""
+        return zlib.crc32(name.encode()) % self.partitions
+
+    def topic(self, topic: str) -> str:
+        """The channel of ``topic``."""
+        return self._tags[self.partition(topic)] + "topic:" + topic
+
+    def user(self, user_id: str) -> str:
+        """The users channel that carries messages to ``user_id``."""
+        return self.users[self.partition(user_id)]
+
+    def presence_key(self, topic: str) -> str:
+        """The hash of ``topic``'s presence, in the topic's slot."""
+        return self._tags[self.partition(topic)] + "present:" + topic
+
+    def alive_key(self, process: str) -> str:
+        """The key that exists (with a TTL) while ``process`` is alive."""
+        return self.alive_prefix + process
+
+
+def encode_presence_frame(topic: str, event: PresenceEvent, user_id: str) -> bytes:
+    """A presence event as a topic-channel frame (opcode ``P``)."""
+    return b"P" + encode_presence(topic, event, user_id)
