@@ -95,7 +95,8 @@ class ClusterNodeProcess:
             self.binary, "--port", str(self.port), "--bind", self.host, "--save", "",
             "--appendonly", "no", "--dir", str(self.directory), "--cluster-enabled", "yes",
             "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", str(self.node_timeout_ms),
-            "--protected-mode", "no",
+            "--protected-mode", "no", "--repl-diskless-sync-delay", "0",
+            "--cluster-replica-validity-factor", "0",
         ]
         if self.netns is not None:
             argv = ["ip", "netns", "exec", self.netns, *argv]
@@ -166,6 +167,18 @@ class RedisCluster:
         if out.returncode != 0:
             raise RuntimeError(f"redis-cli --cluster create failed: {out.stdout}{out.stderr}")
         self.wait_ok(timeout)
+        self.wait_replicas(timeout)
+
+    def wait_replicas(self, timeout: float = 30.0) -> None:
+        """Wait until every live replica's link to its master is up (so it can fail over)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError):
+                infos = [n.info("replication") for n in self.nodes if n.proc is not None]
+                if all("role:master" in i or "master_link_status:up" in i for i in infos):
+                    return
+            time.sleep(0.05)
+        raise RuntimeError("the Redis Cluster replicas did not finish their first sync")
 
     def wait_ok(self, timeout: float = 30.0, nodes: list[ClusterNodeProcess] | None = None) -> None:
         """Wait until the live nodes report ``cluster_state:ok`` and agree on 3 masters."""

@@ -87,7 +87,7 @@ class ClusterBroker(Broker):
         connect_timeout: seconds ``wait`` keeps trying, and the bound on
             waiting for the first subscriptions.
         backoff_max: cap, in seconds, of the backoff between map refreshes
-            while some slot has no reachable master (default 1).
+            while some slot has no reachable master (default 0.5).
         presence_ttl: seconds after which a dead process's presence entries
             stop counting; live processes refresh theirs every third of it.
         node_timeout: seconds for connecting to a node and for each reply.
@@ -107,7 +107,7 @@ class ClusterBroker(Broker):
         partitions: int = DEFAULT_PARTITIONS,
         wait: bool = False,
         connect_timeout: float = 10.0,
-        backoff_max: float = 1.0,
+        backoff_max: float = 0.5,
         presence_ttl: float = 30.0,
         node_timeout: float = 2.0,
         ping_interval: float = 5.0,
