@@ -102,12 +102,20 @@ class ClusterNodeProcess:
             argv = ["ip", "netns", "exec", self.netns, *argv]
         self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
+    def command(self, *args: str) -> str:
+        """Run one command on the node; inside ``netns`` through ``redis-cli``."""
+        if self.netns is None:
+            return raw_command(self.host, self.port, *args).decode(errors="replace")
+        out = subprocess.run(["ip", "netns", "exec", self.netns, "redis-cli", "-h", self.host,
+                              "-p", str(self.port), *args], capture_output=True, text=True, timeout=10)
+        return out.stdout
+
     def wait_ready(self, timeout: float = 10.0) -> None:
         """Wait until the node answers PING."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             with contextlib.suppress(OSError):
-                if raw_command(self.host, self.port, "PING", timeout=0.3).startswith(b"+PONG"):
+                if "PONG" in self.command("PING"):
                     return
             time.sleep(0.02)
         raise RuntimeError(f"redis-server did not start on {self.address}")
@@ -122,7 +130,7 @@ class ClusterNodeProcess:
     def info(self, section: str) -> str:
         """The text of ``INFO`` / ``CLUSTER INFO`` (``section`` = "cluster-info")."""
         args = ("CLUSTER", "INFO") if section == "cluster-info" else ("INFO", section)
-        return raw_command(self.host, self.port, *args).decode(errors="replace")
+        return self.command(*args)
 
 
 class RedisCluster:
@@ -198,7 +206,7 @@ class RedisCluster:
     def flushall(self) -> None:
         """Empty every master (``FLUSHALL``)."""
         for node in self.masters():
-            raw_command(node.host, node.port, "FLUSHALL")
+            node.command("FLUSHALL")
 
     def stop(self) -> None:
         """Kill every node."""

@@ -156,12 +156,16 @@ async def eventually(check: Callable[[], Awaitable[bool]] | Callable[[], bool], 
 
 
 class ServerProcess:
-    """A hub server in a child process (``_server_app.py``), on one Redis."""
+    """A hub server in a child process (``_server_app.py``), on one Redis.
 
-    def __init__(self, redis_url: str) -> None:
+    With ``netns``, the child runs inside that network namespace (``ip netns exec``).
+    """
+
+    def __init__(self, redis_url: str, netns: str | None = None) -> None:
         env = dict(os.environ, PYTHONUNBUFFERED="1")
+        prefix = ["ip", "netns", "exec", netns] if netns is not None else []
         self.proc = subprocess.Popen(
-            [sys.executable, str(HERE / "_server_app.py"), redis_url],
+            [*prefix, sys.executable, str(HERE / "_server_app.py"), redis_url],
             stdout=subprocess.PIPE, stdin=subprocess.PIPE, env=env,
         )
         assert self.proc.stdout is not None
