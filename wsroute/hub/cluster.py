@@ -45,6 +45,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
+
 from redis.crc import key_slot
 from redis.exceptions import MovedError
 
@@ -245,6 +246,11 @@ class ClusterBroker(Broker):
         known += [a for a in self.config.seeds if a not in known]  # seeds last, only as a fallback
         self._known = known
 
+    def _ask_order(self) -> list[Address]:
+        """Nodes to ask for the map: those with a live link first, the URL's seeds last."""
+        live = [address for address, link in self._links.items() if link.up and not link.dead]
+        return live + [address for address in self._known if address not in live]
+
     def _owner(self, name: str) -> Address:
         if self._topology is None:
             raise BrokerUnavailable(f"Redis Cluster broker {self.config.redacted()} is not started")
@@ -267,10 +273,10 @@ class ClusterBroker(Broker):
         address = self._owner(channel)
         try:
             try:
-                await self._client(address).execute_command("SPUBLISH", channel, data)
+                await self._client(address).spublish(channel, data)
             except MovedError as moved:
                 self._moved(moved)
-                await self._client(self._owner(channel)).execute_command("SPUBLISH", channel, data)
+                await self._client(self._owner(channel)).spublish(channel, data)
         except FAULTS as exc:
             self._refresh()
             raise self._unavailable(exc, f"publishing to {address[0]}:{address[1]}") from exc
@@ -380,7 +386,7 @@ class ClusterBroker(Broker):
 
     async def _reconcile(self) -> None:
         if self._stale:
-            topology, error = await fetch_topology(self._known, self._options, self.node_timeout)
+            topology, error = await fetch_topology(self._ask_order(), self._options, self.node_timeout)
             if topology is None:
                 raise ConnectionError(str(error or "some hash slot has no live master yet"))
             self._set_topology(topology)
@@ -392,14 +398,14 @@ class ClusterBroker(Broker):
                 del self._links[address]
                 await link.close()
         for address, channels in wanted.items():
-            link = self._links.get(address)
-            if link is None:
-                link = self._links[address] = ShardLink(address, self._client(address), self,
-                                                        self.ping_interval)
-                link.want = channels
-                link.start()
+            current = self._links.get(address)
+            if current is None:
+                current = self._links[address] = ShardLink(address, self._client(address), self,
+                                                           self.ping_interval)
+                current.want = channels
+                current.start()
             else:
-                link.want = channels
+                current.want = channels
         for address in set(self._clients) - set(wanted) - self._topology_masters():
             with contextlib.suppress(*FAULTS):
                 await self._clients.pop(address).aclose()

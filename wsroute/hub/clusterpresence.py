@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 from collections import defaultdict
 from collections.abc import Callable
+from typing import Any
 
 from .redisconn import Redis
 from .wire import ClusterChannels, encode_presence_frame
@@ -133,7 +134,7 @@ class ClusterPresence:
         """Renew this process's alive key and the TTL of its topics' hashes."""
         alive = self._channels.alive_key(self._pid)
         await self._client_for(alive).set(alive, b"1", ex=self._ttl)
-        pipes = {}
+        pipes: dict[int, Any] = {}
         for topic in self._remote:
             key = self._channels.presence_key(topic)
             client = self._client_for(key)

@@ -128,7 +128,7 @@ class ShardLink:
         try:
             self._pubsub = pubsub = self._client.pubsub()
             async with self._lock:
-                await pubsub.connect()  # one connection, opened before any subscribe
+                await pubsub.connect()  # type: ignore[no-untyped-call]  # one connection, before any subscribe
                 await self._apply_locked()
             self.up = True
             await self._read(pubsub)

@@ -10,7 +10,6 @@ that asks the nodes it knows, in turn, for the current map.
 from __future__ import annotations
 
 import asyncio
-import random
 import urllib.parse
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -221,20 +220,18 @@ def build_topology(shards: Sequence[Shard]) -> Topology | None:
 async def fetch_topology(
     addresses: Sequence[tuple[str, int]], options: Mapping[str, Any], timeout: float,
 ) -> tuple[Topology | None, BaseException | None]:
-    """Ask the nodes, in random order, for ``CLUSTER SHARDS`` until one gives full coverage.
+    """Ask the nodes, in order, for ``CLUSTER SHARDS`` until one gives full coverage.
 
     Each node gets one short-lived connection and ``timeout`` seconds, so a
     dead node costs at most that. Returns the first complete map, or None
     and the last error (or None when nodes answered but some slot had no
     live master -- during a failover).
     """
-    order = list(addresses)
-    random.shuffle(order)
     error: BaseException | None = None
-    for host, port in order:
+    for host, port in addresses:
         client = node_client((host, port), options, timeout)
         try:
-            reply = await client.execute_command("CLUSTER", "SHARDS")
+            reply = await client.execute_command("CLUSTER", "SHARDS")  # type: ignore[no-untyped-call]
         except FAULTS as exc:
             error = exc
             continue

@@ -168,7 +168,7 @@ class ClusterChannels:
         ValueError: a prefix with braces, or a partition count out of range.
     """
 
-    __slots__ = ("all", "alive_prefix", "partitions", "prefix", "users", "_tags")
+    __slots__ = ("_tags", "alive_prefix", "all", "partitions", "prefix", "users")
 
     def __init__(self, prefix: str = DEFAULT_PREFIX, partitions: int = DEFAULT_PARTITIONS) -> None:
         if "{" in prefix or "}" in prefix:
