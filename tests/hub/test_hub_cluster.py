@@ -255,6 +255,36 @@ async def test_one_connection_per_master_and_one_ssubscribe_per_slot(cluster: Re
 
 
 @pytest.mark.asyncio
+async def test_cycles_leave_nothing_in_the_cluster(cluster: RedisCluster, cluster_url: str) -> None:
+    """300 connect/subscribe/disconnect cycles leave only the base shard channels and, after stop, no keys."""
+    hub = Hub(broker=cluster_url)
+    async with running_hub(hub) as url:
+        for i in range(300):
+            ws = await open_client(url, f"?user=u{i % 5}&topics=t{i % 17},shared")
+            await ws.close()
+        await eventually(lambda: hub.connections == 0)
+        await hub.broker.flush()
+        broker = hub.broker
+        assert isinstance(broker, ClusterBroker)
+        assert broker._refs == {} and broker._topic_of == {}
+        channels: set[str] = set()
+        keys: set[str] = set()
+        for node in cluster.masters():
+            channels.update(shard_channels(node))
+            keys.update(k for k in node.command("KEYS", "wsroute:*").split("\r\n") if k.startswith("wsroute:"))
+        assert channels == {broker.channels.all, *broker.channels.users}
+        assert keys == {broker.channels.alive_key(broker.process_id)}
+    for node in cluster.masters():
+        assert "wsroute:" not in node.command("KEYS", "wsroute:*")
+
+
+def shard_channels(node) -> set[str]:  # type: ignore[no-untyped-def]
+    """The sharded channels with subscribers on one node (``PUBSUB SHARDCHANNELS``)."""
+    reply = node.command("PUBSUB", "SHARDCHANNELS")
+    return {line for line in reply.split("\r\n") if line.startswith("wsroute:")}
+
+
+@pytest.mark.asyncio
 async def test_readiness_check_and_publish_failures(cluster_url: str) -> None:
     """The "redis-cluster" check passes while every master answers and fails once the broker is stopped."""
     hub = Hub(broker=cluster_url)
