@@ -191,7 +191,7 @@ async def test_send_to_user_and_broadcast_across_processes(cluster_servers) -> N
 
 @pytest.mark.asyncio
 async def test_presence_across_processes(cluster_servers) -> None:  # type: ignore[no-untyped-def]
-    """presence() in one process lists users subscribed in another; leaving removes them."""
+    """presence() in one process lists users of another once their subscribe returned; leaving removes them."""
     a, b = cluster_servers(), cluster_servers()
     alice = await open_client(a.url, "?user=alice&topics=lobby")
     bob = await open_client(b.url, "?user=bob&topics=lobby")
@@ -201,7 +201,7 @@ async def test_presence_across_processes(cluster_servers) -> None:  # type: igno
         await asker.send("presence lobby")
         return str(await asker.recv()) == value
 
-    await eventually(lambda: is_("alice,bob"))
+    assert await is_("alice,bob")  # subscribe returned after the join reached Redis (settle)
     await bob.close()
     await eventually(lambda: is_("alice"))
     for ws in (alice, asker):

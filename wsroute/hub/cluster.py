@@ -52,7 +52,7 @@ from redis.exceptions import MovedError
 from ..errors import BrokerUnavailable
 from .broker import Broker, HealthCheck, Sink
 from .clusterpresence import ClusterPresence
-from .redisconn import FAULTS, Redis
+from .redisconn import FAULTS, Redis, idempotent
 from .shardlink import ShardLink
 from .topology import ClusterURL, Topology, fetch_topology, node_client, parse_cluster_url
 from .wire import (
@@ -136,6 +136,10 @@ class ClusterBroker(Broker):
         self._topic_of: dict[str, str] = {}
         self._waiters: dict[str, asyncio.Future[None]] = {}
         self._stale = True
+        self._down: set[Address] = set()  # masters whose link failed, until a link there is up again
+        self._requested = 0  # changes recorded (subscriptions, presence)
+        self._applied = 0  # changes known to be in Redis
+        self._settling: list[tuple[int, asyncio.Future[None]]] = []
         self._delay = 0.0
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
@@ -185,13 +189,14 @@ class ClusterBroker(Broker):
             return
         if self._online.is_set():
             await self.flush(timeout=2.0)
+        self._settled(None)
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
-        with contextlib.suppress(*FAULTS):
+        with contextlib.suppress(*FAULTS, TimeoutError):
             async with asyncio.timeout(2.0):
-                await self._presence.forget_process()
+                await idempotent(self._presence.forget_process)
         self._presence = None
         await asyncio.gather(*[link.close() for link in self._links.values()])
         self._links.clear()
@@ -212,6 +217,37 @@ class ClusterBroker(Broker):
         except TimeoutError:
             logger.debug("flush timed out; changes will be applied later")
 
+    async def settle(self) -> None:
+        """Wait until the changes recorded so far are in Redis (as :meth:`RedisBroker.settle`).
+
+        ``Hub.subscribe``/``unsubscribe`` await it so that, when they return,
+        every process's ``presence()`` reflects the change. Returns at once
+        during an outage, and after ``connect_timeout`` seconds at most.
+        """
+        target = self._requested
+        if self._applied >= target or not self._online.is_set():
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        self._settling.append((target, waiter))
+        try:
+            async with asyncio.timeout(self.connect_timeout):
+                await waiter
+        except TimeoutError:
+            logger.debug("changes not in Redis after %.1f s; they will apply later", self.connect_timeout)
+
+    def _settled(self, applied: int | None) -> None:
+        """Wake :meth:`settle` callers whose changes are applied (all if None)."""
+        if applied is not None:
+            self._applied = applied
+        keep = []
+        for target, waiter in self._settling:
+            if applied is None or target <= applied:
+                if not waiter.done():
+                    waiter.set_result(None)
+            else:
+                keep.append((target, waiter))
+        self._settling = keep
+
     def health_checks(self) -> dict[str, HealthCheck]:
         """One check, ``"redis-cluster"``: every master answers PING and all subscriptions hold."""
         return {"redis-cluster": self._check}
@@ -225,7 +261,7 @@ class ClusterBroker(Broker):
                 f"({self._last_error or 'resubscribing'}); waiting for its replica to take over"
             )
         clients = list(self._clients.items())
-        results = await asyncio.gather(*[c.ping() for _, c in clients], return_exceptions=True)
+        results = await asyncio.gather(*[idempotent(c.ping) for _, c in clients], return_exceptions=True)
         for (address, _), result in zip(clients, results, strict=True):
             if isinstance(result, BaseException):
                 raise self._unavailable(result, f"health check of {address[0]}:{address[1]}")
@@ -242,6 +278,7 @@ class ClusterBroker(Broker):
     def _set_topology(self, topology: Topology) -> None:
         self._topology = topology
         self._stale = False
+        self._down &= topology.masters
         known = list(topology.nodes)
         known += [a for a in self.config.seeds if a not in known]  # seeds last, only as a fallback
         self._known = known
@@ -269,8 +306,17 @@ class ClusterBroker(Broker):
     # Publishing
 
     async def _publish(self, channel: str, data: bytes) -> None:
-        """SPUBLISH on the owner; follow one MOVED; a failure raises and triggers a map refresh."""
+        """SPUBLISH on the owner; follow one MOVED; a failure raises and triggers a map refresh.
+
+        Never retried otherwise: a retry after a lost reply could deliver
+        twice. While the owner is known to be down (its link failed and no
+        new owner is known yet) this fails at once instead of waiting for a
+        connect timeout; publishes to other masters go on unaffected.
+        """
         address = self._owner(channel)
+        if address in self._down:
+            lost = ConnectionError(f"{address[0]}:{address[1]} is down; waiting for the failover")
+            raise self._unavailable(lost, "publishing")
         try:
             try:
                 await self._client(address).spublish(channel, data)
@@ -349,13 +395,15 @@ class ClusterBroker(Broker):
         """User ids in ``topic`` across live processes."""
         if self._presence is None:
             raise BrokerUnavailable(f"Redis Cluster broker {self.config.redacted()} is not started")
+        presence = self._presence
         try:
-            return await self._presence.read(topic)
+            return await idempotent(lambda: presence.read(topic))
         except FAULTS as exc:
             self._refresh()
             raise self._unavailable(exc, "reading presence") from exc
 
     def _changed(self) -> None:
+        self._requested += 1
         self._idle.clear()
         self._wake.set()
 
@@ -372,6 +420,7 @@ class ClusterBroker(Broker):
             self._wake.clear()
             if self._delay:
                 await asyncio.sleep(self._delay)
+            target = self._requested
             try:
                 await self._reconcile()
             except Exception as exc:  # any failure: back off, retry, never die
@@ -381,6 +430,8 @@ class ClusterBroker(Broker):
                 self._wake.set()
                 continue
             self._check_online()
+            if self._online.is_set():
+                self._settled(target)
             if not self._wake.is_set():
                 self._idle.set()
 
@@ -411,7 +462,7 @@ class ClusterBroker(Broker):
                 await self._clients.pop(address).aclose()
         await asyncio.gather(*[link.apply() for link in self._links.values()])
         if self._online.is_set() and self._presence is not None:
-            await self._presence.sync()
+            await idempotent(self._presence.sync)
 
     def _topology_masters(self) -> set[Address]:
         return self._topology.masters if self._topology is not None else set()
@@ -420,7 +471,9 @@ class ClusterBroker(Broker):
         """Keep this process's presence alive while it runs."""
         while self._presence is not None:
             try:
-                await self._presence.heartbeat()
+                if await idempotent(self._presence.heartbeat):
+                    logger.debug("presence of this process had expired in Redis; rewriting it")
+                    self._changed()
             except FAULTS as exc:
                 logger.debug("presence heartbeat failed: %r", exc)
             await asyncio.sleep(self.presence_ttl / 3)
@@ -450,6 +503,7 @@ class ClusterBroker(Broker):
 
     def link_confirmed(self, link: ShardLink, channel: str) -> None:
         """Wake a subscriber waiting for this ack; maybe come back online."""
+        self._down.discard(link.address)
         waiter = self._waiters.pop(channel, None)
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
@@ -465,6 +519,7 @@ class ClusterBroker(Broker):
         """A subscription connection failed: go offline (log once), refresh the map."""
         if self._links.get(link.address) is link:
             del self._links[link.address]
+        self._down.add(link.address)
         self._trouble(exc, link.address)
         self._refresh()
 
@@ -475,6 +530,7 @@ class ClusterBroker(Broker):
         self._last_error = exc
         self._delay = min(max(self._delay * 2, 0.05), self.backoff_max)
         self._online.clear()
+        self._settled(None)  # nobody waits for Redis during an outage
         if self._down_since is None and self._presence is not None:
             self._down_since = asyncio.get_running_loop().time()
             where = f" ({address[0]}:{address[1]})" if address else ""

@@ -85,6 +85,10 @@ class ClusterPresence:
         """
         if not self._dirty:
             return
+        # Entries count only while the alive key exists: write it with them, so
+        # a master that restarted empty never makes readers prune fresh entries.
+        alive = self._channels.alive_key(self._pid)
+        await self._client_for(alive).set(alive, b"1", ex=self._ttl)
         groups: defaultdict[int, list[str]] = defaultdict(list)
         clients: dict[int, Redis] = {}
         for topic in self._dirty:
@@ -130,10 +134,17 @@ class ClusterPresence:
             if self._local.get(topic, set()) == users:
                 self._dirty.discard(topic)
 
-    async def heartbeat(self) -> None:
-        """Renew this process's alive key and the TTL of its topics' hashes."""
+    async def heartbeat(self) -> bool:
+        """Renew this process's alive key and the TTL of its topics' hashes.
+
+        Returns:
+            True when the alive key had vanished (its master restarted empty,
+            a replica without it took over, or it expired): readers may have
+            pruned this process's entries, so they are marked for a rewrite
+            and the caller must sync.
+        """
         alive = self._channels.alive_key(self._pid)
-        await self._client_for(alive).set(alive, b"1", ex=self._ttl)
+        existed = await self._client_for(alive).set(alive, b"1", ex=self._ttl, get=True)
         pipes: dict[int, Any] = {}
         for topic in self._remote:
             key = self._channels.presence_key(topic)
@@ -143,6 +154,10 @@ class ClusterPresence:
                 pipe = pipes[id(client)] = client.pipeline(transaction=False)
             pipe.expire(key, self._ttl * 3)
         await asyncio.gather(*[pipe.execute() for pipe in pipes.values()])
+        if existed is not None or not self._remote:
+            return False
+        self.rewrite()
+        return True
 
     async def forget_process(self) -> None:
         """On shutdown: remove this process's entries and alive key."""
@@ -153,19 +168,27 @@ class ClusterPresence:
         alive = self._channels.alive_key(self._pid)
         await self._client_for(alive).delete(alive)
 
+    def local(self, topic: str) -> set[str]:
+        """This process's users in ``topic``: the local truth, no I/O."""
+        return set(self._local.get(topic, ()))
+
     async def read(self, topic: str) -> set[str]:
-        """User ids in ``topic`` for every live process; prune dead entries."""
+        """User ids in ``topic`` for every live process; prune dead entries.
+
+        This process's part is its local truth (:meth:`local`), never what
+        Redis holds for it, which lags by one background write.
+        """
         key = self._channels.presence_key(topic)
         client = self._client_for(key)
         fields = [f.decode() if isinstance(f, bytes) else f for f in await client.hkeys(key)]
+        users = self.local(topic)
+        fields = [f for f in fields if f.partition(":")[0] != self._pid]
         if not fields:
-            return set()
+            return users
         pids = sorted({f.partition(":")[0] for f in fields})
         alive_keys = [self._channels.alive_key(p) for p in pids]
         flags = await self._client_for(alive_keys[0]).mget(alive_keys)
         alive = {p for p, flag in zip(pids, flags, strict=True) if flag is not None}
-        alive.add(self._pid)
-        users: set[str] = set()
         dead: list[str] = []
         for field in fields:
             pid, _, user_id = field.partition(":")

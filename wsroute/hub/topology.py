@@ -16,10 +16,7 @@ from typing import Any
 
 import attrs
 
-from .redisconn import FAULTS, Redis
-
-from redis.asyncio.retry import Retry  # isort: skip - after .redisconn, which explains a missing redis
-from redis.backoff import NoBackoff  # isort: skip
+from .redisconn import FAULTS, Redis, client_options
 
 __all__ = ["ClusterURL", "Shard", "Topology", "parse_cluster_url", "parse_shards", "fetch_topology", "node_client",
            "build_topology"]
@@ -149,15 +146,18 @@ class Topology:
 
 
 def node_client(address: tuple[str, int], options: Mapping[str, Any], timeout: float) -> Redis:
-    """A client of one node with redis-py's retries off: the broker decides when to retry.
+    """A client of one node, set up as the single-Redis broker's (:func:`~.redisconn.client_options`).
+
+    redis-py's retries are off: the broker decides when to retry.
 
     Args:
         options: :meth:`ClusterURL.client_options`.
         timeout: seconds for connecting and for each reply.
     """
     host, port = address
-    return Redis(host=host, port=port, socket_connect_timeout=timeout, socket_timeout=timeout,
-                 retry=Retry(NoBackoff(), 0), **options)
+    settings = client_options(timeout)  # no retries, no maintenance notifications (see there)
+    settings.update(socket_connect_timeout=timeout, socket_timeout=timeout)
+    return Redis(host=host, port=port, **settings, **options)
 
 
 def _field(node: Any, name: str) -> Any:
