@@ -54,6 +54,7 @@ from .broker import Broker, HealthCheck, Sink
 from .clusterpresence import ClusterPresence
 from .redisconn import FAULTS, Redis, idempotent
 from .shardlink import ShardLink
+from .tasks import cancel_and_wait
 from .topology import ClusterURL, Topology, fetch_topology, node_client, parse_cluster_url
 from .wire import (
     DEFAULT_PARTITIONS,
@@ -190,9 +191,7 @@ class ClusterBroker(Broker):
         if self._online.is_set():
             await self.flush(timeout=2.0)
         self._settled(None)
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await cancel_and_wait(self._tasks)  # a plain cancel + gather could hang (see .tasks)
         self._tasks = []
         with contextlib.suppress(*FAULTS, TimeoutError):
             async with asyncio.timeout(2.0):

@@ -42,6 +42,7 @@ from ..errors import BrokerUnavailable
 from .broker import Broker, HealthCheck, Sink
 from .presence import RedisPresence
 from .redisconn import FAULTS, Redis, connect_redis, idempotent, redact, unavailable
+from .tasks import cancel_and_wait
 from .wire import (
     Channels,
     decode_frame,
@@ -142,9 +143,7 @@ class RedisBroker(Broker):
         if self._online.is_set():
             await self.flush(timeout=2.0)
         self._settled(None)
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await cancel_and_wait(self._tasks)  # a plain cancel + gather could hang (see .tasks)
         self._tasks = []
         if self._presence is not None:
             with contextlib.suppress(*FAULTS):

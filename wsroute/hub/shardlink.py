@@ -27,6 +27,7 @@ from typing import Any, Protocol
 from redis.crc import key_slot
 
 from .redisconn import FAULTS, Redis
+from .tasks import cancel_and_wait
 
 __all__ = ["LinkOwner", "ShardLink"]
 
@@ -93,8 +94,7 @@ class ShardLink:
         """Stop reading and close the connection."""
         self.dead = True
         if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+            await cancel_and_wait([self._task])
         await self._close_pubsub()
 
     async def apply(self) -> None:
