@@ -1,11 +1,12 @@
 """Stopping a broker's background tasks for sure.
 
-``task.cancel()`` followed by ``gather`` can wait forever: on Python 3.11 a
-cancellation that arrives while an ``asyncio.timeout()`` inside redis-py is
-expiring comes out as ``TimeoutError``, which a reconnecting loop catches
-as an ordinary Redis fault, and the loop goes on (then sleeps). Seen here:
+``task.cancel()`` followed by ``gather`` can wait forever: a cancellation
+that lands inside a redis-py command can come out of it as an ordinary
+fault (a ``TimeoutError`` or ``RedisError``; on Python 3.11 an expiring
+``asyncio.timeout()`` and a cancellation can race), which a reconnecting
+loop catches, and the loop goes on (then sleeps). Seen here:
 ``RedisBroker.stop()`` hung in about one run in seven under load, with the
-heartbeat task "cancelling" but asleep. :func:`cancel_and_wait` cancels
+heartbeat task "cancelling" but asleep in its ``sleep`` after a caught fault. :func:`cancel_and_wait` cancels
 again until every task is done, a bounded number of times.
 """
 
