@@ -526,7 +526,10 @@ def markdown(result: dict[str, Any]) -> str:
         "",
         f"wsroute's Redis topic round trip is {rt['wsroute Redis']['ratio_p50']:.1f}x its direct echo; "
         f"Django Channels' group round trip is {django:.1f}x wsroute's, python-socketio's {sio:.1f}x "
-        "(p50, same redis-server, same run).",
+        "(p50, same redis-server, same run). python-socketio's `AsyncRedisManager.emit` delivers to its own "
+        "process's room members first and then publishes to Redis for the others, so its figure has no Redis "
+        "round trip in it; wsroute's and Channels' own copies come back through Redis (exactly-once by "
+        "construction).",
         "",
         "**Cross-process fan-out**: subscribers on every server process, messages published straight to Redis. "
         "One client process reads every delivery, so on this machine the clients bound these figures; compare "
