@@ -40,3 +40,21 @@ def docs_redis() -> Iterator[RedisProcess]:
             yield proc
         finally:
             proc.stop()
+
+
+@pytest.fixture(scope="session")
+def docs_redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real 3-master / 3-replica Redis Cluster for the pages whose samples use ``REDIS_CLUSTER_URL``."""
+    if shutil.which("redis-server") is None:
+        redis_missing()
+    from clustertest import RedisCluster
+
+    try:
+        cluster = RedisCluster(tmp_path_factory.mktemp("docs-cluster"))
+    except RuntimeError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    cluster.start()
+    try:
+        yield cluster.url()
+    finally:
+        cluster.stop()

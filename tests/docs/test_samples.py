@@ -104,6 +104,8 @@ def test_python_samples_run(
         redis = request.getfixturevalue("docs_redis")
         redis.command("FLUSHALL")
         monkeypatch.setenv("REDIS_URL", redis.url)
+    if "REDIS_CLUSTER_URL" in page.read_text():  # likewise for a Redis Cluster
+        monkeypatch.setenv("REDIS_CLUSTER_URL", request.getfixturevalue("docs_redis_cluster"))
     modules_before = set(sys.modules)
     runner = PageRunner(page)
     ran = 0
