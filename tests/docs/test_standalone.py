@@ -4,9 +4,10 @@
 that uses ``wsroute``, ``asyncio`` or ``app`` from an earlier block passes
 there and fails with ``NameError`` in the reader's file. On the pages a
 newcomer reads answer by answer (the FAQ, getting started, testing,
-handlers, deployment, the READMEs) every python block must name only what it
-imports or defines itself, or a builtin; the few blocks that openly continue
-the previous one say so in their prose and are listed in ``CONTINUATIONS``.
+handlers, deployment, routing, typed messages, the READMEs) every python
+block must name only what it imports or defines itself, or a builtin; the
+few blocks that openly continue the previous one say so in their prose and
+are listed in ``CONTINUATIONS``.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ PAGES = [
     ROOT / "docs" / "testing.md",
     ROOT / "docs" / "handlers.md",
     ROOT / "docs" / "deployment.md",
+    ROOT / "docs" / "routing.md",
+    ROOT / "docs" / "messages.md",
     ROOT / "README.md",
     *sorted((ROOT / "examples").glob("*/README.md")),
 ]
@@ -30,6 +33,7 @@ PAGES = [
 #: (page, text found in the block) -> the names it takes from the block before it, as its prose says.
 CONTINUATIONS: dict[tuple[str, str], frozenset[str]] = {
     ("docs/faq.md", "await serving.stop(timeout=60, keep_connections=True)"): frozenset({"app"}),
+    ("docs/routing.md", 'app.add_route("/x/{id:integer}", post)'): frozenset({"app", "post"}),
 }
 
 BUILTINS = frozenset(dir(builtins))
