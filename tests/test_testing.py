@@ -55,14 +55,13 @@ def make_app() -> wsroute.App:
 
 def test_echo_text_bytes_and_json() -> None:
     """Text, binary and JSON round-trip through a real server in a background thread."""
-    with TestClient(make_app()) as client:
-        with client.websocket_connect("/echo") as ws:
-            ws.send_text("hi")
-            assert ws.receive_text() == "hi"
-            ws.send_bytes(b"\x00\x01")
-            assert ws.receive_bytes() == b"\x00\x01"
-            ws.send_json({"a": [1, 2]})
-            assert ws.receive_json() == {"a": [1, 2]}
+    with TestClient(make_app()) as client, client.websocket_connect("/echo") as ws:
+        ws.send_text("hi")
+        assert ws.receive_text() == "hi"
+        ws.send_bytes(b"\x00\x01")
+        assert ws.receive_bytes() == b"\x00\x01"
+        ws.send_json({"a": [1, 2]})
+        assert ws.receive_json() == {"a": [1, 2]}
 
 
 def test_receive_json_of_server_json() -> None:
@@ -74,9 +73,12 @@ def test_receive_json_of_server_json() -> None:
 
 def test_receive_times_out_instead_of_hanging() -> None:
     """A receive with nothing to read raises TimeoutError after the client's timeout."""
-    with TestClient(make_app(), timeout=0.2) as client, client.websocket_connect("/silent") as ws:
-        with pytest.raises(TimeoutError):
-            ws.receive_text()
+    with (
+        TestClient(make_app(), timeout=0.2) as client,
+        client.websocket_connect("/silent") as ws,
+        pytest.raises(TimeoutError),
+    ):
+        ws.receive_text()
 
 
 def test_close_code_and_reason_after_the_server_closes() -> None:
