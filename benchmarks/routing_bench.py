@@ -1,4 +1,4 @@
-"""Route matching alone, no sockets: ``wsroute.routing.Router.match`` vs werkzeug.
+"""Route matching alone, no sockets: ``wsroute.routing.PathRouter.match`` vs werkzeug.
 
 Two route tables per size: all static (``/svc7/items``) and all
 parameterised (``/svc7/items/{id:int}``; werkzeug ``<int:id>``). Both
@@ -50,10 +50,10 @@ def werkzeug_matcher(rows: list[tuple[str, str, str]]) -> Callable[[str], Any]:
 
 
 def wsroute_matcher(rows: list[tuple[str, str, str]]) -> Callable[[str], Any]:
-    """Build ``wsroute.routing.Router`` for the table and return its ``match``."""
-    from wsroute.routing import DEFAULT_CONVERTERS, Pattern, Router
+    """Build ``wsroute.routing.PathRouter`` for the table and return its ``match``."""
+    from wsroute.routing import DEFAULT_CONVERTERS, Pattern, PathRouter
 
-    router: Router[str] = Router()
+    router: PathRouter[str] = PathRouter()
     for i, (pattern, _, _) in enumerate(rows):
         router.add(Pattern.parse(pattern, DEFAULT_CONVERTERS), str(i))
     return router.match

@@ -188,10 +188,10 @@ def test_public_api_is_guarded() -> None:
     """wsroute.__all__ is the public API; every name resolves."""
     assert sorted(wsroute.__all__) == sorted(
         [
-            "App", "BrokerError", "BrokerUnavailable", "ConfigurationError", "Connection", "Converter",
-            "DependencyError", "Handler", "HandlerError", "InvalidMessage", "LoadError", "MessageDecoder",
-            "PluginError", "Rejection", "Request",
-            "Response", "Route", "RouteError", "ServerError", "WsrouteError", "__version__", "allow_origins",
+            "App", "BadMessage", "BrokerError", "BrokerUnavailable", "Close", "ConfigurationError", "Connection",
+            "Converter", "DependencyError", "Deny", "Handler", "HandlerError", "InvalidMessage", "LoadError",
+            "MessageDecoder", "PluginError", "Rejection", "Request", "Response", "Route", "RouteError", "Router",
+            "ServerError", "URLPathError", "WsrouteError", "__version__", "allow_origins",
             "bearer_auth", "hookimpl", "message", "on", "query_token_auth",
         ]
     )

@@ -8,7 +8,7 @@ import uuid
 import pytest
 
 from wsroute import Converter, RouteError
-from wsroute.routing import DEFAULT_CONVERTERS, Pattern, Router
+from wsroute.routing import DEFAULT_CONVERTERS, PathRouter, Pattern
 from wsroute.urls import BadTarget
 
 
@@ -16,8 +16,8 @@ def parse(source: str) -> Pattern:
     return Pattern.parse(source, DEFAULT_CONVERTERS)
 
 
-def router_of(*sources: str) -> Router[str]:
-    router: Router[str] = Router()
+def router_of(*sources: str) -> PathRouter[str]:
+    router: PathRouter[str] = PathRouter()
     for source in sources:
         router.add(parse(source), source)
     return router
@@ -88,7 +88,7 @@ def test_disjoint_converters_share_a_position() -> None:
 def test_user_converter_is_used_by_patterns() -> None:
     """A registered converter's regex and conversion apply."""
     converters = {**DEFAULT_CONVERTERS, "slug": Converter("slug", r"[a-z0-9-]+", str.upper)}
-    router: Router[str] = Router()
+    router: PathRouter[str] = PathRouter()
     router.add(Pattern.parse("/post/{s:slug}", converters), "post")
     assert router.match("/post/hello-world") == ("post", {"s": "HELLO-WORLD"})
     assert router.match("/post/Hello") is None
@@ -103,7 +103,7 @@ def test_converter_value_error_rejects_the_segment() -> None:
         return int(text)
 
     converters = {**DEFAULT_CONVERTERS, "small": Converter("small", r"[0-9]+", small)}
-    router: Router[str] = Router()
+    router: PathRouter[str] = PathRouter()
     router.add(Pattern.parse("/n/{n:small}", converters), "n")
     assert router.match("/n/3") == ("n", {"n": 3})
     assert router.match("/n/30") is None
@@ -226,7 +226,7 @@ def test_pattern_with_a_percent_escape_is_refused() -> None:
 
 def test_optional_trailing_slash_matches_one_slash_either_way() -> None:
     """``strict_slash=False`` matches one trailing slash more or less; exact patterns win; strict is the default."""
-    router: Router[str] = Router()
+    router: PathRouter[str] = PathRouter()
     router.add(parse("/chat"), "chat", strict_slash=False)
     router.add(parse("/rooms/{name}/"), "room", strict_slash=False)
     router.add(parse("/both"), "both", strict_slash=False)

@@ -20,7 +20,7 @@ class Observer:
 
     @wsroute.hookimpl
     async def wsroute_connection_open(self, app, conn) -> None:
-        self.events.append(("open", conn.route.name, app.hub.connections))
+        self.events.append(("open", conn.route.label, app.hub.connections))
 
     @wsroute.hookimpl
     def wsroute_connection_closed(self, app, conn, code, reason) -> None:

@@ -305,7 +305,7 @@ async def test_first_message_routing_by_class_next_to_a_str_route() -> None:
         async with server.connect("/lobby") as ws:
             await ws.send('{"type": "watch", "seat": 3}')
             assert json.loads(await ws.recv()) == {"watch": {"type": "watch", "seat": 3}}
-    assert [route.name for route in app.routes] == ["/lobby[join]", "/lobby[watch]"]
+    assert [route.label for route in app.routes] == ["/lobby[join]", "/lobby[watch]"]
 
 
 # -- registration errors ---------------------------------------------------------------------------

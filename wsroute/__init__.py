@@ -20,12 +20,15 @@ from .errors import (
     PluginError,
     RouteError,
     ServerError,
+    URLPathError,
     WsrouteError,
 )
 from .handlers import Handler, on
 from .hookspecs import hookimpl
 from .messages import InvalidMessage, MessageDecoder, message
 from .middleware import allow_origins, bearer_auth, query_token_auth
+from .outcomes import BadMessage, Close, Deny
+from .routers import Router
 from .routes import Route
 from .routing import Converter
 
@@ -33,12 +36,15 @@ __version__ = "0.1.0"
 
 __all__ = [
     "App",
+    "BadMessage",
     "BrokerError",
     "BrokerUnavailable",
+    "Close",
     "ConfigurationError",
     "Connection",
     "Converter",
     "DependencyError",
+    "Deny",
     "Handler",
     "HandlerError",
     "InvalidMessage",
@@ -50,7 +56,9 @@ __all__ = [
     "Response",
     "Route",
     "RouteError",
+    "Router",
     "ServerError",
+    "URLPathError",
     "WsrouteError",
     "__version__",
     "allow_origins",

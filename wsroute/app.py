@@ -10,6 +10,8 @@ request.
 
 from __future__ import annotations
 
+import contextlib
+import difflib
 import inspect
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -22,9 +24,10 @@ from .compression import serve_options
 from .connection import Connection
 from .di import bind
 from .endpoints import endpoint_of
-from .errors import ConfigurationError, PluginError, RouteError
+from .errors import ConfigurationError, PluginError, RouteError, URLPathError
 from .handshake import Handshake
 from .hub import Hub
+from .lifespan import Lifespan, LifespanFactory, check_callback
 from .messages import is_message_class
 from .middleware import Chain, check_middleware
 from .options import (
@@ -37,9 +40,11 @@ from .options import (
     check_policy,
     trusted_proxies,
 )
+from .perconnection import Factory, check_graph, plan_for
 from .plugins import HookFailed, Plugins
+from .routers import Router
 from .routes import Route, RouteGroup, check_handler, message_codec
-from .routing import DEFAULT_CONVERTERS, Converter, Pattern, Router
+from .routing import DEFAULT_CONVERTERS, Converter, PathRouter, Pattern
 from .serving import Serving
 from .session import Session
 from .subprotocols import check_subprotocols, select_subprotocol
@@ -91,6 +96,10 @@ class App:
             the connection open; ``"close"`` closes with 1008 and the detail
             as reason. Routes may override it. (An invalid typed *first*
             message always closes with 1008.)
+        lifespan: ``lifespan(app)`` returning an async context manager
+            (``@contextlib.asynccontextmanager``), entered at start-up and
+            exited at shutdown, as in Starlette; a mapping it yields becomes
+            dependencies injected by name. Order: :mod:`wsroute.lifespan`.
         **serve_options: passed on to websockets' ``serve()`` (``ping_interval``,
             ``max_size``, ``compression``, ``ssl``…) and the event loop's
             ``create_server()`` (``backlog``, ``reuse_port``…). A
@@ -133,9 +142,15 @@ class App:
         trailing_slash: str = "optional",
         subprotocols: Sequence[str] = (),
         on_invalid_message: str = "reply",
+        lifespan: LifespanFactory | None = None,
         **serve_options: Any,
     ) -> None:
         self._serving = False
+        self.lifespan = Lifespan(factory=lifespan)
+        self._lifespan_values: dict[str, Any] = {}
+        self._running: contextlib.AsyncExitStack | None = None
+        self.per_connection: dict[str, Factory] = {}
+        self._names: dict[str, list[Route]] = {}
         check_names(serve_options, SERVE_PARAMETERS | _APP_KEYWORDS, "App", values=serve_options)
         self.messages = MessageOptions(message_key, first_message_timeout, on_invalid_message)
         if trailing_slash not in _TRAILING_SLASH:
@@ -153,7 +168,7 @@ class App:
         self.serve_options = dict(serve_options)
         self.settings: dict[str, Mapping[str, Any]] = dict(settings or {})
         self.forwarded_allow_ips = trusted_proxies(forwarded_allow_ips)
-        self.router: Router[RouteGroup] = Router()
+        self.router: PathRouter[RouteGroup] = PathRouter()
         self.converters: dict[str, Converter] = dict(DEFAULT_CONVERTERS)
         self.middleware_chain: list[Callable[..., Any]] = []
         self.provided: dict[str, Any] = {}
@@ -182,6 +197,7 @@ class App:
         trailing_slash: str | None = None,
         subprotocols: Sequence[str] | None = None,
         on_invalid_message: str | None = None,
+        name: str | None = None,
         **bound: Any,
     ) -> Callable[[H], H]:
         """Register the decorated handler for ``path``; returns it unchanged.
@@ -199,6 +215,8 @@ class App:
                 preference (default: the app's; ``[]`` for none).
             on_invalid_message: ``"reply"`` or ``"close"`` for invalid typed
                 ``@on`` messages (default: the app's).
+            name: the name :meth:`url_path_for` finds the route by (default:
+                the handler's qualified name); given names are unique.
             **bound: values for handler parameters, bound with ``functools.partial``.
 
         Raises:
@@ -219,6 +237,7 @@ class App:
                 trailing_slash=trailing_slash,
                 subprotocols=subprotocols,
                 on_invalid_message=on_invalid_message,
+                name=name,
                 **bound,
             )
             return handler
@@ -236,18 +255,49 @@ class App:
         trailing_slash: str | None = None,
         subprotocols: Sequence[str] | None = None,
         on_invalid_message: str | None = None,
+        name: str | None = None,
         **bound: Any,
     ) -> Route:
         """Register ``handler`` for ``path`` (what ``@app.route`` calls).
 
         Raises:
-            RouteError: malformed pattern, unknown converter, a conflict, or
+            RouteError: malformed pattern, unknown converter, a conflict,
                 message classes that cannot be told apart on the wire (two
-                with one name, a field named like ``message_key``).
+                with one name, a field named like ``message_key``), or a
+                ``name`` another route already has.
             HandlerError: ``handler`` is not ``async def`` nor a Handler
                 subclass, or two ``@on`` methods receive one type.
             ConfigurationError: the app is already serving (registration is closed).
         """
+        return self._add_route(
+            path,
+            handler,
+            message=message,
+            middleware=middleware,
+            slow_consumer=slow_consumer,
+            trailing_slash=trailing_slash,
+            subprotocols=subprotocols,
+            on_invalid_message=on_invalid_message,
+            name=name,
+            origin="the app",
+            bound=bound,
+        )
+
+    def _add_route(
+        self,
+        path: str,
+        handler: Any,
+        *,
+        message: str | type | None,
+        middleware: Iterable[Callable[..., Any]],
+        slow_consumer: str | None,
+        trailing_slash: str | None,
+        subprotocols: Sequence[str] | None,
+        on_invalid_message: str | None,
+        name: str | None,
+        origin: str,
+        bound: Mapping[str, Any],
+    ) -> Route:
         self._check_open(f"route {path!r}")
         if not isinstance(path, str):
             raise RouteError(f"add_route(path={path!r}): expected the path pattern as a str, e.g. '/items/{{id:int}}'")
@@ -282,6 +332,14 @@ class App:
         middleware = tuple(middleware)
         for item in middleware:
             check_middleware(item, f"route {path!r}")
+        if name is not None and (not isinstance(name, str) or not name):
+            raise RouteError(f"route {path!r}: name= must be a non-empty str (got {name!r})")
+        if name is not None and name in self._names:
+            other = self._names[name][0]
+            raise RouteError(
+                f"route {path!r} ({origin}): name {name!r} is already the name of route {other.label!r} "
+                f"({other.origin}); give one of them another name="
+            )
         route = Route(
             pattern,
             handler,
@@ -293,14 +351,20 @@ class App:
             subprotocols=protocols,
             on_invalid_message=on_invalid_message,
             codec=codec,
+            name=name if name is not None else _default_name(handler),
+            origin=origin,
         )
-        group = self.router.get(pattern.source)
-        if group is None:
-            group = RouteGroup(pattern)
-            group.add(route)
-            self.router.add(pattern, group, strict_slash=trailing_slash == "strict")
-        else:
-            group.add(route)
+        try:
+            group = self.router.get(pattern.source)
+            if group is None:
+                group = RouteGroup(pattern)
+                group.add(route)
+                self.router.add(pattern, group, strict_slash=trailing_slash == "strict")
+            else:
+                group.add(route)
+        except RouteError as exc:
+            raise RouteError(f"{exc} ({_origins(route, self.routes)})") from None
+        self._names.setdefault(route.name, []).append(route)
         self._handshake = None
         return route
 
@@ -336,6 +400,69 @@ class App:
         except ValueError as exc:
             raise ConfigurationError(str(exc)) from None
 
+    def include_router(self, router: Router) -> None:
+        """Register every route of ``router`` (and of the routers it includes).
+
+        Paths get the routers' prefixes; each route's middleware is the outer
+        routers', then the inner ones', then its own — all after the app's.
+        Each route is checked exactly as ``@app.route`` checks it; a conflict
+        names the router (or the app) each side came from.
+
+        Raises:
+            RouteError: a conflict or a bad route, naming both origins.
+            ConfigurationError: ``router`` is not a :class:`wsroute.Router`,
+                or the app is already serving.
+        """
+        if not isinstance(router, Router):
+            raise ConfigurationError(f"app.include_router({router!r}): expected a wsroute.Router")
+        self._check_open(f"router {router!r}")
+        for included in router.included_routes():
+            options = dict(included.options)
+            self._add_route(
+                included.path,
+                included.handler,
+                message=options.pop("message", None),
+                middleware=included.middleware,
+                slow_consumer=options.pop("slow_consumer", None),
+                trailing_slash=options.pop("trailing_slash", None),
+                subprotocols=options.pop("subprotocols", None),
+                on_invalid_message=options.pop("on_invalid_message", None),
+                name=options.pop("name", None),
+                origin=included.origin,
+                bound=options,
+            )
+
+    def url_path_for(self, name: str, /, **params: Any) -> str:
+        """The path of the route called ``name``, with ``params`` filled in.
+
+        Converters run in reverse (``{n:int}`` takes ``3``, ``{id:uuid}`` a
+        ``UUID``) and each segment is percent-encoded, so the result is what
+        a client sends and routes back to the same route and values::
+
+            @app.route("/rooms/{room}", name="room")
+            async def room(ws, room): ...
+
+            app.url_path_for("room", room="tea & cake")   # "/rooms/tea%20&%20cake"
+
+        Raises:
+            URLPathError: no route has that name (the message lists the
+                nearest), the default name is shared by several routes, a
+                parameter is missing or unknown, or a value the converter
+                would not accept.
+        """
+        routes = self._names.get(name)
+        if not routes:
+            near = difflib.get_close_matches(str(name), list(self._names), n=3)
+            hint = f"; did you mean {', '.join(map(repr, near))}?" if near else ""
+            raise URLPathError(f"url_path_for({name!r}): no route is named {name!r}{hint}")
+        if len(routes) > 1:
+            paths = ", ".join(repr(route.label) for route in routes)
+            raise URLPathError(
+                f"url_path_for({name!r}): routes {paths} all have the default name {name!r}; "
+                "give each @app.route(..., name=...) its own"
+            )
+        return routes[0].pattern.build(params, name)
+
     def middleware(self, func: M) -> M:
         """Register app-level middleware (``(conn, request) -> Response | None``).
 
@@ -350,6 +477,47 @@ class App:
         self._check_open(f"middleware {describe(func)}")
         check_middleware(func, source)
         self.middleware_chain.append(func)
+        self._handshake = None
+
+    def on_startup(self, func: M) -> M:
+        """Run ``func(app)`` (sync or async) at start-up, after plugins' ``wsroute_startup``.
+
+        Raises:
+            ConfigurationError: ``func`` cannot be called with the app, or the
+                app is already serving.
+        """
+        self._check_open(f"on_startup {describe(func)}")
+        check_callback(func, "@app.on_startup")
+        self.lifespan.startup.append(func)
+        return func
+
+    def on_shutdown(self, func: M) -> M:
+        """Run ``func(app)`` (sync or async) at shutdown, last registered first.
+
+        Raises:
+            ConfigurationError: as :meth:`on_startup`.
+        """
+        self._check_open(f"on_shutdown {describe(func)}")
+        check_callback(func, "@app.on_shutdown")
+        self.lifespan.shutdown.append(func)
+        return func
+
+    def provide_per_connection(self, **factories: Callable[..., Any]) -> None:
+        """Declare dependencies computed once per connection, after the middleware.
+
+        Each factory (sync, async, generator or async generator) receives
+        the connection (``conn``/``ws``) and other dependencies by parameter
+        name; see :mod:`wsroute.perconnection` for the rules and why this is
+        a method of its own.
+
+        Raises:
+            DependencyError: a factory that is not callable or takes
+                positional-only parameters (the graph is checked at start-up).
+            ConfigurationError: the app is already serving.
+        """
+        self._check_open(f"per-connection dependencies {', '.join(map(repr, factories))}")
+        for key, func in factories.items():
+            self.per_connection[key] = Factory.of(key, func)
         self._handshake = None
 
     def provide(self, **values: Any) -> None:
@@ -436,10 +604,14 @@ class App:
         return self._serving
 
     async def startup(self) -> None:
-        """Configure plugins, bind dependencies, start the hub; before listening.
+        """Configure plugins, start the hub and the app's lifespan, bind dependencies; before listening.
 
-        Registration closes here, before ``wsroute_startup`` runs, and opens
-        again when :meth:`shutdown` ends.
+        Order: the hub starts, plugins' ``wsroute_startup`` run, then the
+        ``on_startup`` functions and the lifespan context (whose values
+        become dependencies), then every handler is bound. A failure at any
+        step runs the shutdown of the steps already done, in reverse, and
+        raises. Registration closes here and opens again when
+        :meth:`shutdown` ends.
 
         Raises:
             ConfigurationError: the app is already serving (one app, one server).
@@ -449,28 +621,36 @@ class App:
                 "app.serve(): this App is already serving; stop the running server first, or build a second App"
             )
         await self.configure()
-        self._prepare()
+        self.plugins.check()
         self._close_registration()
         try:
-            await self.hub.start()
-            try:
+            async with contextlib.AsyncExitStack() as stack:
+                await self.hub.start()  # never leave the broker connected behind a failed start
+                stack.push_async_callback(self.hub.stop)
                 await self._call_lifecycle("wsroute_startup")
-            except BaseException:
-                await self.hub.stop()  # never leave the broker connected behind a failed start
-                raise
+                stack.push_async_callback(self._call_lifecycle, "wsroute_shutdown")
+                self._lifespan_values = await stack.enter_async_context(self.lifespan.run(self))
+                self._prepare()
+                self._running = stack.pop_all()
         except BaseException:
+            self._lifespan_values = {}
             self._open_registration()
             raise
 
     async def shutdown(self) -> None:
-        """Stop the hub and tell plugins; after the server closed. Registration opens again."""
+        """Exit the lifespan, tell plugins, stop the hub; after the server closed. Registration opens again.
+
+        The reverse of :meth:`startup`: the lifespan context exits and the
+        ``on_shutdown`` functions run, then plugins' ``wsroute_shutdown``,
+        then the hub stops. Each step runs even if one before it failed.
+        """
+        running, self._running = self._running, None
         try:
-            await self.hub.stop()
+            if running is not None:
+                await running.aclose()
         finally:
-            try:
-                await self._call_lifecycle("wsroute_shutdown")
-            finally:
-                self._open_registration()
+            self._lifespan_values = {}
+            self._open_registration()
 
     def _close_registration(self) -> None:
         self._serving = True
@@ -520,7 +700,15 @@ class App:
         self.plugins.check()
         app_chain = Chain.of(self.middleware_chain)
         groups = [group for _, group in self.router]
-        bindings = {route: bind(route, self.provided) for group in groups for route in group.routes()}
+        provided = {**self.provided, **self._lifespan_values}
+        factories = self.per_connection
+        check_graph(factories, provided, {n for group in groups for n in group.pattern.param_names})
+        bindings = {route: bind(route, provided, factories) for group in groups for route in group.routes()}
+        plans = {
+            route: plan_for(route, binding.scoped, factories, provided)
+            for route, binding in bindings.items()
+            if binding.scoped
+        }
         plugins = self.plugins
         self._handshake = Handshake(
             app=self,
@@ -529,6 +717,7 @@ class App:
             task_names={group: f"wsroute {group.pattern.source}" for group in groups},
             request_hook=plugins.resolve("wsroute_process_request"),
             headers_hook=plugins.resolve("wsroute_extra_headers"),
+            plans=plans,
         )
         self._session = Session(
             app=self,
@@ -538,6 +727,7 @@ class App:
             open_hook=plugins.resolve("wsroute_connection_open"),
             closed_hook=plugins.resolve("wsroute_connection_closed"),
             exception_hook=plugins.resolve("wsroute_handle_exception"),
+            plans=plans,
         )
 
     async def configure(self) -> None:
@@ -596,6 +786,18 @@ class App:
         return f"<wsroute.App routes={len(self.routes)}>"
 
 
+def _default_name(handler: Any) -> str:
+    """A route's default reverse-lookup name: the handler's qualified name."""
+    return str(getattr(handler, "__qualname__", None) or getattr(handler, "__name__", None) or repr(handler))
+
+
+def _origins(route: Route, routes: Iterable[Route]) -> str:
+    """``route '/chat/{room}' from Router(prefix='/chat'); route '/chat/{name}' from the app``."""
+    others = [r for r in routes if r.path == route.path or r.pattern.overlaps(route.pattern)]
+    described = [f"route {r.label!r} from {r.origin}" for r in [route, *others]]
+    return "; ".join(described)
+
+
 def _route_middleware(group: RouteGroup) -> list[Callable[..., Any]]:
     return list(group.plain.middleware) if group.plain is not None else []
 
@@ -616,7 +818,7 @@ _APP_KEYWORDS = frozenset(
 
 def _check_own_select_subprotocol(routes: Iterable[Route]) -> None:
     """A user's ``select_subprotocol=`` replaces per-route negotiation: refuse it next to route lists."""
-    listed = [route.name for route in routes if route.subprotocols]
+    listed = [route.label for route in routes if route.subprotocols]
     if listed:
         raise ConfigurationError(
             f"select_subprotocol= replaces wsroute's per-route negotiation, but routes {', '.join(map(repr, listed))} "

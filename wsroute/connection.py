@@ -25,6 +25,8 @@ so the client always receives the code that was asked for.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import types
 import urllib.parse
 from typing import TYPE_CHECKING, Any
@@ -32,8 +34,10 @@ from typing import TYPE_CHECKING, Any
 from websockets.asyncio.server import ServerConnection
 from websockets.frames import CloseCode
 
+from .dispatch import UndecodableMessage, decode_json
 from .forwarding import client_ip_of
 from .jsonutil import encode_json
+from .outcomes import BadMessage
 from .reasons import fit_close_reason
 from .urls import BadTarget, decode_path, parse_query
 
@@ -43,6 +47,12 @@ if TYPE_CHECKING:
 
 __all__ = ["Connection"]
 
+#: Per-connection dependency values and their cleanups (:mod:`wsroute.perconnection`).
+Scoped = tuple[dict[str, Any], "contextlib.AsyncExitStack | None"]
+
+#: Cleanups started by ``connection_lost``, kept referenced until done.
+_CLEANUPS: set[asyncio.Task[Any]] = set()
+
 
 class Connection(ServerConnection):
     """A websockets ``ServerConnection`` with routing results attached."""
@@ -50,7 +60,7 @@ class Connection(ServerConnection):
     # ServerConnection has no __slots__, so instances keep their __dict__;
     # slots for our attributes stop that dict from growing to its next size
     # (about 1.5 KB per idle connection, measured).
-    __slots__ = ("_query", "app", "ctx", "first_message", "group", "params", "route")
+    __slots__ = ("_query", "_scoped", "app", "ctx", "first_message", "group", "params", "route")
 
     app: App
     route: Route | None
@@ -66,6 +76,7 @@ class Connection(ServerConnection):
         self.group = None
         self.first_message = None
         self._query: dict[str, list[str]] | None = None
+        self._scoped: Scoped | None = None
 
     @property
     def path(self) -> str:
@@ -120,6 +131,29 @@ class Connection(ServerConnection):
         """
         await super().close(code, fit_close_reason(reason) if reason else reason)
 
+    def hold_scoped(self, scoped: Scoped) -> None:
+        """Keep per-connection dependency values and cleanups from the handshake for the session."""
+        self._scoped = scoped
+
+    def take_scoped(self) -> Scoped | None:
+        """Hand the held values and cleanups over (once); the taker runs the cleanups."""
+        scoped, self._scoped = self._scoped, None
+        return scoped
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        """websockets' transport callback; also runs held cleanups no session took.
+
+        The handshake may fail after the dependencies ran (a header plugin
+        answered 500, the server began shutting down, the client left): then
+        no handler runs, and the generator dependencies are closed here.
+        """
+        super().connection_lost(exc)
+        scoped = self.take_scoped()
+        if scoped is not None and scoped[1] is not None:
+            task = asyncio.get_running_loop().create_task(scoped[1].aclose())
+            _CLEANUPS.add(task)
+            task.add_done_callback(_CLEANUPS.discard)
+
     async def send_json(self, obj: Any) -> None:
         """Send ``obj`` encoded as compact JSON in a text frame.
 
@@ -131,3 +165,32 @@ class Connection(ServerConnection):
             TypeError: ``obj`` holds a value JSON cannot encode.
         """
         await self.send(encode_json(obj, self.app.message_key))
+
+    async def recv_json(self) -> Any:
+        """Receive the next message and decode it as JSON.
+
+        The rules are :func:`wsroute.dispatch.decode_json`'s, the same as
+        first-message routing and ``@on`` dispatch: strict RFC 8259 (no
+        ``NaN``), nesting at most 256 levels.
+
+        Returns:
+            The decoded value (dict, list, str, int, float, bool or None).
+
+        Raises:
+            BadMessage: the message is binary (code 1003) or not JSON (1008);
+                a :class:`wsroute.Close`, so uncaught it closes the
+                connection with that code and a reason saying what was wrong.
+            websockets.exceptions.ConnectionClosed: as ``recv()`` does.
+        """
+        message = await self.recv()
+        return _json_of(message)
+
+
+def _json_of(message: str | bytes) -> Any:
+    """Decode one received message for ``recv_json``, or raise :class:`BadMessage`."""
+    if not isinstance(message, str):
+        raise BadMessage("expected a JSON text message, got binary", CloseCode.UNSUPPORTED_DATA)
+    try:
+        return decode_json(message)
+    except UndecodableMessage as exc:
+        raise BadMessage(str(exc)) from None

@@ -21,7 +21,7 @@ from __future__ import annotations
 import functools
 import inspect
 import sys
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from typing import Any
 
 import attrs
@@ -42,14 +42,22 @@ class Binding:
         call: the handler (or class) wrapped in ``functools.partial``.
         path_args: names of the path parameters to pass as keyword arguments
             on each connection; ``None`` means all of them (``**kwargs``).
+        scoped: names of per-connection dependencies the handler takes
+            (:mod:`wsroute.perconnection`), passed on each connection.
     """
 
     call: Callable[..., Any]
     path_args: tuple[str, ...] | None
+    scoped: tuple[str, ...] = ()
 
 
-def bind(route: Route, provided: Mapping[str, Any]) -> Binding:
+def bind(route: Route, provided: Mapping[str, Any], per_connection: Collection[str] = ()) -> Binding:
     """Resolve the parameters of ``route.handler`` and bind what is known now.
+
+    A parameter is, in this order: a path parameter, a value given to
+    ``app.route(path, name=value)``, a per-connection dependency (left for
+    each connection), a value from ``app.provide`` or the lifespan, or its
+    default.
 
     Raises:
         DependencyError: a parameter has no source, or a bound name is unused.
@@ -61,6 +69,7 @@ def bind(route: Route, provided: Mapping[str, Any]) -> Binding:
     path_names = set(route.pattern.param_names)
     bound: dict[str, Any] = {}
     path_args: list[str] = []
+    scoped: list[str] = []
     takes_any_keyword = False
     for parameter in parameters:
         name = parameter.name
@@ -72,6 +81,8 @@ def bind(route: Route, provided: Mapping[str, Any]) -> Binding:
             path_args.append(name)
         elif name in route.bound:
             bound[name] = route.bound[name]
+        elif name in per_connection:
+            scoped.append(name)
         elif name in provided:
             bound[name] = provided[name]
         elif parameter.default is inspect.Parameter.empty:
@@ -81,13 +92,13 @@ def bind(route: Route, provided: Mapping[str, Any]) -> Binding:
     unused = sorted(set(route.bound) - set(bound))
     if unused and not takes_any_keyword:
         raise DependencyError(
-            f"route {route.name!r}: app.route(..., {unused[0]}=...) is bound but "
+            f"route {route.label!r}: app.route(..., {unused[0]}=...) is bound but "
             f"{describe(handler)} has no parameter {unused[0]!r}"
         )
     if takes_any_keyword:
         bound.update(route.bound)
     call = functools.partial(handler, **bound) if bound else handler
-    return Binding(call, None if takes_any_keyword else tuple(path_args))
+    return Binding(call, None if takes_any_keyword else tuple(path_args), tuple(scoped))
 
 
 def _signature(route: Route) -> inspect.Signature:
@@ -95,7 +106,7 @@ def _signature(route: Route) -> inspect.Signature:
         return inspect.signature(route.handler)
     except (TypeError, ValueError) as exc:  # pragma: no cover - builtins only
         raise HandlerError(
-            f"route {route.name!r}: cannot read the signature of {describe(route.handler)}: {exc}"
+            f"route {route.label!r}: cannot read the signature of {describe(route.handler)}: {exc}"
         ) from None
 
 
@@ -109,7 +120,7 @@ def _without_connection_parameter(route: Route, parameters: list[inspect.Paramet
     if parameters and parameters[0].kind is inspect.Parameter.VAR_POSITIONAL:
         return parameters
     raise HandlerError(
-        f"route {route.name!r}: {describe(route.handler)} must take the connection as its first "
+        f"route {route.label!r}: {describe(route.handler)} must take the connection as its first "
         "positional parameter: 'async def handler(ws, ...)'"
     )
 
@@ -140,7 +151,7 @@ def _check_declared_fields(route: Route, accepted: set[str], provided: Mapping[s
                 f"below @app.route(...) (decorators run bottom-up), or accept {name!r} in __init__"
             )
         raise DependencyError(
-            f"route {route.name!r}: {describe(cls)} declares '{declared}' and {source} gives a value, but its "
+            f"route {route.label!r}: {describe(cls)} declares '{declared}' and {source} gives a value, but its "
             f"constructor does not take {name!r}, so self.{name} would be missing at the first connection: {cause}"
         )
 
@@ -165,7 +176,7 @@ def _replaced_by_attrs_class(cls: type) -> bool:
 
 def _missing(route: Route, name: str) -> DependencyError:
     return DependencyError(
-        f"route {route.name!r}: parameter {name!r} of {describe(route.handler)} is not a path parameter, "
+        f"route {route.label!r}: parameter {name!r} of {describe(route.handler)} is not a path parameter, "
         f"not provided and has no default; add app.provide({name}=...), "
         f"pass app.route({route.path!r}, {name}=...), or give it a default"
     )

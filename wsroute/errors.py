@@ -10,6 +10,7 @@ message rather than on the first connection::
      │    ├── HandlerError         a handler that is not async / not a Handler
      │    ├── DependencyError      a handler parameter nothing can provide
      │    └── PluginError          a plugin failed to load or configure
+     ├── URLPathError              app.url_path_for(): unknown name, missing parameter
      ├── LoadError                 "module:attr" could not be imported
      ├── ServerError               the server could not listen (port in use…)
      └── BrokerError               the message broker failed
@@ -25,6 +26,7 @@ __all__ = [
     "HandlerError",
     "DependencyError",
     "PluginError",
+    "URLPathError",
     "LoadError",
     "ServerError",
     "BrokerError",
@@ -54,6 +56,10 @@ class DependencyError(ConfigurationError):
 
 class PluginError(ConfigurationError):
     """A plugin failed to import, register or configure itself."""
+
+
+class URLPathError(WsrouteError, LookupError):
+    """``app.url_path_for()`` cannot build a path: no route has the name, or the parameters do not fit."""
 
 
 class LoadError(WsrouteError):

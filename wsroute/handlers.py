@@ -57,6 +57,9 @@ F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
 
 _ON_ATTR = "__wsroute_on__"
 
+#: Group messages (``subscribe(topic, dispatch=True)``) that may wait for their ``@on`` method.
+GROUP_QUEUE = 1024
+
 #: The session's failure report: ``await on_error(exc, "handler")``.
 OnError = Callable[[Exception, str], Coroutine[Any, Any, None]]
 
@@ -266,6 +269,15 @@ class Handler:
         """
         await self.ws.send(encode_json(obj, self.app.message_key))
 
+    async def recv_json(self) -> Any:
+        """Receive the next message decoded as JSON (``ws.recv_json()``); for ``on_connect``.
+
+        Raises:
+            wsroute.BadMessage: binary or not JSON; uncaught, it closes the
+                connection with 1003/1008 and the reason.
+        """
+        return await self.ws.recv_json()
+
     async def close(self, code: int = CloseCode.NORMAL_CLOSURE, reason: str = "") -> None:
         """Close the connection; ``on_disconnect`` follows.
 
@@ -300,14 +312,27 @@ class Handler:
         task.add_done_callback(self._task_done)
         return task
 
-    async def subscribe(self, topic: str, *, presence: bool = False) -> None:
+    async def subscribe(self, topic: str, *, presence: bool = False, dispatch: bool = False) -> None:
         """Receive what is published to ``topic`` until unsubscribed or closed.
 
         With ``presence=True``, :meth:`on_presence` is called when users join
         or leave the topic.
+
+        With ``dispatch=True`` (Channels' ``group_send``), messages published
+        on ``topic`` are not forwarded to the client: each JSON object with a
+        type (``hub.publish_json(topic, {"type": "chat.message", ...})``)
+        calls this handler's ``@on("chat.message")`` method, which decides
+        what to send. They run one at a time, in publication order, in a
+        background task of this connection (:meth:`spawn`), so an exception
+        there is a handler failure and ``raise wsroute.Close(...)`` closes.
+        A message that is binary, not a JSON object with a type, or of a type
+        no ``@on`` method takes is logged (WARNING) and ignored. At most
+        :data:`GROUP_QUEUE` messages wait; past that new ones are dropped
+        with a warning (a handler that slow would otherwise grow memory).
         """
         callback = self.on_presence if presence else None
-        await self.app.hub.subscribe(self.ws, topic, on_presence=callback)
+        on_message = self._group_inbox() if dispatch else None
+        await self.app.hub.subscribe(self.ws, topic, on_presence=callback, on_message=on_message)
 
     async def unsubscribe(self, topic: str) -> None:
         """Stop receiving ``topic``."""
@@ -317,6 +342,43 @@ class Handler:
         """Called with ``event`` "join" or "leave" for topics subscribed with presence."""
 
     # -- the lifecycle the framework runs ----------------------------------
+
+    def _group_inbox(self) -> Callable[[bool, bytes], None]:
+        """The hub callback for dispatched topics: queue, and start the loop that dispatches (once)."""
+        existing: Callable[[bool, bytes], None] | None = self.__dict__.get("_wsroute_group")
+        if existing is not None:
+            return existing
+        inbox: asyncio.Queue[bytes] = asyncio.Queue(GROUP_QUEUE)
+        label = type(self).__qualname__
+
+        def put(text: bool, payload: bytes) -> None:
+            if not text:
+                logger.warning("%s: binary message on a dispatched topic ignored (expected JSON)", label)
+                return
+            try:
+                inbox.put_nowait(payload)
+            except asyncio.QueueFull:
+                logger.warning("%s: %d group messages waiting; this one is dropped", label, GROUP_QUEUE)
+
+        self.__dict__["_wsroute_group"] = put
+        self.spawn(self._group_events(inbox), name=f"{label}:group events")
+        return put
+
+    async def _group_events(self, inbox: asyncio.Queue[bytes]) -> None:
+        """Call the ``@on`` method of each group message, in order, until the connection ends."""
+        key = self.app.message_key
+        label = type(self).__qualname__
+        while True:
+            payload = await inbox.get()
+            typed = decode_typed(payload.decode("utf-8", "replace"), key)
+            if typed is None:
+                logger.warning("%s: group message is not a JSON object with a %r field; ignored", label, key)
+                continue
+            method = self._wsroute_dispatch.get(typed[0])
+            if method is None:
+                logger.warning("%s: no @on(%r) method for this group message; ignored", label, typed[0])
+                continue
+            await method(self, typed[1])
 
     def _tasks(self) -> set[asyncio.Task[Any]]:
         tasks: set[asyncio.Task[Any]] | None = self.__dict__.get("_wsroute_tasks")

@@ -23,9 +23,11 @@ import attrs
 from websockets.http11 import Request, Response
 
 from .middleware import Chain
+from .outcomes import Deny
+from .perconnection import Plan
 from .plugins import HookFailed, Resolved
-from .routes import RouteGroup
-from .routing import Router
+from .routes import Route, RouteGroup
+from .routing import PathRouter
 from .urls import BadTarget, parse_query
 
 if TYPE_CHECKING:
@@ -50,14 +52,17 @@ class Handshake:
         task_names: each group's connection task name.
         request_hook: the ``wsroute_process_request`` implementations.
         headers_hook: the ``wsroute_extra_headers`` implementations.
+        plans: per-connection dependencies of each route that has some
+            (:mod:`wsroute.perconnection`), run after the middleware.
     """
 
     app: App
-    router: Router[RouteGroup]
+    router: PathRouter[RouteGroup]
     chains: Mapping[RouteGroup, Chain]
     task_names: Mapping[RouteGroup, str]
     request_hook: Resolved
     headers_hook: Resolved
+    plans: Mapping[Route, Plan] = attrs.field(factory=dict)
 
     @property
     def process_response(self) -> Callable[[Connection, Request, Response], Any] | None:
@@ -101,12 +106,18 @@ class Handshake:
         if task is not None:
             task.set_name(self.task_names[group])
         chain = self.chains[group]
+        if self.plans and group.plain is not None:
+            plan = self.plans.get(group.plain)
+            if plan is not None:
+                return self._admit(chain, plan, conn, request)
         if not chain:
             return None
         if not chain.is_sync:
             return self._guarded(chain.run(conn, request), conn)
         try:
             answer = chain.run_sync(conn, request)
+        except Deny as deny:
+            return _denied(conn, deny)
         except Exception:
             return _middleware_failed(conn)
         if inspect.isawaitable(answer):
@@ -117,8 +128,28 @@ class Handshake:
         """Await middleware; an exception fails closed with 500, logged once."""
         try:
             return await pending
+        except Deny as deny:
+            return _denied(conn, deny)
         except Exception:
             return _middleware_failed(conn)
+
+    async def _admit(self, chain: Chain, plan: Plan, conn: Connection, request: Request) -> Response | None:
+        """Run the middleware, then the route's per-connection dependencies.
+
+        Their values and cleanups wait on the connection (``conn.scoped``)
+        for the session; a ``Deny`` from either answers its status.
+        """
+        try:
+            if chain:
+                answer = await chain.run(conn, request)
+                if answer is not None:
+                    return answer
+            conn.hold_scoped(await plan.resolve(conn))
+        except Deny as deny:
+            return _denied(conn, deny)
+        except Exception:
+            return _middleware_failed(conn, "a per-connection dependency or middleware")
+        return None
 
     def _plugin_answer(self, conn: Connection, request: Request) -> Response | Awaitable[Response | None] | None:
         try:
@@ -161,7 +192,7 @@ class Handshake:
         return _apply_headers(conn, response, additions)
 
 
-def _not_found(conn: Connection, router: Router[RouteGroup], path: str) -> Response:
+def _not_found(conn: Connection, router: PathRouter[RouteGroup], path: str) -> Response:
     """404; when a strict route misses only by a trailing slash, the text names it."""
     near = router.near_miss(path)
     if near is None:
@@ -180,10 +211,27 @@ def _plugin_failed(conn: Connection, failure: HookFailed) -> Response:
     return conn.respond(HTTPStatus.INTERNAL_SERVER_ERROR, _FAILED)
 
 
-def _middleware_failed(conn: Connection) -> Response:
+def _middleware_failed(conn: Connection, what: str = "middleware") -> Response:
     """Fail closed: 500, logged once (call from an ``except`` block)."""
-    logger.exception("middleware failed for %s; answered 500", conn.path)
+    logger.exception("%s failed for %s; answered 500", what, conn.path)
     return conn.respond(HTTPStatus.INTERNAL_SERVER_ERROR, _FAILED)
+
+
+def _denied(conn: Connection, deny: Deny) -> Response:
+    """The answer to ``raise wsroute.Deny(status, reason, headers)``; logged at INFO, not as a failure.
+
+    Headers that are not valid HTTP are a bug in the server's code: 500, logged once.
+    """
+    try:
+        headers = _checked_pairs(deny.headers)
+    except ValueError as exc:
+        logger.error("wsroute.Deny(%d) for %s has a bad header: %s; answered 500", deny.status, conn.path, exc)
+        return conn.respond(HTTPStatus.INTERNAL_SERVER_ERROR, _FAILED)
+    logger.info("denied %s with %d: %s", conn.path, deny.status, deny.reason)
+    response = conn.respond(deny.status, deny.reason + "\n")
+    for name, value in headers:
+        response.headers[name] = value
+    return response
 
 
 def _apply_headers(conn: Connection, response: Response, additions: list[tuple[str, Any]]) -> Response | None:

@@ -94,6 +94,10 @@ class Route:
         codec: decoders for the route's message classes (first message and
             typed ``@on`` entries), built at registration; ``None`` when it
             has none.
+        name: the name ``app.url_path_for(name, **params)`` finds it by;
+            default: the handler's qualified name (``Room``, ``echo``).
+        origin: who registered it, for conflict messages: ``"the app"`` or
+            the router (``"Router(prefix='/chat')"``).
     """
 
     pattern: Pattern
@@ -106,6 +110,8 @@ class Route:
     subprotocols: tuple[str, ...] = ()
     on_invalid_message: str = "reply"
     codec: MessageCodec | None = None
+    name: str = ""
+    origin: str = "the app"
 
     @property
     def path(self) -> str:
@@ -124,8 +130,8 @@ class Route:
         return self.message if isinstance(self.message, type) else None
 
     @property
-    def name(self) -> str:
-        """What logs and task names call this route: ``/play[join]``."""
+    def label(self) -> str:
+        """What logs and task names call this route: ``/play[join]`` (``name`` is the reverse-lookup name)."""
         kind = self.message_type
         return self.path if kind is None else f"{self.path}[{kind}]"
 
@@ -134,7 +140,7 @@ class Route:
         return isinstance(self.handler, type)
 
     def __repr__(self) -> str:
-        return f"<Route {self.name} -> {describe(self.handler)}>"
+        return f"<Route {self.label} -> {describe(self.handler)}>"
 
 
 @attrs.define(eq=False)
@@ -162,7 +168,7 @@ class RouteGroup:
             raise self._conflict(route)
         if route.middleware:
             raise RouteError(
-                f"route {route.name!r}: route-level middleware runs before the upgrade, when the "
+                f"route {route.label!r}: route-level middleware runs before the upgrade, when the "
                 "first message is not known yet; register it with @app.middleware or check in on_connect"
             )
         for other in self.by_message.values():
@@ -174,9 +180,9 @@ class RouteGroup:
         return [self.plain] if self.plain is not None else list(self.by_message.values())
 
     def _conflict(self, route: Route) -> RouteError:
-        existing = ", ".join(repr(r.name) for r in self.routes())
+        existing = ", ".join(repr(r.label) for r in self.routes())
         return RouteError(
-            f"route {route.name!r} conflicts with {existing}: a path is either routed by its first "
+            f"route {route.label!r} conflicts with {existing}: a path is either routed by its first "
             "message (every route on it has a distinct message=) or has exactly one route"
         )
 
@@ -188,7 +194,7 @@ def _check_handshake_options_agree(route: Route, other: Route) -> None:
         if mine != theirs:
             shown = (list(mine), list(theirs)) if isinstance(mine, tuple) else (mine, theirs)
             raise RouteError(
-                f"route {route.name!r}: {option}={shown[0]!r} differs from {shown[1]!r} on route {other.name!r}; "
+                f"route {route.label!r}: {option}={shown[0]!r} differs from {shown[1]!r} on route {other.label!r}; "
                 f"the handshake decides it before the first message chooses a route, so give every route on "
                 f"{route.path!r} the same {option}"
             )

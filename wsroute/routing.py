@@ -24,7 +24,7 @@ decoded form, so static paths stay one dict lookup on the raw path.
 
 A route may accept its path with or without one trailing slash (the default in
 :class:`~wsroute.App`) or be strict; an exact match always wins, and
-:meth:`Router.near_miss` names the strict route a request missed by a slash.
+:meth:`PathRouter.near_miss` names the strict route a request missed by a slash.
 """
 
 from __future__ import annotations
@@ -37,10 +37,10 @@ from typing import Any, Generic, TypeVar
 
 import attrs
 
-from .errors import RouteError
-from .urls import decode_segments
+from .errors import RouteError, URLPathError
+from .urls import decode_segments, encode_segment
 
-__all__ = ["Converter", "DEFAULT_CONVERTERS", "Pattern", "Router"]
+__all__ = ["Converter", "DEFAULT_CONVERTERS", "Pattern", "PathRouter"]
 
 T = TypeVar("T")
 
@@ -59,6 +59,9 @@ class Converter:
         check: an optional faster test, equivalent to matching ``regex``
             (the built-in ``str`` converter uses ``bool``). A C function such
             as a compiled regex's ``fullmatch`` beats a Python one.
+        format: the reverse of ``convert`` for ``app.url_path_for``: the
+            segment text for a value (default ``str``); the text must match
+            ``regex``.
 
     Example::
 
@@ -71,6 +74,7 @@ class Converter:
     convert: Callable[[str], Any] = str
     disjoint_from: frozenset[str] = frozenset()
     check: Callable[[str], Any] | None = attrs.field(default=None, repr=False, eq=False)
+    format: Callable[[Any], str] = attrs.field(default=str, repr=False, eq=False)
 
     def __attrs_post_init__(self) -> None:
         try:
@@ -146,6 +150,45 @@ class Pattern:
                 )
         return cls(source, segments)
 
+    def build(self, params: dict[str, Any], name: str) -> str:
+        """The raw path for ``params``: converters applied in reverse, segments percent-encoded.
+
+        ``Pattern.parse("/rooms/{room}/{n:int}").build({"room": "a b", "n": 3}, "Room")``
+        is ``"/rooms/a%20b/3"``; a ``{rest:path}`` value keeps its slashes.
+
+        Raises:
+            URLPathError: a parameter missing or unknown, or a value whose text
+                the converter would not accept (``-1`` for ``int``).
+        """
+        names = self.param_names
+        missing = [n for n in names if n not in params]
+        unknown = sorted(set(params) - set(names))
+        if missing or unknown:
+            shown = ", ".join(map(repr, missing or unknown))
+            problem = f"missing {shown}" if missing else f"unknown {shown}"
+            raise URLPathError(
+                f"url_path_for({name!r}): route {self.source!r} takes "
+                f"{', '.join(map(repr, names)) or 'no parameters'}; {problem}"
+            )
+        parts = []
+        for segment in self.segments:
+            converter = segment.converter
+            if converter is None or segment.param is None:
+                parts.append(encode_segment(segment.text))
+                continue
+            value = params[segment.param]
+            text = converter.format(value)
+            if not isinstance(text, str) or not text or not converter.check(text):  # type: ignore[misc]
+                raise URLPathError(
+                    f"url_path_for({name!r}): {segment.param}={value!r} gives {text!r}, which the "
+                    f"{converter.name!r} converter of route {self.source!r} does not accept"
+                )
+            if converter.name == "path":
+                parts.append("/".join(encode_segment(piece) for piece in text.split("/")))
+            else:
+                parts.append(encode_segment(text))
+        return "/" + "/".join(parts)
+
     def overlaps(self, other: Pattern) -> bool:
         """Whether one request path could match both patterns with equal priority.
 
@@ -218,7 +261,7 @@ class _Node(Generic[T]):
         return child
 
 
-class Router(Generic[T]):
+class PathRouter(Generic[T]):
     """Maps request paths to targets (wsroute stores a route group per path).
 
     ``add()`` rejects a pattern that conflicts with one already added;
@@ -226,10 +269,10 @@ class Router(Generic[T]):
 
     Example::
 
-        router = Router()
+        router = PathRouter()
         router.add(Pattern.parse("/items/{id:int}", DEFAULT_CONVERTERS), "items")
         router.match("/items/3")   # ("items", {"id": 3})
-        router.match("/items/3/")  # None: strict is the Router's default
+        router.match("/items/3/")  # None: strict is the PathRouter's default
     """
 
     def __init__(self) -> None:

@@ -9,6 +9,8 @@ close code:
   class → 1008 with the reason, and the handler never runs;
 * the handler returns → 1000 (websockets closes normally);
 * the client leaves (``ConnectionClosed``) → nothing to log;
+* the handler raises :class:`wsroute.Close` → that code and reason, logged
+  at INFO;
 * the handler raises (or a task it started with ``Handler.spawn()``) → 1011
   (or the code a plugin chooses), logged once with the route; other
   connections are untouched.
@@ -31,12 +33,14 @@ from websockets.protocol import State
 from .di import Binding
 from .dispatch import Rejection, choose_by_first_message
 from .messages import InvalidMessage
+from .outcomes import Close, Deny
+from .perconnection import Plan
 from .plugins import HookFailed, Resolved
 from .routes import Route, RouteGroup
 
 if TYPE_CHECKING:
     from .app import App
-    from .connection import Connection
+    from .connection import Connection, Scoped
 
 __all__ = ["Session"]
 
@@ -54,6 +58,7 @@ class Session:
     open_hook: Resolved
     closed_hook: Resolved
     exception_hook: Resolved
+    plans: Mapping[Route, Plan] = attrs.field(factory=dict)
 
     async def __call__(self, conn: Connection) -> None:
         route = conn.route
@@ -78,25 +83,53 @@ class Session:
         binding = self.bindings[route]
         params = conn.params
         kwargs = params if binding.path_args is None else {name: params[name] for name in binding.path_args}
+        scoped = conn.take_scoped()
+        if scoped is None and binding.scoped:
+            scoped = await self._resolve_after_upgrade(conn, route)
+            if scoped is None:
+                return
+        stack = None
+        if scoped is not None:
+            values, stack = scoped
+            kwargs = {**kwargs, **values}
         hub = self.app.hub
         hub.attach(conn, route.slow_consumer)
         try:
             if self.open_hook:
                 await self.open_hook.each({"app": self.app, "conn": conn})
-            if route.is_class:
-                handler = binding.call(**kwargs)
-                handler.ws = conn
-                handler.app = self.app
-                await handler._run(
-                    self.message_key,
-                    lambda exc, source: self._failed(conn, route, exc, source),
-                    route.codec,
-                    route.on_invalid_message == "close",
-                )
+            if stack is None:
+                await self._call(conn, route, binding, kwargs)
             else:
-                await binding.call(conn, **kwargs)
+                async with stack:  # generator dependencies clean up when the handler ends, however
+                    await self._call(conn, route, binding, kwargs)
         finally:
             hub.detach(conn)
+
+    async def _call(self, conn: Connection, route: Route, binding: Binding, kwargs: Mapping[str, Any]) -> None:
+        if route.is_class:
+            handler = binding.call(**kwargs)
+            handler.ws = conn
+            handler.app = self.app
+            await handler._run(
+                self.message_key,
+                lambda exc, source: self._failed(conn, route, exc, source),
+                route.codec,
+                route.on_invalid_message == "close",
+            )
+        else:
+            await binding.call(conn, **kwargs)
+
+    async def _resolve_after_upgrade(self, conn: Connection, route: Route) -> Scoped | None:
+        """Per-connection dependencies of a route chosen by first message: after the upgrade.
+
+        A ``Deny`` can no longer answer HTTP; it closes with 1008 and its reason.
+        """
+        try:
+            return await self.plans[route].resolve(conn)
+        except Deny as deny:
+            logger.info("denied %s with 1008: %s", route.label, deny.reason)
+            await conn.close(CloseCode.POLICY_VIOLATION, deny.reason)
+            return None
 
     async def _route_by_first_message(self, conn: Connection, group: RouteGroup | None) -> Route | None:
         """Read and decode the first message; close 1008/1003 when it is wrong."""
@@ -125,7 +158,7 @@ class Session:
         conn.first_message = data
         task = asyncio.current_task()
         if task is not None:
-            task.set_name(f"wsroute {route.name}")
+            task.set_name(f"wsroute {route.label}")
         return route
 
     async def _failed(self, conn: Connection, route: Route | None, exc: Exception, source: str = "handler") -> None:
@@ -134,7 +167,12 @@ class Session:
         ``source`` says what raised: ``"handler"`` or ``"background task
         'name'"`` (a task from ``Handler.spawn``); both are handler failures.
         """
-        name = route.name if route is not None else conn.path
+        name = route.label if route is not None else conn.path
+        if isinstance(exc, Close):  # a decision, not a failure
+            logger.info("%s for route %s closed the connection: %d %s", source, name, exc.code, exc.reason)
+            with contextlib.suppress(Exception):
+                await conn.close(exc.code, exc.reason)
+            return
         if isinstance(exc, ConnectionClosed):
             logger.error("%s for route %s failed: %s", source, name, _other_closed(conn, exc), exc_info=exc)
         else:
@@ -209,6 +247,6 @@ def _describe_connection(other: WebSocketConnection) -> str:
     route = getattr(other, "route", None)
     if route is None and not hasattr(other, "ctx"):
         return f"to {address}"  # e.g. a websockets client connection the handler opened
-    described = f"client {address}" if route is None else f"client {address} on route {route.name}"
+    described = f"client {address}" if route is None else f"client {address} on route {route.label}"
     user_id = getattr(getattr(other, "ctx", None), "user_id", None)
     return described if user_id is None else f"{described}, user {user_id!r}"

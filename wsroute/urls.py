@@ -39,7 +39,7 @@ import re
 import unicodedata
 import urllib.parse
 
-__all__ = ["BadTarget", "decode_path", "decode_segments", "parse_query"]
+__all__ = ["BadTarget", "decode_path", "decode_segments", "encode_segment", "parse_query"]
 
 _BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 # In the raw path (which starts with "/"): a control character, a fragment, a dot segment.
@@ -116,6 +116,20 @@ def decode_path(path: str) -> str:
         return "/" + "/".join(decode_segments(path))
     except BadTarget:
         return urllib.parse.unquote(path, errors="replace")
+
+
+#: Characters RFC 3986 allows unescaped in a path segment (``pchar``) besides the unreserved ones.
+_SEGMENT_SAFE = "!$&'()*+,;=:@"
+
+
+def encode_segment(text: str) -> str:
+    """Percent-encode one decoded path segment, the inverse of :func:`decode_segments` for it.
+
+    Non-ASCII characters become their UTF-8 escapes and ``/`` becomes
+    ``%2F``, so the segment stays one segment: ``encode_segment("a b/c")``
+    is ``"a%20b%2Fc"``. ``+`` is kept (a plus in a path).
+    """
+    return urllib.parse.quote(text, safe=_SEGMENT_SAFE)
 
 
 def parse_query(query: str) -> dict[str, list[str]]:

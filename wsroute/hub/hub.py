@@ -34,7 +34,7 @@ from ..jsonutil import encode_json
 from .broker import Broker, HealthCheck, PresenceEvent, make_broker
 from .delivery import Delivery
 from .policy import SlowConsumer, parse_policy
-from .registry import PresenceCallback, Registry
+from .registry import MessageCallback, PresenceCallback, Registry
 from .stats import HubStats
 from .who import Who
 from .wire import to_frame
@@ -182,7 +182,11 @@ class Hub:
     # Topics and presence
 
     async def subscribe(
-        self, conn: Connection, topic: str, on_presence: PresenceCallback | None = None
+        self,
+        conn: Connection,
+        topic: str,
+        on_presence: PresenceCallback | None = None,
+        on_message: MessageCallback | None = None,
     ) -> None:
         """Subscribe ``conn`` to ``topic``; return once messages flow.
 
@@ -199,10 +203,14 @@ class Hub:
         Args:
             on_presence: ``async (topic, "join" | "leave", user_id)`` called
                 when a user joins or leaves the topic (in any process).
+            on_message: ``(text, payload)`` called with each message published
+                on ``topic`` *instead of* sending it to the client (what
+                ``Handler.subscribe(topic, dispatch=True)`` uses). It runs in
+                the delivery path, so it must only queue, never block.
         """
         if conn not in self._registry.conns:
             raise ValueError(f"subscribe({topic!r}): connection {conn!r} is not attached")
-        new, joined = self._registry.subscribe(conn, topic, on_presence)
+        new, joined = self._registry.subscribe(conn, topic, on_presence, on_message)
         if not new:
             return
         user_id = self._registry.user_of(conn)
@@ -271,18 +279,28 @@ class Hub:
             self.stats.publish_failures += 1
             raise
 
-    async def send_to_user(self, user_id: str, message: str | bytes) -> None:
+    async def send_to_user(self, user_id: str, message: str | bytes) -> int:
         """Send to every open connection of ``user_id``, in every process.
+
+        Returns:
+            How many connections of the user *this process* holds and
+            delivered to (0: the user is not connected here). With a broker
+            shared by several processes (Redis), connections in other
+            processes also receive the message but are not counted: this
+            process cannot know them without a round trip.
 
         Raises:
             BrokerUnavailable: as :meth:`broadcast`.
         """
+        user_id = str(user_id)
         text, payload = to_frame(message)
+        local = len(self._registry.users.get(user_id, ()))
         try:
-            await self.broker.publish_user(str(user_id), text, payload)
+            await self.broker.publish_user(user_id, text, payload)
         except BrokerError:
             self.stats.publish_failures += 1
             raise
+        return local
 
     async def publish(self, topic: str, message: str | bytes) -> None:
         """Send to every subscriber of ``topic``, in every process.
@@ -301,9 +319,10 @@ class Hub:
         """:meth:`broadcast` ``obj`` encoded once as compact JSON (a message class instance gains its type field)."""
         await self.broadcast(encode_json(obj, self.message_key))
 
-    async def send_json_to_user(self, user_id: str, obj: Any) -> None:
-        """:meth:`send_to_user` ``obj`` encoded once as compact JSON (a message class instance gains its type field)."""
-        await self.send_to_user(user_id, encode_json(obj, self.message_key))
+    async def send_json_to_user(self, user_id: str, obj: Any) -> int:
+        """:meth:`send_to_user` ``obj`` encoded once as compact JSON (a message class instance gains its
+        type field); returns the local count."""
+        return await self.send_to_user(user_id, encode_json(obj, self.message_key))
 
     async def publish_json(self, topic: str, obj: Any) -> None:
         """:meth:`publish` ``obj`` encoded once as compact JSON (a message class instance gains its type field)."""
@@ -330,6 +349,13 @@ class _HubSink:
     def deliver_topic(self, topic: str, text: bool, payload: bytes) -> None:
         conns = self._registry.topics.get(topic)
         if conns:
+            dispatched = self._registry.dispatched.get(topic)
+            if dispatched:  # these subscribers' handlers take the message, not their clients
+                for callback in list(dispatched.values()):
+                    callback(text, payload)
+                conns = conns - dispatched.keys()
+                if not conns:
+                    return
             self._delivery.send(conns, text, payload)
 
     def presence_event(self, topic: str, event: PresenceEvent, user_id: str) -> None:

@@ -14,10 +14,13 @@ from typing import Any
 
 from .broker import PresenceEvent
 
-__all__ = ["Registry", "PresenceCallback"]
+__all__ = ["MessageCallback", "PresenceCallback", "Registry"]
 
 #: ``async (topic, "join" | "leave", user_id) -> None``
 PresenceCallback = Callable[[str, PresenceEvent, str], Awaitable[None]]
+
+#: ``(text, payload) -> None``: takes a topic's messages instead of the client (must not block).
+MessageCallback = Callable[[bool, bytes], None]
 
 
 class Registry:
@@ -28,7 +31,7 @@ class Registry:
     ``conn.ctx.user_id``.
     """
 
-    __slots__ = ("_listeners", "_present", "_subs", "_user_of", "conns", "topics", "users")
+    __slots__ = ("_listeners", "_present", "_subs", "_user_of", "conns", "dispatched", "topics", "users")
 
     def __init__(self) -> None:
         self.conns: set[Any] = set()
@@ -38,6 +41,8 @@ class Registry:
         self._subs: dict[Any, set[str]] = {}
         self._present: dict[str, dict[str, int]] = {}
         self._listeners: dict[str, dict[Any, PresenceCallback]] = {}
+        #: topic → {conn: callback} for subscriptions whose messages go to the handler, not the client.
+        self.dispatched: dict[str, dict[Any, MessageCallback]] = {}
 
     def __len__(self) -> int:
         return len(self.conns)
@@ -46,7 +51,7 @@ class Registry:
         """True when no map holds anything: the check for leaks."""
         return not (
             self.conns or self.users or self.topics or self._user_of
-            or self._subs or self._present or self._listeners
+            or self._subs or self._present or self._listeners or self.dispatched
         )
 
     def add(self, conn: Any) -> None:
@@ -85,8 +90,10 @@ class Registry:
             left.append((topic, self._leave(conn, topic, user_id)))
         return left
 
-    def subscribe(self, conn: Any, topic: str, on_presence: PresenceCallback | None) -> tuple[bool, bool]:
-        """Add ``conn`` to ``topic``.
+    def subscribe(
+        self, conn: Any, topic: str, on_presence: PresenceCallback | None, on_message: MessageCallback | None = None
+    ) -> tuple[bool, bool]:
+        """Add ``conn`` to ``topic``; with ``on_message``, its messages go to that callback instead.
 
         Returns:
             ``(new, user_joined)``: whether the connection was not subscribed
@@ -94,6 +101,8 @@ class Registry:
         """
         if on_presence is not None:
             self._listeners.setdefault(topic, {})[conn] = on_presence
+        if on_message is not None:
+            self.dispatched.setdefault(topic, {})[conn] = on_message
         subs = self._subs.get(conn)
         if subs is None:
             subs = self._subs[conn] = set()
@@ -132,11 +141,12 @@ class Registry:
         members.discard(conn)
         if not members:
             del self.topics[topic]
-        listeners = self._listeners.get(topic)
-        if listeners is not None:
-            listeners.pop(conn, None)
-            if not listeners:
-                del self._listeners[topic]
+        for callbacks in (self._listeners, self.dispatched):
+            registered = callbacks.get(topic)
+            if registered is not None:
+                registered.pop(conn, None)
+                if not registered:
+                    del callbacks[topic]
         if user_id is None:
             return False
         counts = self._present[topic]

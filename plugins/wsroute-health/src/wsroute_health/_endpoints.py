@@ -46,7 +46,7 @@ class Endpoints:
                     "%s answers %s before routing: route %s is never reached; change the %s setting",
                     NAME,
                     route.path,
-                    route.name,
+                    route.label,
                     f"'{self.config.paths[route.path]}_path'",
                 )
 
