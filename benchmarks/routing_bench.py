@@ -51,7 +51,7 @@ def werkzeug_matcher(rows: list[tuple[str, str, str]]) -> Callable[[str], Any]:
 
 def wsroute_matcher(rows: list[tuple[str, str, str]]) -> Callable[[str], Any]:
     """Build ``wsroute.routing.PathRouter`` for the table and return its ``match``."""
-    from wsroute.routing import DEFAULT_CONVERTERS, Pattern, PathRouter
+    from wsroute.routing import DEFAULT_CONVERTERS, PathRouter, Pattern
 
     router: PathRouter[str] = PathRouter()
     for i, (pattern, _, _) in enumerate(rows):

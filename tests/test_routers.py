@@ -106,7 +106,7 @@ def test_router_checks_its_arguments_at_once() -> None:
     router.include_router(child)
     with pytest.raises(ConfigurationError, match="cannot include itself"):
         child.include_router(router)
-    with pytest.raises(ConfigurationError, match="expected a wsroute.Router"):
+    with pytest.raises(ConfigurationError, match=r"expected a wsroute\.Router"):
         wsroute.App(load_entrypoints=False).include_router("/chat")  # type: ignore[arg-type]
 
 

@@ -89,7 +89,7 @@ def test_a_value_the_converter_would_refuse_is_an_error() -> None:
 def test_given_names_are_unique_and_shared_default_names_are_ambiguous() -> None:
     """Two routes given one name fail at registration; one handler on two paths must be named to be found."""
     app = make_app()
-    with pytest.raises(RouteError, match="name 'room' is already the name of route '/rooms/{room}/{n:int}'"):
+    with pytest.raises(RouteError, match=r"name 'room' is already the name of route '/rooms/\{room\}/\{n:int\}'"):
         app.route("/other", name="room")(report)
     app.route("/a")(report)
     app.route("/b")(report)
