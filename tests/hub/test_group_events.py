@@ -124,3 +124,25 @@ async def test_with_redis_other_processes_receive_but_are_not_counted(redis_url:
         assert await ws.recv() == "across processes"
         assert await second.hub.send_to_user("ada", "local") == 1
         assert await ws.recv() == "local"
+
+
+async def test_dispatched_group_events_cross_processes_with_redis(redis_url: str) -> None:
+    """An event published by one app on a shared Redis calls the @on method of a handler served by another."""
+    publisher = wsroute.App(load_entrypoints=False, broker=redis_url)
+    members = wsroute.App(load_entrypoints=False, broker=redis_url)
+
+    @members.route("/rooms/{room}")
+    class Room(wsroute.Handler):
+        async def on_connect(self) -> None:
+            await self.subscribe(f"room:{self.params['room']}", dispatch=True)
+            await self.send("joined")
+
+        @wsroute.on("chat.message")
+        async def chat_message(self, event: dict[str, Any]) -> None:
+            await self.send(f"from afar: {event['text']}")
+
+    publisher.route("/idle")(Room)
+    async with serve_app(publisher), serve_app(members) as server, server.connect("/rooms/tea") as ws:
+        assert await ws.recv() == "joined"
+        await publisher.hub.publish_json("room:tea", {"type": "chat.message", "text": "hi"})
+        assert await ws.recv() == "from afar: hi"

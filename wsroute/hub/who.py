@@ -27,7 +27,7 @@ def describe(conn: Any) -> str:
     path and peer address).
     """
     route = getattr(conn, "route", None)
-    where = getattr(route, "name", None)
+    where = getattr(route, "label", None)
     if where is None:
         request = getattr(conn, "request", None)
         where = request.path.partition("?")[0] if request is not None else "?"
