@@ -23,7 +23,7 @@ from . import __version__
 from .app import App
 from .callbacks import describe
 from .di import bind
-from .errors import ConfigurationError, WsrouteError
+from .errors import ConfigurationError, DependencyError, WsrouteError
 from .forwarding import LOCAL_PROXIES, TrustedProxies
 from .loading import AppSpec, check_directory
 from .logs import configure_logging
@@ -222,6 +222,12 @@ def routes(import_string: str, factory: bool, app_dir: str, as_json: bool) -> No
     for route in app.routes:
         try:
             bound = _bound_names(app, route)
+        except DependencyError as exc:
+            if app.lifespan.factory is None:
+                bound = "(error)"
+                problems.append(str(exc))
+            else:  # what the lifespan yields is known only once it runs, at start-up
+                bound = "(lifespan)"
         except ConfigurationError as exc:
             bound = "(error)"
             problems.append(str(exc))
@@ -331,9 +337,11 @@ def _yaml(document: dict[str, Any]) -> str:
 
 
 def _bound_names(app: App, route: Any) -> str:
-    call = bind(route, app.provided).call
-    keywords = getattr(call, "keywords", {})
-    return ", ".join(f"{name}={keywords[name]!r}"[:40] if name in route.bound else name for name in keywords)
+    binding = bind(route, app.provided, app.per_connection)
+    keywords = getattr(binding.call, "keywords", {})
+    names = [f"{name}={keywords[name]!r}"[:40] if name in route.bound else name for name in keywords]
+    names += [f"{name}(per-connection)" for name in binding.scoped]
+    return ", ".join(names)
 
 
 def _table(rows: list[dict[str, str]], columns: list[str]) -> str:

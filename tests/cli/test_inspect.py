@@ -143,3 +143,19 @@ def test_setup_environment_has_no_example_plugin() -> None:
     assert "hello-plugin" not in loaded
     routes = run_cli("routes", "examples.cli_app:app", "--json")
     assert "/hello-plugin" not in [row["path"] for row in json.loads(routes.stdout)["routes"]]
+
+
+def test_routes_lists_per_connection_and_lifespan_dependencies(tmp_path: Path) -> None:
+    """Per-connection dependencies are listed as such; a name only the lifespan can give is not an error."""
+    (tmp_path / "scoped.py").write_text(
+        "import contextlib\nimport wsroute\n\n"
+        "@contextlib.asynccontextmanager\nasync def lifespan(app):\n    yield {'pool': 1}\n\n"
+        "app = wsroute.App(lifespan=lifespan, load_entrypoints=False)\n"
+        "app.provide_per_connection(user=lambda conn: 'ada')\n\n"
+        "@app.route('/me')\nasync def me(ws, user):\n    pass\n\n"
+        "@app.route('/pool')\nasync def pool(ws, pool):\n    pass\n"
+    )
+    result = run_cli("routes", "scoped:app", "--app-dir", str(tmp_path), "--json")
+    assert result.returncode == 0, result.stderr
+    bound = {row["path"]: row["bound"] for row in json.loads(result.stdout)["routes"]}
+    assert bound == {"/me": "user(per-connection)", "/pool": "(lifespan)"}
