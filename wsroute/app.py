@@ -11,7 +11,6 @@ request.
 from __future__ import annotations
 
 import contextlib
-import difflib
 import inspect
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -24,7 +23,7 @@ from .compression import serve_options
 from .connection import Connection
 from .di import bind
 from .endpoints import endpoint_of
-from .errors import ConfigurationError, PluginError, RouteError, URLPathError
+from .errors import ConfigurationError, PluginError, RouteError
 from .handshake import Handshake
 from .hub import Hub
 from .lifespan import Lifespan, LifespanFactory, check_callback
@@ -42,6 +41,7 @@ from .options import (
 )
 from .perconnection import Factory, check_graph, plan_for
 from .plugins import HookFailed, Plugins
+from .routenames import RouteNames, default_name
 from .routers import Router
 from .routes import Route, RouteGroup, check_handler, message_codec
 from .routing import DEFAULT_CONVERTERS, Converter, PathRouter, Pattern
@@ -150,7 +150,7 @@ class App:
         self._lifespan_values: dict[str, Any] = {}
         self._running: contextlib.AsyncExitStack | None = None
         self.per_connection: dict[str, Factory] = {}
-        self._names: dict[str, list[Route]] = {}
+        self.route_names = RouteNames()
         check_names(serve_options, SERVE_PARAMETERS | _APP_KEYWORDS, "App", values=serve_options)
         self.messages = MessageOptions(message_key, first_message_timeout, on_invalid_message)
         if trailing_slash not in _TRAILING_SLASH:
@@ -332,14 +332,7 @@ class App:
         middleware = tuple(middleware)
         for item in middleware:
             check_middleware(item, f"route {path!r}")
-        if name is not None and (not isinstance(name, str) or not name):
-            raise RouteError(f"route {path!r}: name= must be a non-empty str (got {name!r})")
-        if name is not None and name in self._names:
-            other = self._names[name][0]
-            raise RouteError(
-                f"route {path!r} ({origin}): name {name!r} is already the name of route {other.label!r} "
-                f"({other.origin}); give one of them another name="
-            )
+        self.route_names.check(name, path, origin)
         route = Route(
             pattern,
             handler,
@@ -351,7 +344,7 @@ class App:
             subprotocols=protocols,
             on_invalid_message=on_invalid_message,
             codec=codec,
-            name=name if name is not None else _default_name(handler),
+            name=name if name is not None else default_name(handler),
             origin=origin,
         )
         try:
@@ -364,7 +357,7 @@ class App:
                 group.add(route)
         except RouteError as exc:
             raise RouteError(f"{exc} ({_origins(route, self.routes)})") from None
-        self._names.setdefault(route.name, []).append(route)
+        self.route_names.add(route)
         self._handshake = None
         return route
 
@@ -450,18 +443,7 @@ class App:
                 parameter is missing or unknown, or a value the converter
                 would not accept.
         """
-        routes = self._names.get(name)
-        if not routes:
-            near = difflib.get_close_matches(str(name), list(self._names), n=3)
-            hint = f"; did you mean {', '.join(map(repr, near))}?" if near else ""
-            raise URLPathError(f"url_path_for({name!r}): no route is named {name!r}{hint}")
-        if len(routes) > 1:
-            paths = ", ".join(repr(route.label) for route in routes)
-            raise URLPathError(
-                f"url_path_for({name!r}): routes {paths} all have the default name {name!r}; "
-                "give each @app.route(..., name=...) its own"
-            )
-        return routes[0].pattern.build(params, name)
+        return self.route_names.path_for(name, params)
 
     def middleware(self, func: M) -> M:
         """Register app-level middleware (``(conn, request) -> Response | None``).
@@ -784,11 +766,6 @@ class App:
 
     def __repr__(self) -> str:
         return f"<wsroute.App routes={len(self.routes)}>"
-
-
-def _default_name(handler: Any) -> str:
-    """A route's default reverse-lookup name: the handler's qualified name."""
-    return str(getattr(handler, "__qualname__", None) or getattr(handler, "__name__", None) or repr(handler))
 
 
 def _origins(route: Route, routes: Iterable[Route]) -> str:
