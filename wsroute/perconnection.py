@@ -42,9 +42,10 @@ Rules:
   known only after the upgrade, so they run then, and ``Deny`` closes the
   connection with 1008 and its reason.
 * Generator cleanups run in reverse order after the handler ends, whether it
-  returned, raised (the exception is thrown in at the ``yield``, as
-  ``contextlib.contextmanager`` does) or was stopped by shutdown; and at once
-  if a later factory or the handshake fails.
+  returned, raised (a function handler's exception is thrown in at the
+  ``yield``, as ``contextlib.contextmanager`` does; a Handler class reports
+  its own failures first) or was stopped by shutdown; and at once if a later
+  factory or the handshake fails.
 * Start-up checks the graph: every parameter resolves and there is no cycle
   (``a -> b -> a``), each error naming the dependency and the fix. Resolving
   per connection does no reflection: every step is planned at start-up.
