@@ -252,7 +252,7 @@ def test_patterns_that_no_request_can_reach_are_refused(path: str) -> None:
 
 def test_literals_are_compared_composed() -> None:
     """``/café`` written composed or decomposed is one pattern: adding both conflicts, and either answers both forms."""
-    router: Router[str] = Router()
+    router: PathRouter[str] = PathRouter()
     router.add(Pattern.parse("/cafe\u0301/{x}", DEFAULT_CONVERTERS), "decomposed")
     with pytest.raises(RouteError, match=re.escape("conflicts with route '/cafe\u0301/{x}'")):
         router.add(Pattern.parse("/caf\u00e9/{x}", DEFAULT_CONVERTERS), "composed")
