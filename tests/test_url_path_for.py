@@ -102,3 +102,14 @@ def test_label_is_the_log_name_and_name_the_lookup_name() -> None:
     app = wsroute.App(load_entrypoints=False)
     route = app.add_route("/play", report, message="join", name="join")
     assert (route.label, route.name) == ("/play[join]", "join")
+
+
+def test_a_path_the_server_would_refuse_is_not_built() -> None:
+    """Values giving a dot segment or a control character raise instead of building a path that gets 400."""
+    app = make_app()
+    with pytest.raises(URLPathError, match=r"would be refused by the server \(400\)"):
+        app.url_path_for("room", room="..", n=1)
+    with pytest.raises(URLPathError, match="control character"):
+        app.url_path_for("room", room="a\nb", n=1)
+    with pytest.raises(URLPathError, match="dot segment"):
+        app.url_path_for("file", rest="a/../etc/passwd")

@@ -38,7 +38,7 @@ from typing import Any, Generic, TypeVar
 import attrs
 
 from .errors import RouteError, URLPathError
-from .urls import decode_segments, encode_segment
+from .urls import BadTarget, decode_segments, encode_segment
 
 __all__ = ["Converter", "DEFAULT_CONVERTERS", "Pattern", "PathRouter"]
 
@@ -157,8 +157,10 @@ class Pattern:
         is ``"/rooms/a%20b/3"``; a ``{rest:path}`` value keeps its slashes.
 
         Raises:
-            URLPathError: a parameter missing or unknown, or a value whose text
-                the converter would not accept (``-1`` for ``int``).
+            URLPathError: a parameter missing or unknown, a value whose text
+                the converter would not accept (``-1`` for ``int``), or a path
+                the server refuses with 400 (a ``..`` segment, a control
+                character: :mod:`wsroute.urls`).
         """
         names = self.param_names
         missing = [n for n in names if n not in params]
@@ -187,7 +189,14 @@ class Pattern:
                 parts.append("/".join(encode_segment(piece) for piece in text.split("/")))
             else:
                 parts.append(encode_segment(text))
-        return "/" + "/".join(parts)
+        path = "/" + "/".join(parts)
+        try:
+            decode_segments(path)  # what the server will do with it: refuse what it would answer 400
+        except BadTarget as exc:
+            raise URLPathError(
+                f"url_path_for({name!r}): the path {path!r} would be refused by the server (400): {exc}"
+            ) from None
+        return path
 
     def overlaps(self, other: Pattern) -> bool:
         """Whether one request path could match both patterns with equal priority.
