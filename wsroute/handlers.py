@@ -320,9 +320,11 @@ class Handler:
 
         With ``dispatch=True`` (Channels' ``group_send``), messages published
         on ``topic`` are not forwarded to the client: each JSON object with a
-        type (``hub.publish_json(topic, {"type": "chat.message", ...})``)
-        calls this handler's ``@on("chat.message")`` method, which decides
-        what to send. They run one at a time, in publication order, in a
+        type (``hub.publish_json(topic, {"type": "chat.message", ...})``, or
+        an instance of a :func:`wsroute.message` class) calls this handler's
+        ``@on`` method for that type, which decides what to send; a typed
+        ``@on(Class)`` method receives the message validated into its class
+        (one that does not fit is logged and ignored). They run one at a time, in publication order, in a
         background task of this connection (:meth:`spawn`), so an exception
         there is a handler failure and ``raise wsroute.Close(...)`` closes.
         A message that is binary, not a JSON object with a type, or of a type
@@ -374,11 +376,19 @@ class Handler:
             if typed is None:
                 logger.warning("%s: group message is not a JSON object with a %r field; ignored", label, key)
                 continue
-            method = self._wsroute_dispatch.get(typed[0])
+            kind, data = typed
+            method = self._wsroute_dispatch.get(kind)
             if method is None:
-                logger.warning("%s: no @on(%r) method for this group message; ignored", label, typed[0])
+                logger.warning("%s: no @on(%r) method for this group message; ignored", label, kind)
                 continue
-            await method(self, typed[1])
+            codec: MessageCodec | None = self.__dict__.get("_wsroute_codec")
+            if codec is not None and kind in self._wsroute_typed:
+                try:
+                    data = codec.decode(kind, payload.decode("utf-8", "replace"))
+                except InvalidMessage as exc:
+                    logger.warning("%s: group message of type %r does not fit its class: %s; ignored", label, kind, exc)
+                    continue
+            await method(self, data)
 
     def _tasks(self) -> set[asyncio.Task[Any]]:
         tasks: set[asyncio.Task[Any]] | None = self.__dict__.get("_wsroute_tasks")
@@ -419,6 +429,7 @@ class Handler:
         """
         ws = self.ws
         self.__dict__["_wsroute_on_error"] = on_error
+        self.__dict__["_wsroute_codec"] = codec  # for group events (subscribe(dispatch=True))
         try:
             await self.on_connect()
             dispatch = self._wsroute_dispatch

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import attrs
 import pytest
 
 import wsroute
@@ -146,3 +147,36 @@ async def test_dispatched_group_events_cross_processes_with_redis(redis_url: str
         assert await ws.recv() == "joined"
         await publisher.hub.publish_json("room:tea", {"type": "chat.message", "text": "hi"})
         assert await ws.recv() == "from afar: hi"
+
+
+def test_group_events_of_a_message_class_reach_typed_on_methods() -> None:
+    """A published message-class instance arrives validated into its class; one that does not fit is skipped."""
+
+    @wsroute.message("scored")
+    @attrs.frozen
+    class Scored:
+        player: str
+        points: int
+
+    app = wsroute.App(load_entrypoints=False)
+
+    @app.route("/game")
+    class Game(wsroute.Handler):
+        async def on_connect(self) -> None:
+            await self.subscribe("game", dispatch=True)
+            await self.send("joined")
+
+        @wsroute.on(Scored)
+        async def scored(self, event: Scored) -> None:
+            await self.send(f"{event.player} +{event.points} ({type(event).__name__})")
+
+    @app.route("/publish")
+    async def publish(ws: wsroute.Connection) -> None:
+        await app.hub.publish_json("game", {"type": "scored", "player": "bob", "points": "many"})
+        await app.hub.publish_json("game", Scored("ada", 3))
+
+    with TestClient(app) as client, client.websocket_connect("/game") as ws:
+        assert ws.receive_text() == "joined"
+        with client.websocket_connect("/publish"):
+            pass
+        assert ws.receive_text() == "ada +3 (Scored)"
