@@ -405,6 +405,46 @@ def wsbench_section(result: dict[str, Any]) -> str:
     )
 
 
+INSTRUCTIONS = Path(__file__).parent / "results" / "instructions.json"
+"""Instructions per operation, from ``python -m benchmarks.instructions``."""
+
+
+def instructions_section(data: dict[str, Any] | None) -> str:
+    """Instructions per handshake and per message under callgrind: the figure a busy machine cannot move."""
+    if not data or not data.get("results"):
+        return ""
+    from benchmarks.instructions import table
+
+    trees = ", ".join(f"`@{name}`: {where}" for name, where in data.get("trees", {}).items() if name != "this")
+    this = data.get("trees", {}).get("this")
+    return "\n\n".join(
+        [
+            "## Instructions per operation (callgrind)",
+            (
+                "Wall-clock rates on a shared 2-core machine move by tens of per cent between runs; the "
+                "instructions a server executes for one operation do not. `python -m benchmarks.instructions` "
+                "runs each server alone under `valgrind --tool=callgrind` and drives it from another process "
+                f"with a blocking socket, one operation at a time: {data['handshakes']} handshakes (request with "
+                f"an `Authorization` header, 101, close), then {data['messages']} round trips of a 32-byte text "
+                "message on `/echo` and of a typed JSON message on `/json` (a `wsroute.Handler` method against "
+                "hand-written `json.loads` and dict dispatch). Each figure is the instructions executed between "
+                "two marks (callgrind dumps) divided by the operations between them; the mean of the runs is "
+                "shown, `spread` is the largest relative difference between runs of one server. `bare` is "
+                "wsroute's benchmark app with its 50 routes only, `full` adds the auth middleware and the "
+                "headers and health plugins, as in the tables above."
+                + (f" Servers without a suffix are {this}; {trees}." if this else "")
+                + f" Python {data.get('python', '?')}."
+            ),
+            table(data),
+            (
+                "Instructions are not time: they ignore cache misses and system calls (the kernel's share of a "
+                "handshake, two `accept`/`recv`/`send`/`close` rounds, is the same for every server). They "
+                "tell whether a change made the server do more work, and by how much, without quiet rounds."
+            ),
+        ]
+    )
+
+
 def wsbench_verdict(summary: dict[str, Any]) -> str:
     """Say how far the harness's rounds can be trusted, from the machine's and the server's CPU use."""
     busy_pct = stats.median(row["busy"] for row in summary.values())
@@ -502,6 +542,10 @@ def analysis_text(analysis: str, measured: str) -> str:
     return re.sub(r"\{status:([0-9a-f]{7,40})\}", status, analysis)
 
 
+def _instructions() -> dict[str, Any] | None:
+    return json.loads(INSTRUCTIONS.read_text()) if INSTRUCTIONS.exists() else None
+
+
 def write(path: Path, result: dict[str, Any], analysis: str = "", snippet: Path | None = None) -> None:
     """Write the Markdown page for ``result`` to ``path`` (and the headline to ``snippet``)."""
     notes = "\n".join(f"- {note}" for note in result.get("notes", []))
@@ -509,7 +553,7 @@ def write(path: Path, result: dict[str, Any], analysis: str = "", snippet: Path 
         analysis = ANALYSIS.read_text()
     parts = [HEADER, machine_section(result), "**Headline.** " + headline(result, link=False), targets_section(result),
              limits_section(result), peers_section(result), memory_section(result), tenk_section(result),
-             wsbench_section(result), "## All results", details(result)]
+             wsbench_section(result), instructions_section(_instructions()), "## All results", details(result)]
     if notes:
         parts += ["## Notes", notes]
     if analysis:
