@@ -44,11 +44,14 @@ class Binding:
             on each connection; ``None`` means all of them (``**kwargs``).
         scoped: names of per-connection dependencies the handler takes
             (:mod:`wsroute.perconnection`), passed on each connection.
+        is_class: the handler is a :class:`~wsroute.Handler` class (one
+            instance per connection), not a function.
     """
 
     call: Callable[..., Any]
     path_args: tuple[str, ...] | None
     scoped: tuple[str, ...] = ()
+    is_class: bool = False
 
 
 def bind(route: Route, provided: Mapping[str, Any], per_connection: Collection[str] = ()) -> Binding:
@@ -98,7 +101,7 @@ def bind(route: Route, provided: Mapping[str, Any], per_connection: Collection[s
     if takes_any_keyword:
         bound.update(route.bound)
     call = functools.partial(handler, **bound) if bound else handler
-    return Binding(call, None if takes_any_keyword else tuple(path_args), tuple(scoped))
+    return Binding(call, None if takes_any_keyword else tuple(path_args), tuple(scoped), route.is_class)
 
 
 def _signature(route: Route) -> inspect.Signature:

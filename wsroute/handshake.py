@@ -80,7 +80,7 @@ class Handshake:
         run, so a request without middleware costs no coroutine.
         """
         conn.app = self.app
-        if self.request_hook:
+        if self.request_hook.impls:  # a tuple's truth, not a method call: this runs per request
             answer = self._plugin_answer(conn, request)
             if answer is not None:
                 return answer
@@ -110,7 +110,7 @@ class Handshake:
             plan = self.plans.get(group.plain)
             if plan is not None:
                 return self._admit(chain, plan, conn, request)
-        if not chain:
+        if not chain.steps:
             return None
         if not chain.is_sync:
             return self._guarded(chain.run(conn, request), conn)
@@ -120,7 +120,7 @@ class Handshake:
             return _denied(conn, deny)
         except Exception:
             return _middleware_failed(conn)
-        if inspect.isawaitable(answer):
+        if answer is not None and inspect.isawaitable(answer):
             return self._guarded(answer, conn)
         return answer
 

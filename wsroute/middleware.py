@@ -46,10 +46,11 @@ class Chain:
     """Middleware in the order they run, each tagged sync or async once."""
 
     steps: tuple[tuple[Callable[..., Any], bool], ...] = ()
+    is_sync: bool = attrs.field(init=False, eq=False, repr=False)
+    """Whether every middleware is synchronous (then :meth:`run_sync` applies); computed once."""
 
-    @property
-    def is_sync(self) -> bool:
-        """Whether every middleware is synchronous (then :meth:`run_sync` applies)."""
+    @is_sync.default
+    def _all_sync(self) -> bool:
         return not any(is_async for _, is_async in self.steps)
 
     @classmethod

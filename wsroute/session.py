@@ -76,7 +76,7 @@ class Session:
         except Exception as exc:
             await self._failed(conn, route, exc)
         finally:
-            if self.closed_hook:
+            if self.closed_hook.impls:
                 await self._report_closed(conn)
 
     async def _run(self, conn: Connection, route: Route) -> None:
@@ -95,7 +95,7 @@ class Session:
         hub = self.app.hub
         hub.attach(conn, route.slow_consumer)
         try:
-            if self.open_hook:
+            if self.open_hook.impls:
                 await self.open_hook.each({"app": self.app, "conn": conn})
             if stack is None:
                 await self._call(conn, route, binding, kwargs)
@@ -106,7 +106,7 @@ class Session:
             hub.detach(conn)
 
     async def _call(self, conn: Connection, route: Route, binding: Binding, kwargs: Mapping[str, Any]) -> None:
-        if route.is_class:
+        if binding.is_class:
             handler = binding.call(**kwargs)
             handler.ws = conn
             handler.app = self.app

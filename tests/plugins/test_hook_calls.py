@@ -225,7 +225,12 @@ def test_tracing_is_off_by_default_and_can_be_undone(caplog: pytest.LogCaptureFi
 
 
 async def test_results_are_paired_with_their_plugins() -> None:
-    """collect() credits each result to the plugin that returned it, also when another returned None."""
+    """collect() credits each result to the plugin that returned it, also when another returned None.
+
+    Without wrappers or monitoring wsroute calls the implementations itself
+    and knows exactly; through pluggy's call (monitoring on) a result whose
+    plugin cannot be told is credited to the candidates.
+    """
 
     class Some:
         @wsroute.hookimpl
@@ -247,5 +252,77 @@ async def test_results_are_paired_with_their_plugins() -> None:
         plugins.register(plugin, name)
     assert await plugins.collect("wsroute_register_dependencies", app=None) == [
         ("later", {"y": 2}),
-        ("nothing or some", {"x": 1}),
+        ("some", {"x": 1}),
     ]
+    undo = plugins.trace()
+    try:
+        assert await plugins.collect("wsroute_register_dependencies", app=None) == [
+            ("later", {"y": 2}),
+            ("nothing or some", {"x": 1}),
+        ]
+    finally:
+        undo()
+
+
+async def test_monitoring_added_while_serving_sees_the_handshake_hooks(caplog: pytest.LogCaptureFixture) -> None:
+    """Hooks resolved at start-up still go through pluggy once tracing is switched on mid-serve, and stop after."""
+    app = wsroute.App(load_entrypoints=False, plugins=[Headers()])
+    app.add_route("/echo", echo)
+    caplog.set_level(logging.INFO, logger="wsroute.plugins.trace")
+    async with serve_app(app) as server:
+        async with server.connect("/echo") as ws:
+            assert ws.response.headers["X-Plain"] == "1"
+        assert not [r for r in caplog.records if r.name == "wsroute.plugins.trace"]
+        undo = app.plugins.trace()
+        async with server.connect("/echo") as ws:
+            assert ws.response.headers["X-Plain"] == "1"
+        undo()
+        async with server.connect("/echo") as ws:
+            assert ws.response.headers["X-Plain"] == "1"
+    lines = [r.getMessage() for r in caplog.records if r.name == "wsroute.plugins.trace"]
+    assert lines.count("hook wsroute_extra_headers returned [{'X-Plain': '1'}]") == 1
+
+
+def test_direct_call_keeps_pluggy_order_and_firstresult() -> None:
+    """Without wrappers or monitoring a resolved hook gives pluggy's results: last registered first, None dropped,
+    a firstresult hook stopping at the first answer."""
+    calls: list[str] = []
+
+    def plugin(name: str, answer: Any) -> object:
+        class Plugin:
+            @wsroute.hookimpl
+            def wsroute_process_request(self, request: Any) -> Any:
+                calls.append(name)
+                return answer
+
+            @wsroute.hookimpl
+            def wsroute_extra_headers(self, request: Any) -> Any:
+                return answer
+
+        return Plugin()
+
+    plugins = Plugins(load_entrypoints=False)
+    for name, answer in (("a", "from a"), ("b", None), ("c", "from c"), ("d", None)):
+        plugins.register(plugin(name, answer), name)
+    first = plugins.resolve("wsroute_process_request")
+    assert first.direct is not None
+    kwargs = {"app": None, "conn": None, "request": "req"}
+    assert first.first(kwargs) == plugins.hook.wsroute_process_request(**kwargs) == "from c"
+    assert calls == ["d", "c", "d", "c"]
+    headers = plugins.resolve("wsroute_extra_headers")
+    kwargs = {**kwargs, "response": None}
+    assert headers.call(kwargs) == plugins.hook.wsroute_extra_headers(**kwargs) == ["from c", "from a"]
+    assert headers.each_sync(kwargs) == [("c", "from c"), ("a", "from a")]
+
+
+def test_wrappers_make_every_call_go_through_pluggy() -> None:
+    """A hook with a wrapper is never called directly, so the wrapper always runs."""
+    wrapper = NewStyleWrapper()
+    plugins = Plugins(load_entrypoints=False)
+    plugins.register(Headers(), "headers")
+    plugins.register(wrapper, "wrapper")
+    resolved = plugins.resolve("wsroute_extra_headers")
+    assert resolved.direct is None
+    pairs = resolved.each_sync({"app": None, "conn": None, "request": None, "response": None})
+    assert [result for _, result in pairs] == [{"X-Plain": "1"}, {"X-Wrapped": "yes"}]
+    assert wrapper.seen == [[{"X-Plain": "1"}]]
