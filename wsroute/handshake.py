@@ -156,9 +156,9 @@ class Handshake:
             answer = self.request_hook.first({"app": self.app, "conn": conn, "request": request})
         except HookFailed as failure:
             return _plugin_failed(conn, failure)
-        if inspect.isawaitable(answer):
+        if answer is not None and inspect.isawaitable(answer):
             return self._await_plugin_answer(answer, conn, request)
-        return answer  # type: ignore[no-any-return]
+        return answer
 
     async def _await_plugin_answer(
         self, answer: Awaitable[Response | None], conn: Connection, request: Request
@@ -189,7 +189,7 @@ class Handshake:
             additions = self.headers_hook.each_sync(kwargs)
         except HookFailed as failure:
             return _plugin_failed(conn, failure)
-        return _apply_headers(conn, response, additions)
+        return _apply_headers(conn, response, additions) if additions else None
 
 
 def _not_found(conn: Connection, router: PathRouter[RouteGroup], path: str) -> Response:

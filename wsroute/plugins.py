@@ -509,8 +509,8 @@ class Resolved:
 
     def _pairs(self, kwargs: dict[str, Any]) -> list[tuple[str, Any]]:
         """Call a non-firstresult hook: ``(plugin name, result)`` for each result that is not None, not awaited."""
-        direct = self._direct()
-        if direct is None:
+        direct = self.direct
+        if direct is None or self.monitor() is not self.plain_exec:  # type: ignore[misc]
             return _pair(self.call(kwargs), self)
         pairs = []
         try:
