@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import zlib
 
 import pytest
-from websockets.exceptions import ConnectionClosedError
+from websockets.exceptions import ConnectionClosedError, NegotiationError
 from websockets.extensions.permessage_deflate import (
     ClientPerMessageDeflateFactory,
     PerMessageDeflate,
@@ -118,3 +119,37 @@ def test_deflate_factory_rejects_a_bad_mem_level() -> None:
     """memLevel outside zlib's 1-9 fails when the factory is built, naming the range."""
     with pytest.raises(ValueError, match="mem_level must be 1-9"):
         compression.deflate_factory(mem_level=0)
+
+
+OFFERS = [
+    [],
+    [("client_max_window_bits", None)],
+    [("server_no_context_takeover", None)],
+    [("client_no_context_takeover", None), ("client_max_window_bits", "10")],
+    [("server_max_window_bits", "10")],
+]
+
+
+@pytest.mark.parametrize("offer", OFFERS)
+def test_negotiation_answers_as_websockets_without_making_zlib_streams(
+    offer: list[tuple[str, str | None]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """wsroute's factory answers every offer exactly as websockets' own factory, and makes no zlib stream doing it."""
+    settings = {"server_max_window_bits": 12, "client_max_window_bits": 12, "compress_settings": {"memLevel": 3}}
+    expected_params, expected = ServerPerMessageDeflateFactory(**settings).process_request_params(offer, [])  # type: ignore[arg-type]
+    made: list[str] = []
+    monkeypatch.setattr(zlib, "compressobj", lambda *a, **k: made.append("compressobj"))
+    monkeypatch.setattr(zlib, "decompressobj", lambda *a, **k: made.append("decompressobj"))
+    params, extension = compression.deflate_factory().process_request_params(offer, [])
+    assert made == []
+    assert params == expected_params
+    assert type(extension) is compression.LazyPerMessageDeflate
+    assert extension.__dict__ == {
+        key: value for key, value in expected.__dict__.items() if key not in ("encoder", "decoder")
+    }
+
+
+def test_negotiation_refuses_what_websockets_refuses() -> None:
+    """An offer websockets' factory refuses (a window below 8 bits) raises the same NegotiationError."""
+    with pytest.raises(NegotiationError, match="client_max_window_bits"):
+        compression.deflate_factory().process_request_params([("client_max_window_bits", "7")], [])

@@ -24,8 +24,9 @@ or ``compression=None`` to ``app.serve()``/``app.run()`` keeps exactly that:
 
 from __future__ import annotations
 
+import types
 import zlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from websockets.extensions.base import ServerExtensionFactory
@@ -115,20 +116,44 @@ class LazyPerMessageDeflate(PerMessageDeflate):
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
 
+def _negotiation_building(extension_class: type[PerMessageDeflate]) -> Callable[..., Any] | None:
+    """websockets' own ``ServerPerMessageDeflateFactory.process_request_params``, building ``extension_class``.
+
+    The same code object, run with its module's globals except that the name
+    ``PerMessageDeflate`` it instantiates is ``extension_class``: negotiation
+    stays websockets' code, and no zlib stream is made for the handshake (a
+    ``PerMessageDeflate`` allocates and clears both at once, about ten times
+    the cost of the lazy one). None when websockets' method is not such a
+    plain function; then the extension is built and replaced instead.
+    """
+    original = ServerPerMessageDeflateFactory.process_request_params
+    code = getattr(original, "__code__", None)
+    if code is None or code.co_freevars or "PerMessageDeflate" not in code.co_names:
+        return None
+    namespace = {**original.__globals__, "PerMessageDeflate": extension_class}
+    function = types.FunctionType(code, namespace, original.__name__, original.__defaults__)
+    function.__kwdefaults__ = original.__kwdefaults__
+    return function
+
+
 class LazyServerPerMessageDeflateFactory(ServerPerMessageDeflateFactory):
     """websockets' server-side negotiation, returning :class:`LazyPerMessageDeflate`."""
 
     def process_request_params(self, params: Any, accepted_extensions: Any) -> tuple[Any, PerMessageDeflate]:
-        """Negotiate exactly as websockets does, then hand back the lazy extension.
+        """Negotiate exactly as websockets does, building the lazy extension.
 
         Raises:
             NegotiationError: as websockets' factory does, for offers it refuses.
         """
+        if _NEGOTIATE is not None:
+            return _NEGOTIATE(self, params, accepted_extensions)  # type: ignore[no-any-return]
         response, extension = super().process_request_params(params, accepted_extensions)
-        assert isinstance(extension, PerMessageDeflate)
         # websockets' extension has just built its zlib streams; it is dropped
         # here, before any message, so they are freed at once.
         return response, LazyPerMessageDeflate.from_extension(extension)
+
+
+_NEGOTIATE = _negotiation_building(LazyPerMessageDeflate)
 
 
 def deflate_factory(
