@@ -24,9 +24,11 @@ A mark is a line on the server's stdin; the server calls ``os.getppid()``,
 and callgrind (``--dump-before=*getppid``, a libc call nothing else in these
 servers makes) writes the instructions executed since the previous mark to a
 numbered file; the instructions of a window without operations (the mark's
-own cost, about 30,000) are subtracted. The client waits for the server to go idle before each mark,
-so a window holds exactly its operations, the event-loop iterations between
-them included. Per-operation figures are a window's instructions divided by
+own cost, about 30,000) are subtracted. Before each step of an operation and
+before each mark the client waits until the server's thread sleeps in
+``epoll_wait`` (``/proc/PID/wchan``), so a window holds exactly its
+operations, and each operation takes the same loop iterations however the
+machine schedules the two processes. Per-operation figures are a window's instructions divided by
 its operation count.
 
 Servers (``--servers``): ``raw`` (websockets' ``serve()``, the benchmarks'
@@ -64,9 +66,8 @@ OUTPUT = ROOT / "benchmarks" / "results" / "instructions.json"
 SERVERS = ("raw", "bare", "full")
 LOOPS = ("asyncio", "uvloop")
 MARK_FUNCTION = "getppid"
-SETTLE = 0.4
-"""Seconds the client waits for the server to finish an operation's tail
-(task clean-up after a close) before a mark; idle waiting costs no instructions."""
+IDLE_WCHAN = "do_epoll_wait"
+"""Where the server's thread sleeps when its event loop (asyncio or uvloop) has nothing to do."""
 
 REQUEST = (
     "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
@@ -186,16 +187,46 @@ def text_frame(message: str) -> bytes:
     return bytes([0x81, 0x80 | len(payload)]) + b"\x00\x00\x00\x00" + payload
 
 
-def handshakes(port: int, count: int) -> None:
-    """Open and close ``count`` connections to ``/echo``, one after another."""
+def wait_idle(pid: int | None, timeout: float = 120) -> None:
+    """Return once the server's event loop sleeps in ``epoll_wait`` with nothing left to run.
+
+    Each step of the client waits for this, so the server never finds the
+    next request already queued while it finishes the previous one: how
+    many loop iterations an operation takes must not depend on timing, or
+    the instruction count would. Seen twice in a row, a short while apart,
+    since a loop with callbacks ready polls epoll without sleeping.
+    """
+    if pid is None:
+        return
+    wchan = Path(f"/proc/{pid}/wchan")
+    deadline = time.monotonic() + timeout
+    seen = 0
+    while seen < 2:
+        if time.monotonic() > deadline:
+            raise TimeoutError("the server under callgrind did not go idle")
+        seen = seen + 1 if wchan.read_text() == IDLE_WCHAN else 0
+        time.sleep(0.0005)
+
+
+def handshakes(port: int, count: int, pid: int | None = None) -> None:
+    """Open and close ``count`` connections to ``/echo``, one after another (each step once ``pid`` is idle)."""
+    request = REQUEST.format(path="/echo").encode()
     for _ in range(count):
-        close_ws(open_ws(port, "/echo"))
+        wait_idle(pid)
+        sock = socket.create_connection(("127.0.0.1", port), timeout=120)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        wait_idle(pid)  # the accept, alone
+        sock.sendall(request)
+        _read_head(sock)
+        wait_idle(pid)  # the handler has started
+        close_ws(sock)
 
 
-def echoes(sock: socket.socket, message: str, count: int) -> None:
-    """``count`` round trips of ``message``, one in flight."""
+def echoes(sock: socket.socket, message: str, count: int, pid: int | None = None) -> None:
+    """``count`` round trips of ``message``, one in flight (each sent once ``pid`` is idle)."""
     frame = text_frame(message)
     for _ in range(count):
+        wait_idle(pid)
         round_trip(sock, frame)
 
 
@@ -251,8 +282,8 @@ class Callgrind:
         return self.process.stdout.readline().strip()
 
     def mark(self) -> int:
-        """Settle, then dump; returns the number of the dump file just written."""
-        time.sleep(SETTLE)
+        """Wait until the server is idle, then dump; returns the number of the dump file just written."""
+        wait_idle(self.process.pid)
         assert self.process.stdin is not None
         self.process.stdin.write("mark\n")
         self.process.stdin.flush()
@@ -293,7 +324,7 @@ def measure(kind: str, loop: str, tree: Path | None, handshake_count: int, messa
                 close_ws(sock)
             server.mark()
             idle = server.instructions(server.mark())  # a window with no operation: the marks' own cost
-            handshakes(echo_port, handshake_count)
+            handshakes(echo_port, handshake_count, server.process.pid)
             figures = {"handshake": (server.instructions(server.mark()) - idle) / handshake_count}
             for port, path, message, label in (
                 (echo_port, "/echo", TEXT_32, "echo_32"),
@@ -301,7 +332,7 @@ def measure(kind: str, loop: str, tree: Path | None, handshake_count: int, messa
             ):
                 sock = open_ws(port, path)
                 server.mark()
-                echoes(sock, message, message_count)
+                echoes(sock, message, message_count, server.process.pid)
                 figures[label] = (server.instructions(server.mark()) - idle) / message_count
                 close_ws(sock)
             return figures
