@@ -257,11 +257,12 @@ class Callgrind:
             "--loop",
             loop,
         ]
+        self.log = open(workdir / "valgrind.log", "wb")  # noqa: SIM115 - closed by stop()
         self.process = subprocess.Popen(
             command,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
-            stderr=open(workdir / "valgrind.log", "wb"),  # noqa: SIM115 - closed with the process
+            stderr=self.log,
             cwd=workdir,  # not ROOT: the current directory comes first on sys.path
             env=env,
             text=True,
@@ -309,6 +310,11 @@ class Callgrind:
         except (OSError, subprocess.TimeoutExpired):
             self.process.kill()
             self.process.wait(10)
+        finally:
+            if self.process.stdout is not None:
+                self.process.stdout.close()
+            self.selector.close()
+            self.log.close()
 
 
 def measure(kind: str, loop: str, tree: Path | None, handshake_count: int, message_count: int) -> dict[str, float]:
