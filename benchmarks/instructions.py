@@ -421,7 +421,7 @@ def table(data: dict[str, Any]) -> str:
             cells = []
             for op in ops:
                 value = _mean(runs, op)
-                ratio = f"{value / raw[op]:.2f}" if raw[op] else "-"
+                ratio = f"{value / raw[op]:.3f}" if raw[op] else "-"
                 cells += [f"{value:,.0f}", ratio]
             spread = max(_spread(runs, op) for op in ops)
             lines.append(f"| {loop} | {label} | " + " | ".join(cells) + f" | {spread:.2%} |")
