@@ -140,7 +140,7 @@ class Handshake:
         for the session; a ``Deny`` from either answers its status.
         """
         try:
-            if chain:
+            if chain.steps:
                 answer = await chain.run(conn, request)
                 if answer is not None:
                     return answer
