@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import pytest
 
@@ -139,3 +140,11 @@ def test_wsroute_adds_no_task_before_the_101() -> None:
     ours = handshake_trace.trace("wsroute", 20)
     assert raw["tasks"] == 3.0, raw
     assert ours["tasks"] - raw["tasks"] < 0.5, (raw, ours)
+
+
+def test_readme_headline_is_the_generated_one() -> None:
+    """The README's performance line is exactly the generated snippet, so it cannot drift from the run."""
+    root = Path(__file__).parents[1]
+    block = docs.readme_block((root / "README.md").read_text())
+    assert block is not None, "README.md lost its benchmarks-headline markers"
+    assert block == (root / "docs" / "snippets" / "benchmarks-headline.md").read_text().strip()
