@@ -26,6 +26,7 @@ from .errors import (
 from .handlers import Handler, on
 from .hookspecs import hookimpl
 from .messages import InvalidMessage, MessageDecoder, message
+from .hub.history import Position, Recovery
 from .middleware import allow_origins, bearer_auth, query_token_auth
 from .outcomes import BadMessage, Close, Deny
 from .routers import Router
@@ -51,6 +52,8 @@ __all__ = [
     "LoadError",
     "MessageDecoder",
     "PluginError",
+    "Position",
+    "Recovery",
     "Rejection",
     "Request",
     "Response",

@@ -48,6 +48,7 @@ if TYPE_CHECKING:
 
     from .app import App
     from .connection import Connection
+    from .hub.history import Position, Recovery
 
 __all__ = ["Handler", "check_handler_class", "on"]
 
@@ -312,7 +313,9 @@ class Handler:
         task.add_done_callback(self._task_done)
         return task
 
-    async def subscribe(self, topic: str, *, presence: bool = False, dispatch: bool = False) -> None:
+    async def subscribe(
+        self, topic: str, *, presence: bool = False, dispatch: bool = False, since: Position | None = None
+    ) -> Recovery | None:
         """Receive what is published to ``topic`` until unsubscribed or closed.
 
         With ``presence=True``, :meth:`on_presence` is called when users join
@@ -331,10 +334,24 @@ class Handler:
         no ``@on`` method takes is logged (WARNING) and ignored. At most
         :data:`GROUP_QUEUE` messages wait; past that new ones are dropped
         with a warning (a handler that slow would otherwise grow memory).
+
+        On a topic with history (``app.hub.history()``), ``since`` is the
+        client's last :class:`~wsroute.Position`: what it missed is sent
+        first, then live messages, and the :class:`~wsroute.Recovery` says
+        what happened (docs/history.md)::
+
+            since = wsroute.Position.parse(self.ws.query.get("since", [""])[0])
+            result = await self.subscribe("room:1", since=since)
+            if not result.recovered:
+                ...  # send the client a fresh state
+
+        Returns:
+            A :class:`~wsroute.Recovery` on a history topic, else None.
         """
         callback = self.on_presence if presence else None
         on_message = self._group_inbox() if dispatch else None
-        await self.app.hub.subscribe(self.ws, topic, on_presence=callback, on_message=on_message)
+        return await self.app.hub.subscribe(self.ws, topic, on_presence=callback, on_message=on_message,
+                                            since=since)
 
     async def unsubscribe(self, topic: str) -> None:
         """Stop receiving ``topic``."""

@@ -10,7 +10,8 @@ Handlers and apps call one object, ``app.hub``::
 The package's modules, one idea each: :mod:`.hub` (the :class:`Hub` class),
 :mod:`.registry` (local maps of connections), :mod:`.delivery` (writes with
 backpressure), :mod:`.policy` (slow-consumer policies), :mod:`.broker`,
-:mod:`.memory` and :mod:`.redis` (sharing messages between processes), and
+:mod:`.memory` and :mod:`.redis` (sharing messages between processes),
+:mod:`.history` and :mod:`.recovery` (offsets, positions, replay), and
 :mod:`.publisher` (publishing from outside a server). This module only
 re-exports their public names.
 """
@@ -18,6 +19,7 @@ re-exports their public names.
 from __future__ import annotations
 
 from .broker import Broker, HealthCheck, PresenceEvent, Sink, make_broker
+from .history import HistoryConfig, Position, Recovery
 from .hub import Hub
 from .memory import MemoryBroker
 from .policy import SlowConsumer
@@ -36,5 +38,8 @@ __all__ = [
     "PresenceCallback",
     "PresenceEvent",
     "HealthCheck",
+    "HistoryConfig",
+    "Position",
+    "Recovery",
     "make_broker",
 ]

@@ -23,6 +23,8 @@ import abc
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Literal, Protocol
 
+from .history import HistoryConfig, HistoryPage, Position
+
 __all__ = ["Broker", "Sink", "PresenceEvent", "HealthCheck", "make_broker"]
 
 PresenceEvent = Literal["join", "leave"]
@@ -46,6 +48,14 @@ class Sink(Protocol):
 
     def presence_event(self, topic: str, event: PresenceEvent, user_id: str) -> None:
         """Tell local presence listeners of ``topic`` that a user joined or left."""
+
+    def deliver_history(self, topic: str, offset: int, epoch: str, envelope: bytes) -> None:
+        """Deliver the JSON envelope of a history topic's message (a text frame).
+
+        Brokers call it once per message, in offset order, on every process
+        that has subscribers of ``topic``; the hub uses ``offset`` to merge
+        live messages with a replay (``subscribe(topic, since=...)``).
+        """
 
 
 class Broker(abc.ABC):
@@ -109,6 +119,66 @@ class Broker(abc.ABC):
     def health_checks(self) -> dict[str, HealthCheck]:
         """Named readiness checks; each raises when the broker is not ready."""
         return {}
+
+    # History (docs/history.md). A broker that keeps history overrides both
+    # methods; the hub refuses to start with history rules on one that does not.
+
+    @property
+    def keeps_history(self) -> bool:
+        """True when this broker implements :meth:`publish_history` and :meth:`read_history`."""
+        cls = type(self)
+        return cls.publish_history is not Broker.publish_history and cls.read_history is not Broker.read_history
+
+    async def publish_history(self, topic: str, data: bytes, config: HistoryConfig) -> Position:
+        """Append a message to ``topic``'s history and deliver it, atomically.
+
+        In one step that no other publication of ``topic`` can interleave
+        with (one Lua script in Redis): take the topic's next offset (1 for
+        the first message of an epoch), keep ``data`` in the history,
+        trimmed to the last ``config.size`` messages (approximately is
+        fine: the hub never replays more than ``size``) and forgotten after
+        ``config.ttl`` seconds, and publish the envelope
+        (:func:`~.history.envelope`) so that every process with subscribers
+        calls ``Sink.deliver_history(topic, offset, epoch, envelope)`` once,
+        in offset order. When the topic has no epoch yet (first use, or its
+        history was lost), create a new one (:func:`~.history.new_epoch`)
+        and start again at offset 1; keep the offset and epoch for
+        ``config.meta_ttl`` seconds after the last publication.
+
+        Args:
+            topic: the topic.
+            data: the message as JSON (a JSON string for published text).
+            config: the topic's settings (from ``hub.history()``).
+
+        Returns:
+            The message's position.
+
+        Raises:
+            BrokerUnavailable: the backend cannot be reached; the message
+                was neither kept nor delivered, or may have been (a lost
+                reply): never retried.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not keep message history")
+
+    async def read_history(self, topic: str, since: int | None, limit: int, config: HistoryConfig) -> HistoryPage:
+        """Read at most ``limit`` kept messages of ``topic``; never unbounded.
+
+        With ``since`` an offset: the kept messages whose offset is above
+        it and at most ``config.size`` below the newest, oldest first (a
+        message trimmed or older than ``config.ttl`` is simply absent: the
+        hub sees the gap). With ``since`` None: the newest ``limit``
+        messages, oldest first. ``limit`` 0 reads only the position. A topic
+        without an epoch gets one (offset 0), so that a client that
+        subscribed before anything was published can recover later.
+
+        Returns:
+            The topic's current position and ``(offset, envelope)`` pairs,
+            each envelope byte-for-byte what subscribers received.
+
+        Raises:
+            BrokerUnavailable: the backend cannot be reached.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not keep message history")
 
 
 def make_broker(spec: Broker | str | None, options: Mapping[str, Any] | None = None) -> Broker:

@@ -18,10 +18,16 @@ back" line) everything that needs other processes -- publishing, reading
 ``presence`` -- raises :class:`~wsroute.errors.BrokerUnavailable` at once,
 and everything local keeps working: attaching, subscribing, local delivery
 bookkeeping, :meth:`Hub.local_presence`. docs/hub.md has the table.
+
+History (docs/history.md): topics declared with :meth:`Hub.history` number
+their messages and keep the last ones, so that a client can subscribe
+``since`` the position it last saw, on any process (:mod:`.history`,
+:mod:`.recovery`).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -29,11 +35,13 @@ from websockets.asyncio.connection import Connection
 from websockets.exceptions import ConnectionClosed
 from websockets.protocol import State
 
-from ..errors import BrokerError
+from ..errors import BrokerError, ConfigurationError
 from ..jsonutil import encode_json
 from .broker import Broker, HealthCheck, PresenceEvent, make_broker
 from .delivery import Delivery
+from .history import HistoryConfig, HistoryRules, Position, Recovery
 from .policy import SlowConsumer, parse_policy
+from .recovery import Recoveries
 from .registry import MessageCallback, PresenceCallback, Registry
 from .stats import HubStats
 from .who import Who
@@ -100,6 +108,8 @@ class Hub:
             close_timeout=close_timeout,
             stats=self.stats,
         )
+        self._history = HistoryRules()
+        self._recoveries = Recoveries(self.stats, max_queue, close_timeout)
         self._sink = _HubSink(self)
 
     def __repr__(self) -> str:
@@ -126,7 +136,14 @@ class Hub:
         Raises:
             BrokerUnavailable: the broker cannot be reached (with the Redis
                 option ``wait=True``: not within ``connect_timeout``).
+            ConfigurationError: history is declared but the broker keeps none.
         """
+        if self._history and not self.broker.keeps_history:
+            globs = ", ".join(repr(pattern) for pattern, _ in self._history.describe())
+            raise ConfigurationError(
+                f"hub.history({globs}): the broker {self.broker!r} keeps no message history; "
+                "use the memory broker or redis://, or remove the history() call"
+            )
         await self.broker.start(self._sink)
         self._started = True
 
@@ -179,6 +196,73 @@ class Hub:
         """Frames waiting for ``conn`` because it fell behind (0 normally)."""
         return self._delivery.backlog(conn)
 
+    # History
+
+    def history(self, pattern: str, size: int = 1000, ttl: float = 300) -> None:
+        """Keep the last ``size`` messages of topics matching ``pattern``, each for ``ttl`` seconds.
+
+        ``app.hub.history("room:*", size=1000, ttl=300)``. Their messages
+        get offsets and reach subscribers as JSON envelopes
+        ``{"topic", "offset", "epoch", "data"}``; clients can come back
+        with ``subscribe(topic, since=position)``. Declare it before the
+        app starts, the same in every process; the settings belong to the
+        hub, so they hold when ``--broker`` replaces the broker. A later
+        call wins for topics two globs match; the same glob again replaces
+        its settings.
+
+        Args:
+            pattern: an ``fnmatch`` glob of topic names (``*``, ``?``, ``[ab]``).
+            size: messages kept per topic (default 1,000).
+            ttl: seconds each message is kept (default 300).
+
+        Raises:
+            ConfigurationError: a bad glob, size or ttl, or the hub is running.
+        """
+        if self._started:
+            raise ConfigurationError(f"hub.history({pattern!r}): the hub is running; declare history before it starts")
+        self._history.add(pattern, HistoryConfig(size, ttl))
+
+    def history_of(self, topic: str) -> HistoryConfig | None:
+        """The history settings of ``topic``, or None when it keeps none."""
+        return self._history.match(topic) if self._history else None
+
+    async def read_history(
+        self, topic: str, since: Position | None = None, limit: int = 100
+    ) -> tuple[list[dict[str, Any]], Position]:
+        """Read kept messages of a history topic; at most ``limit`` (bounded reads only).
+
+        Args:
+            since: None for the newest ``limit`` messages; a position for
+                the messages after it still kept (none when its epoch is not
+                the topic's: the history was lost).
+            limit: 1 or more; more than the topic's ``size`` reads ``size``.
+
+        Returns:
+            ``(envelopes, position)``: the envelopes as dicts, oldest first,
+            and the topic's current position.
+
+        Raises:
+            ValueError: ``topic`` keeps no history, or a bad ``limit``.
+            BrokerUnavailable: the broker is down.
+        """
+        config = self._require_history(topic, "read_history")
+        if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
+            raise ValueError(f"read_history(limit=...) must be a positive <int> (got {limit!r})")
+        limit = min(limit, config.size)
+        page = await self.broker.read_history(topic, None if since is None else since.offset, limit, config)
+        if since is not None and page.position.epoch != since.epoch:
+            return [], page.position
+        return [json.loads(frame) for _, frame in page.entries], page.position
+
+    def _require_history(self, topic: str, doing: str) -> HistoryConfig:
+        config = self.history_of(topic)
+        if config is None:
+            raise ValueError(
+                f"{doing}({topic!r}): this topic keeps no history; declare it with "
+                f"app.hub.history({topic!r}) (or a glob matching it) before the app starts"
+            )
+        return config
+
     # Topics and presence
 
     async def subscribe(
@@ -187,13 +271,15 @@ class Hub:
         topic: str,
         on_presence: PresenceCallback | None = None,
         on_message: MessageCallback | None = None,
-    ) -> None:
+        since: Position | None = None,
+    ) -> Recovery | None:
         """Subscribe ``conn`` to ``topic``; return once messages flow.
 
         During a broker outage it returns at once and never raises: local
         bookkeeping is done, and the Redis subscription and presence entry
         are written when Redis is back (messages published elsewhere in the
-        meantime are not received).
+        meantime are not received). A history topic is the exception: see
+        below.
 
         When it returns, :meth:`presence` in this process includes the
         connection's user, with every broker; with Redis, other processes'
@@ -207,18 +293,46 @@ class Hub:
                 on ``topic`` *instead of* sending it to the client (what
                 ``Handler.subscribe(topic, dispatch=True)`` uses). It runs in
                 the delivery path, so it must only queue, never block.
+            since: on a history topic, the position the client last saw:
+                every kept message after it is sent first, in order, then
+                live messages, with no gap and no duplicate. None: from now.
+
+        Returns:
+            On a history topic, a :class:`~.history.Recovery` (``recovered``
+            is False for ``since=None``); on other topics, None.
+
+        Raises:
+            ValueError: ``since`` given for a topic that keeps no history.
+            BrokerUnavailable: a history topic during a broker outage (its
+                position cannot be known); the connection is not subscribed.
         """
         if conn not in self._registry.conns:
             raise ValueError(f"subscribe({topic!r}): connection {conn!r} is not attached")
+        config = self.history_of(topic)
+        if config is None and since is not None:
+            self._require_history(topic, "subscribe(since=...)")
         new, joined = self._registry.subscribe(conn, topic, on_presence, on_message)
         if not new:
-            return
-        user_id = self._registry.user_of(conn)
-        if joined and user_id is not None:
-            self.broker.set_presence(topic, user_id, True)
-        await self.broker.subscribe(topic)
-        if joined and user_id is not None:
-            await self.broker.settle()
+            if config is None:
+                return None
+            page = await self.broker.read_history(topic, None, 0, config)
+            return Recovery(False, 0, page.position)
+        buffer = None if config is None else self._recoveries.start(conn, topic, config)
+        try:
+            user_id = self._registry.user_of(conn)
+            if joined and user_id is not None:
+                self.broker.set_presence(topic, user_id, True)
+            await self.broker.subscribe(topic)
+            if joined and user_id is not None:
+                await self.broker.settle()
+            if config is None or buffer is None:
+                return None
+            return await self._recoveries.replay(self.broker, conn, topic, since, config, buffer)
+        except BaseException:
+            if buffer is not None:
+                self._recoveries.end(conn, topic)
+                await self.unsubscribe(conn, topic)
+            raise
 
     async def unsubscribe(self, conn: Connection, topic: str) -> None:
         """Unsubscribe ``conn`` from ``topic`` (no error if it was not).
@@ -305,9 +419,24 @@ class Hub:
     async def publish(self, topic: str, message: str | bytes) -> None:
         """Send to every subscriber of ``topic``, in every process.
 
+        On a history topic the text is kept and sent as the ``data`` of a
+        JSON envelope (a JSON string).
+
         Raises:
             BrokerUnavailable: as :meth:`broadcast`.
+            TypeError: ``bytes`` on a history topic: its messages are JSON
+                envelopes, which cannot carry binary data.
         """
+        if self._history:
+            config = self._history.match(topic)
+            if config is not None:
+                if not isinstance(message, str):
+                    raise TypeError(
+                        f"publish({topic!r}, <{type(message).__name__}>): topic {topic!r} keeps history, so its "
+                        "messages are JSON envelopes and cannot be binary; publish a str or use publish_json"
+                    )
+                await self._publish_history(topic, encode_json(message).encode(), config)
+                return
         text, payload = to_frame(message)
         try:
             await self.broker.publish_topic(topic, text, payload)
@@ -325,18 +454,34 @@ class Hub:
         return await self.send_to_user(user_id, encode_json(obj, self.message_key))
 
     async def publish_json(self, topic: str, obj: Any) -> None:
-        """:meth:`publish` ``obj`` encoded once as compact JSON (a message class instance gains its type field)."""
+        """:meth:`publish` ``obj`` encoded once as compact JSON (a message class instance gains its type field).
+
+        On a history topic ``obj`` is the envelope's ``data``, as a JSON value.
+        """
+        if self._history:
+            config = self._history.match(topic)
+            if config is not None:
+                await self._publish_history(topic, encode_json(obj, self.message_key).encode(), config)
+                return
         await self.publish(topic, encode_json(obj, self.message_key))
+
+    async def _publish_history(self, topic: str, data: bytes, config: HistoryConfig) -> None:
+        try:
+            await self.broker.publish_history(topic, data, config)
+        except BrokerError:
+            self.stats.publish_failures += 1
+            raise
 
 
 class _HubSink:
     """The hub's face towards its broker: local delivery only."""
 
-    __slots__ = ("_delivery", "_registry")
+    __slots__ = ("_delivery", "_recovering", "_registry")
 
     def __init__(self, hub: Hub) -> None:
         self._registry = hub._registry
         self._delivery = hub._delivery
+        self._recovering = hub._recoveries.waiting
 
     def deliver_all(self, text: bool, payload: bytes) -> None:
         self._delivery.send(self._registry.conns, text, payload)
@@ -357,6 +502,20 @@ class _HubSink:
                 if not conns:
                     return
             self._delivery.send(conns, text, payload)
+
+    def deliver_history(self, topic: str, offset: int, epoch: str, envelope: bytes) -> None:
+        conns = self._registry.topics.get(topic)
+        if not conns:
+            return
+        waiting = self._recovering.get(topic)
+        if waiting is None:
+            self._delivery.send(conns, True, envelope)
+            return
+        live = [conn for conn in conns if conn not in waiting]
+        if live:
+            self._delivery.send(live, True, envelope)
+        for buffer in waiting.values():
+            buffer.add(offset, epoch, envelope)
 
     def presence_event(self, topic: str, event: PresenceEvent, user_id: str) -> None:
         for conn, callback in self._registry.listeners(topic):

@@ -2,12 +2,14 @@
 
 Publishing calls the hub's sink synchronously, so ``await hub.publish()``
 has delivered (or queued) the frame to every local subscriber when it
-returns, with no task and no copy. Presence is a dict of sets.
+returns, with no task and no copy. Presence is a dict of sets; history is
+a ring buffer per topic (:class:`~.history.MemoryHistory`).
 """
 
 from __future__ import annotations
 
 from .broker import Broker, Sink
+from .history import HistoryConfig, HistoryPage, MemoryHistory, Position
 
 __all__ = ["MemoryBroker"]
 
@@ -18,6 +20,7 @@ class MemoryBroker(Broker):
     def __init__(self) -> None:
         self._sink: Sink | None = None
         self._present: dict[str, set[str]] = {}
+        self._history = MemoryHistory()
 
     def __repr__(self) -> str:
         return "MemoryBroker()"
@@ -32,9 +35,10 @@ class MemoryBroker(Broker):
         self._sink = sink
 
     async def stop(self) -> None:
-        """Forget the sink and presence."""
+        """Forget the sink, presence and history."""
         self._sink = None
         self._present.clear()
+        self._history.clear()
 
     async def publish_all(self, text: bool, payload: bytes) -> None:
         """Deliver to every local connection, now."""
@@ -71,3 +75,14 @@ class MemoryBroker(Broker):
     async def presence(self, topic: str) -> set[str]:
         """Return a copy of the topic's user ids."""
         return set(self._present.get(topic, ()))
+
+    async def publish_history(self, topic: str, data: bytes, config: HistoryConfig) -> Position:
+        """Append to the topic's ring buffer and deliver the envelope, now."""
+        sink = self._get_sink()
+        offset, epoch, frame = self._history.append(topic, data, config)
+        sink.deliver_history(topic, offset, epoch, frame)
+        return Position(offset, epoch)
+
+    async def read_history(self, topic: str, since: int | None, limit: int, config: HistoryConfig) -> HistoryPage:
+        """Read the topic's ring buffer (see :meth:`Broker.read_history`)."""
+        return self._history.read(topic, since, limit, config)

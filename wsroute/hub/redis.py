@@ -40,12 +40,16 @@ from typing import Any
 
 from ..errors import BrokerUnavailable
 from .broker import Broker, HealthCheck, Sink
+from .history import HistoryConfig, HistoryPage, Position
 from .presence import RedisPresence
 from .redisconn import FAULTS, Redis, connect_redis, idempotent, redact, unavailable
+from .redishistory import RedisHistory
 from .tasks import cancel_and_wait
 from .wire import (
+    HISTORY,
     Channels,
     decode_frame,
+    decode_history_frame,
     decode_presence,
     decode_user_frame,
     encode_frame,
@@ -91,6 +95,7 @@ class RedisBroker(Broker):
         self._sink: Sink | None = None
         self._client: Redis | None = None
         self._presence: RedisPresence | None = None
+        self._history: RedisHistory | None = None
         self._refs: dict[str, int] = {}
         self._base = (self.channels.all, self.channels.users, self.channels.presence)
         self._pubsub: Any = None
@@ -123,6 +128,7 @@ class RedisBroker(Broker):
         )
         self._presence = RedisPresence(self._client, self.channels, self.process_id,
                                        self.presence_ttl)
+        self._history = RedisHistory(self._client, self.channels)
         loop = asyncio.get_running_loop()
         self._tasks = [
             loop.create_task(self._subscriber()),
@@ -260,6 +266,30 @@ class RedisBroker(Broker):
     async def publish_topic(self, topic: str, text: bool, payload: bytes) -> None:
         """PUBLISH on the topic's channel."""
         await self._publish(self.channels.topic(topic), encode_frame(text, payload))
+
+    # History (docs/history.md; keys and scripts in .redishistory)
+
+    def _require_history(self, doing: str) -> RedisHistory:
+        self._online_client(doing)
+        if self._history is None:  # pragma: no cover - _online_client raised before start()
+            raise BrokerUnavailable(f"Redis broker {redact(self.url)} is not started")
+        return self._history
+
+    async def publish_history(self, topic: str, data: bytes, config: HistoryConfig) -> Position:
+        """One Lua script: next offset, XADD with MAXLEN, PUBLISH the envelope. Never retried."""
+        history = self._require_history("publishing")
+        try:
+            return await history.publish(topic, data, config)
+        except FAULTS as exc:
+            raise unavailable(self.url, exc, "publishing") from exc
+
+    async def read_history(self, topic: str, since: int | None, limit: int, config: HistoryConfig) -> HistoryPage:
+        """One Lua script: epoch, newest offset and at most ``limit`` entries (retried once)."""
+        history = self._require_history("reading history")
+        try:
+            return await idempotent(lambda: history.read(topic, since, limit, config))
+        except FAULTS as exc:
+            raise unavailable(self.url, exc, "reading history") from exc
 
     # Subscriptions
 
@@ -475,6 +505,9 @@ class RedisBroker(Broker):
                 sink.presence_event(*decode_presence(data))
             elif channel.startswith(self.channels.topic_prefix):
                 topic = channel[len(self.channels.topic_prefix):]
-                sink.deliver_topic(topic, *decode_frame(data))
+                if data[0] == HISTORY:
+                    sink.deliver_history(topic, *decode_history_frame(data))
+                else:
+                    sink.deliver_topic(topic, *decode_frame(data))
         except Exception:
             logger.exception("cannot deliver a message from %s", channel)

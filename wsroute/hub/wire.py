@@ -7,12 +7,17 @@ Channels (``prefix`` defaults to ``"wsroute"``)::
     {prefix}:topic:{topic}  one topic: subscribed only by processes that have subscribers
     {prefix}:presence       join/leave events, JSON {"topic", "event", "user"}
 
+History keys (a Stream and a Hash per topic, hash-tagged) are described in
+:mod:`.redishistory`.
+
 A message is one opcode byte, ``T`` (text frame) or ``B`` (binary frame),
 followed by the frame payload, encoded once by the publisher. On the users
 channel the opcode is followed by the user id's length (2 bytes, big
 endian) and the UTF-8 user id. One users channel rather than one channel per
 user keeps ``Hub.attach`` free of any Redis round trip, and a user's message
-can never race its connection's subscription.
+can never race its connection's subscription. A history topic's channel
+carries ``H`` frames: ``H<offset> <epoch>\n`` then the JSON envelope
+(built by a Lua script, see :mod:`.redishistory`).
 """
 
 from __future__ import annotations
@@ -36,10 +41,12 @@ __all__ = [
     "ClusterChannels",
     "DEFAULT_PARTITIONS",
     "encode_presence_frame",
+    "decode_history_frame",
 ]
 
 DEFAULT_PREFIX: Final = "wsroute"
 TEXT: Final = b"T"[0]
+HISTORY: Final = b"H"[0]
 BINARY: Final = b"B"[0]
 
 
@@ -49,6 +56,7 @@ class Channels:
     __slots__ = (
         "alive_prefix",
         "all",
+        "history_prefix",
         "prefix",
         "presence",
         "presence_key_prefix",
@@ -64,6 +72,7 @@ class Channels:
         self.topic_prefix = f"{prefix}:topic:"
         self.presence_key_prefix = f"{prefix}:present:"
         self.alive_prefix = f"{prefix}:alive:"
+        self.history_prefix = f"{prefix}:history:"
 
     def topic(self, topic: str) -> str:
         """The channel of ``topic``."""
@@ -72,6 +81,14 @@ class Channels:
     def presence_key(self, topic: str) -> str:
         """The hash of ``topic``'s presence: field ``{process}:{user}``."""
         return self.presence_key_prefix + topic
+
+    def history_key(self, topic: str) -> str:
+        """The Stream of ``topic``'s history, hash-tagged: ``wsroute:history:{h:room:1}``."""
+        return f"{self.history_prefix}{{h:{topic}}}"
+
+    def history_meta_key(self, topic: str) -> str:
+        """The Hash of ``topic``'s epoch and newest offset, in the same slot as its Stream."""
+        return f"{self.history_prefix}{{h:{topic}}}:meta"
 
     def alive_key(self, process: str) -> str:
         """The key that exists (with a TTL) while ``process`` is alive."""
@@ -129,6 +146,13 @@ def decode_presence(data: bytes) -> tuple[str, PresenceEvent, str]:
     obj = json.loads(data)
     event: PresenceEvent = "join" if obj["event"] == "join" else "leave"
     return str(obj["topic"]), event, str(obj["user"])
+
+
+def decode_history_frame(data: bytes) -> tuple[int, str, bytes]:
+    """Split an ``H`` frame into (offset, epoch, envelope)."""
+    end = data.index(b"\n")
+    offset, _, epoch = data[1:end].partition(b" ")
+    return int(offset), epoch.decode(), data[end + 1 :]
 
 
 # Redis Cluster (``redis+cluster://``): the same frames on hash-tagged channels.

@@ -1,0 +1,158 @@
+"""Subscribing to a history topic ``since`` a position: replay, then live, no gap, no duplicate.
+
+The order of operations is what makes it exact (as in Centrifugo):
+
+1. the connection joins the topic locally, marked *recovering*: live
+   messages for it are buffered (:class:`Buffer`), not sent;
+2. the broker subscription is confirmed, so every later publication
+   reaches this process;
+3. the topic's position is read, then the history after ``since`` up to
+   that position, page by page; each message is sent with ``await
+   conn.send()`` (the client's own pace, no slow-consumer policy);
+4. the buffered live messages are sent, skipping offsets already sent;
+5. when the buffer is empty -- checked with no ``await`` in between --
+   the mark is removed and live messages flow through the normal fan-out.
+
+Any message published after step 2 is in the buffer, any published before
+step 3 is in the history read: together they cover every offset, and
+offsets say which ones were sent already. The buffer is bounded by
+``max(size, max_queue)``: a client that cannot take its replay while that
+many new messages arrive is closed with 1013 like any slow consumer, and
+recovers from its last position when it reconnects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+from typing import Any
+
+from websockets.exceptions import ConnectionClosed
+
+from .broker import Broker
+from .delivery import SLOW_CODE, SLOW_REASON
+from .history import HistoryConfig, Position, Recovery
+from .stats import HubStats
+from .who import Who
+
+__all__ = ["Buffer", "Recoveries"]
+
+#: Messages read from the broker per round trip while replaying.
+PAGE = 500
+
+
+class Buffer:
+    """Live messages that arrived for one connection while it was recovering."""
+
+    __slots__ = ("items", "limit", "overflow")
+
+    def __init__(self, limit: int) -> None:
+        self.items: collections.deque[tuple[int, str, bytes]] = collections.deque()
+        self.limit = limit
+        self.overflow = False
+
+    def add(self, offset: int, epoch: str, frame: bytes) -> None:
+        """Keep a live message for later; past ``limit`` mark the connection too slow."""
+        if self.overflow:
+            return
+        if len(self.items) >= self.limit:
+            self.overflow = True
+            self.items.clear()
+            return
+        self.items.append((offset, epoch, frame))
+
+
+class Recoveries:
+    """The connections currently recovering, per topic, and the replay itself.
+
+    Args:
+        stats: the hub's counters (a client closed for being slow counts in
+            ``slow_disconnects``).
+        max_queue: the hub's ``max_queue``; buffers hold at least that many.
+        close_timeout: seconds a slow client gets to finish the close.
+    """
+
+    __slots__ = ("_close_timeout", "_max_queue", "_stats", "waiting")
+
+    def __init__(self, stats: HubStats, max_queue: int, close_timeout: float) -> None:
+        self.waiting: dict[str, dict[Any, Buffer]] = {}
+        self._stats = stats
+        self._max_queue = max_queue
+        self._close_timeout = close_timeout
+
+    def start(self, conn: Any, topic: str, config: HistoryConfig) -> Buffer:
+        """Mark ``conn`` as recovering ``topic``: its live messages go to the returned buffer."""
+        buffer = Buffer(max(config.size, self._max_queue))
+        self.waiting.setdefault(topic, {})[conn] = buffer
+        return buffer
+
+    def end(self, conn: Any, topic: str) -> None:
+        """Unmark ``conn``: live messages flow normally again."""
+        buffers = self.waiting.get(topic)
+        if buffers is not None:
+            buffers.pop(conn, None)
+            if not buffers:
+                del self.waiting[topic]
+
+    async def replay(
+        self, broker: Broker, conn: Any, topic: str, since: Position | None, config: HistoryConfig,
+        buffer: Buffer,
+    ) -> Recovery:
+        """Steps 3 to 5 of the module docstring; returns what was done.
+
+        Raises:
+            BrokerUnavailable: the broker could not be read.
+            ConnectionClosed: the client left, or was closed for being slow.
+        """
+        top = (await broker.read_history(topic, None, 0, config)).position
+        last = top
+        missed = 0
+        recovered = since is not None and since.epoch == top.epoch and 0 <= top.offset - since.offset <= config.size
+        if recovered and since is not None and since.offset < top.offset:
+            last = since
+            while last.offset < top.offset:
+                page = await broker.read_history(topic, last.offset, min(PAGE, top.offset - last.offset), config)
+                entries = page.entries
+                if page.position.epoch != since.epoch or not entries or entries[0][0] != last.offset + 1:
+                    if missed:  # lost under our feet after a partial replay: too slow
+                        await self._too_slow(conn, topic)
+                    recovered, last = False, top
+                    break
+                for offset, frame in entries:
+                    if offset > top.offset:
+                        break
+                    await conn.send(frame, text=True)
+                    missed += 1
+                    last = Position(offset, top.epoch)
+                if buffer.overflow:
+                    await self._too_slow(conn, topic)
+        last = await self._drain(conn, topic, buffer, last)
+        return Recovery(recovered, missed, last)
+
+    async def _drain(self, conn: Any, topic: str, buffer: Buffer, last: Position) -> Position:
+        """Send the buffered live messages after ``last``; unmark when empty (no await in between)."""
+        items = buffer.items
+        while True:
+            if buffer.overflow:
+                await self._too_slow(conn, topic)
+            if not items:
+                self.end(conn, topic)
+                return last
+            offset, epoch, frame = items.popleft()
+            if epoch == last.epoch and offset <= last.offset:
+                continue  # already replayed from history
+            await conn.send(frame, text=True)
+            last = Position(offset, epoch)
+
+    async def _too_slow(self, conn: Any, topic: str) -> None:
+        """Close ``conn`` with 1013 and raise its ConnectionClosed."""
+        self._stats.slow_disconnects += 1
+        conn.logger.info("closing slow consumer %s with 1013: it fell behind while recovering %r",
+                         Who(conn), topic)
+        try:
+            async with asyncio.timeout(self._close_timeout):
+                await conn.close(SLOW_CODE, SLOW_REASON)
+        except TimeoutError:
+            conn.transport.abort()
+        exc = conn.protocol.close_exc
+        raise exc if isinstance(exc, ConnectionClosed) else ConnectionClosed(None, None)
