@@ -19,8 +19,8 @@ from websockets.asyncio.client import ClientConnection, connect
 sys.path.insert(0, str(Path(__file__).parents[1] / "cli"))
 sys.path.insert(0, str(Path(__file__).parents[1]))
 
-from clitest import Server, wsroute_env  # noqa: E402
-from timing import timeout  # noqa: E402
+from clitest import Server, wsroute_env
+from timing import timeout
 
 HERE = Path(__file__).parent
 

@@ -15,11 +15,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from clitest import Server
 from historytest import Subscriber, publish, start_server
 from hubtest import RedisProcess
 from timing import timeout
-
-from clitest import Server
 
 
 @pytest.fixture
@@ -44,7 +43,7 @@ def texts(first: int, last: int) -> list[str]:
 
 @pytest.mark.asyncio
 async def test_client_recovers_on_another_process_exactly_what_it_missed(servers: Callable[..., Server]) -> None:
-    """10 received on A, 50 published via B while away, reconnect to B: recovered, missed=50, then live, no duplicate."""
+    """10 received on A, 50 published via B while away, back on B: recovered, missed=50, then live, no duplicate."""
     a, b = servers(), servers()
     client = Subscriber("room")
     replayed, recovery = await client.connect(a.url)
@@ -175,7 +174,7 @@ async def test_redis_restarted_empty_starts_a_new_epoch(
 async def test_reconnecting_100_times_under_steady_publishing_sees_every_offset_once(
     servers: Callable[..., Server],
 ) -> None:
-    """A publisher sends every 5 ms while a client reconnects 100 times to either process: every offset once, in order."""
+    """Publishing every 5 ms while a client reconnects 100 times to either process: every offset once, in order."""
     a, b = servers(), servers()
     client = Subscriber("steady")
     await client.connect(a.url)
