@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ import wsroute
 from wsroute.errors import ConfigurationError
 from wsroute.hub import Broker, Hub, MemoryBroker, Position, Recovery
 from wsroute.hub.history import HistoryConfig
+from wsroute.hub.redis import RedisBroker
 from wsroute.testing import serve_app
 
 APP = Path(__file__).parent / "history_app.py"
@@ -48,10 +50,11 @@ def test_position_parse_and_str() -> None:
     assert str(Position(42, "e1")) == "42:e1"
     assert Position.parse("") is None
     assert Position.parse("0:a:b") == Position(0, "a:b")
+    assert Position.parse("0:") == Position(0, "")
     assert repr(Position(7, "x")) == "Position(7, 'x')"
 
 
-@pytest.mark.parametrize("text", ["42", "42:", ":e1", "-1:e1", "x:e1", "4 2:e1", "²:e1", "1" * 20 + ":e"])
+@pytest.mark.parametrize("text", ["42", ":e1", "-1:e1", "x:e1", "4 2:e1", "²:e1", "1" * 20 + ":e"])
 def test_position_parse_refuses_malformed_text(text: str) -> None:
     """Anything but '<offset>:<epoch>' raises ValueError quoting the text."""
     with pytest.raises(ValueError, match=r"is not '<offset>:<epoch>'"):
@@ -325,22 +328,28 @@ async def test_redis_replay_is_byte_for_byte_the_live_envelope(redis_url: str) -
 
 
 @pytest.mark.asyncio
-async def test_history_subscribe_during_an_outage_raises_and_leaves_no_subscription(
+async def test_history_subscribe_during_an_outage_is_not_recovered_then_goes_live(
     redis_url: str, redis_process: RedisProcess, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """While Redis is down a history subscription raises BrokerUnavailable; the app closes 1013; nothing is left."""
+    """During an outage subscribe(since=) gives recovered=False at its position; live follows once Redis is back."""
+    caplog.set_level(logging.WARNING, "wsroute.hub.redis")
     app = load_app()
-    app.hub.use_broker(redis_url)
+    app.hub.use_broker(RedisBroker(redis_url, backoff_max=0.2))
     async with serve_app(app) as server:
+        url = server.url("").rstrip("/")
         await asyncio.to_thread(redis_process.stop)
         await eventually(lambda: "lost Redis" in caplog.text)
-        async with server.connect("/sub/down") as ws:
-            with pytest.raises(ConnectionClosed):
-                await recv(ws)
-            assert (ws.close_code, ws.close_reason) == (1013, "history unavailable, reconnect later")
-        await eventually(lambda: app.hub.connections == 0)
-        assert app.hub._registry.is_empty() and not app.hub._recoveries.waiting
+        fresh, known = Subscriber("down"), Subscriber("down")
+        assert await fresh.connect(url) == ([], {"recovered": False, "missed": 0, "position": "0:"})
+        assert await known.connect(url, since="7:e1") == ([], {"recovered": False, "missed": 0, "position": "7:e1"})
         await asyncio.to_thread(redis_process.start)
+        await eventually(lambda: "is back" in caplog.text, timeout=20)
+        await eventually(lambda: app.hub.broker._confirmed.issuperset({"wsroute:topic:h:down"}))
+        await app.hub.publish("h:down", "back")
+        assert [(await c.recv())["data"] for c in (fresh, known)] == ["back", "back"]
+        assert not app.hub._recoveries.waiting
+        for client in (fresh, known):
+            await client.close()
 
 
 def test_recovery_is_a_plain_value() -> None:

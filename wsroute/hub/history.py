@@ -82,16 +82,19 @@ class Position:
     def parse(cls, text: str) -> Position | None:
         """Read ``"42:e1"`` as ``Position(42, "e1")``; ``""`` is ``None`` (no position).
 
+        ``"0:"`` (an empty epoch) is the position the hub reports when it
+        could not know one (a broker outage); it never matches a real epoch.
+
         Raises:
             ValueError: ``text`` is not ``"<offset>:<epoch>"`` with a
-                non-negative decimal offset and a non-empty epoch. It
+                non-negative decimal offset (at most 19 digits). It
                 usually comes from a client: catch it and close the
                 connection with 1008 (see docs/history.md).
         """
         if not text:
             return None
         offset, sep, epoch = text.partition(":")
-        if not sep or not epoch or not offset.isdigit() or not offset.isascii() or len(offset) > 19:
+        if not sep or not offset.isdigit() or not offset.isascii() or len(offset) > 19:
             raise ValueError(f"position {text[:40]!r} is not '<offset>:<epoch>' (e.g. '42:e1')")
         return cls(int(offset), epoch)
 

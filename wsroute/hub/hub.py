@@ -278,8 +278,8 @@ class Hub:
         During a broker outage it returns at once and never raises: local
         bookkeeping is done, and the Redis subscription and presence entry
         are written when Redis is back (messages published elsewhere in the
-        meantime are not received). A history topic is the exception: see
-        below.
+        meantime are not received). On a history topic it returns
+        ``Recovery(recovered=False, ...)`` then: nothing can be replayed.
 
         When it returns, :meth:`presence` in this process includes the
         connection's user, with every broker; with Redis, other processes'
@@ -303,8 +303,6 @@ class Hub:
 
         Raises:
             ValueError: ``since`` given for a topic that keeps no history.
-            BrokerUnavailable: a history topic during a broker outage (its
-                position cannot be known); the connection is not subscribed.
         """
         if conn not in self._registry.conns:
             raise ValueError(f"subscribe({topic!r}): connection {conn!r} is not attached")
@@ -315,8 +313,10 @@ class Hub:
         if not new:
             if config is None:
                 return None
-            page = await self.broker.read_history(topic, None, 0, config)
-            return Recovery(False, 0, page.position)
+            try:
+                return Recovery(False, 0, (await self.broker.read_history(topic, None, 0, config)).position)
+            except BrokerError:
+                return Recovery(False, 0, since or Position(0, ""))
         buffer = None if config is None else self._recoveries.start(conn, topic, config)
         try:
             user_id = self._registry.user_of(conn)

@@ -19,6 +19,10 @@ offsets say which ones were sent already. The buffer is bounded by
 ``max(size, max_queue)``: a client that cannot take its replay while that
 many new messages arrive is closed with 1013 like any slow consumer, and
 recovers from its last position when it reconnects.
+
+During a broker outage nothing can be read: the connection stays
+subscribed, like a plain topic's (live messages resume when the broker is
+back), and the :class:`~.history.Recovery` says ``recovered=False``.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from typing import Any
 
 from websockets.exceptions import ConnectionClosed
 
+from ..errors import BrokerError
 from .broker import Broker
 from .delivery import SLOW_CODE, SLOW_REASON
 from .history import HistoryConfig, Position, Recovery
@@ -101,17 +106,22 @@ class Recoveries:
         """Steps 3 to 5 of the module docstring; returns what was done.
 
         Raises:
-            BrokerUnavailable: the broker could not be read.
             ConnectionClosed: the client left, or was closed for being slow.
         """
-        top = (await broker.read_history(topic, None, 0, config)).position
+        try:
+            top = (await broker.read_history(topic, None, 0, config)).position
+        except BrokerError as exc:
+            return await self._degrade(conn, topic, buffer, since, 0, exc)
         last = top
         missed = 0
         recovered = since is not None and since.epoch == top.epoch and 0 <= top.offset - since.offset <= config.size
         if recovered and since is not None and since.offset < top.offset:
             last = since
             while last.offset < top.offset:
-                page = await broker.read_history(topic, last.offset, min(PAGE, top.offset - last.offset), config)
+                try:
+                    page = await broker.read_history(topic, last.offset, min(PAGE, top.offset - last.offset), config)
+                except BrokerError as exc:
+                    return await self._degrade(conn, topic, buffer, last, missed, exc)
                 entries = page.entries
                 if page.position.epoch != since.epoch or not entries or entries[0][0] != last.offset + 1:
                     if missed:  # lost under our feet after a partial replay: too slow
@@ -128,6 +138,20 @@ class Recoveries:
                     await self._too_slow(conn, topic)
         last = await self._drain(conn, topic, buffer, last)
         return Recovery(recovered, missed, last)
+
+    async def _degrade(
+        self, conn: Any, topic: str, buffer: Buffer, last: Position | None, missed: int, exc: BrokerError
+    ) -> Recovery:
+        """The broker is down: stay subscribed (live resumes when it is back), report ``recovered=False``.
+
+        The position is the last one the client has (``since``, or the last
+        message replayed); with neither it is ``Position(0, "")``, whose
+        empty epoch matches no real one.
+        """
+        conn.logger.debug("recovery of %r for %s skipped: %s", topic, Who(conn), exc)
+        position = Position(0, "") if last is None else last
+        position = await self._drain(conn, topic, buffer, position)
+        return Recovery(False, missed, position)
 
     async def _drain(self, conn: Any, topic: str, buffer: Buffer, last: Position) -> Position:
         """Send the buffered live messages after ``last``; unmark when empty (no await in between)."""
