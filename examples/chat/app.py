@@ -18,6 +18,16 @@ Members receive ``{"type": "join"|"leave", "user": ...}`` as people come and
 go, and ``{"type": "members", "users": [...], "partial": false}`` when they
 enter.
 
+Rooms keep history (the last 1,000 messages, 5 minutes each): room messages
+arrive as envelopes ``{"topic": "room:lobby", "offset": 7, "epoch": "…",
+"data": {"type": "say", ...}}``. A client keeps the position
+``"<offset>:<epoch>"`` of the last envelope and reconnects with
+``?since=<position>`` -- to any process, after a restart -- to receive what
+was said meanwhile, then live messages. It is told what happened with
+``{"type": "history", "recovered": true, "missed": 3, "position": "9:…"}``;
+``recovered: false`` means some messages could not be replayed (expired,
+more than 1,000, or Redis lost them): show a notice.
+
 While Redis is down (``--broker redis://…``) the chat degrades instead of
 closing connections with 1011: newcomers get the members connected to their
 own process (``"partial": true``), and a message that cannot be sent is
@@ -31,10 +41,13 @@ from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any, ClassVar
 
+from websockets.frames import CloseCode
+
 import wsroute
 from wsroute.errors import BrokerUnavailable
 
 app = wsroute.App(slow_consumer="drop_oldest")
+app.hub.history("room:*", size=1000, ttl=300)
 
 #: The reply to a message the hub could not send (Redis down).
 UNAVAILABLE = {"type": "error", "reason": "chat unavailable, message not sent; try again shortly"}
@@ -59,7 +72,17 @@ class Room(wsroute.Handler):
         return f"room:{self.params['room']}"
 
     async def on_connect(self) -> None:
-        await self.subscribe(self.topic, presence=True)  # never fails, even while Redis is down
+        try:
+            since = wsroute.Position.parse(self.ws.query.get("since", [""])[0])
+        except ValueError as exc:  # the client's mistake: 1008, not 1011
+            await self.close(CloseCode.POLICY_VIOLATION, str(exc))
+            return
+        # Replays what was said after `since`, then goes live; never fails,
+        # even while Redis is down (then recovered is False).
+        result = await self.subscribe(self.topic, presence=True, since=since)
+        assert result is not None  # rooms keep history
+        await self.ws.send_json({"type": "history", "recovered": result.recovered, "missed": result.missed,
+                                 "position": str(result.position)})
         try:
             users, partial = await self.app.hub.presence(self.topic), False
         except BrokerUnavailable:  # Redis is down: this process's members only
