@@ -123,7 +123,8 @@ async def test_chat_refuses_a_malformed_position_with_1008(tmp_path: Path) -> No
     try:
         async with connect(f"{server.url}/rooms/lobby?token=eve&since=yesterday") as ws:
             await asyncio.wait_for(ws.wait_closed(), timeout(10))
-            assert (ws.close_code, ws.close_reason) == (1008, "position 'yesterday' is not '<offset>:<epoch>' (e.g. '42:e1')")
+            reason = "position 'yesterday' is not '<offset>:<epoch>' (e.g. '42:e1')"
+            assert (ws.close_code, ws.close_reason) == (1008, reason)
         assert "Traceback" not in server.log
     finally:
         server.kill()
