@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from historytest import Subscriber
 from hubtest import RedisProcess, eventually
-from timing import timeout
+from timing import timeout, until
 from websockets.exceptions import ConnectionClosed
 
 import wsroute
@@ -355,3 +355,23 @@ async def test_history_subscribe_during_an_outage_is_not_recovered_then_goes_liv
 def test_recovery_is_a_plain_value() -> None:
     """Recovery holds recovered, missed and position, and compares by value."""
     assert Recovery(True, 3, Position(3, "e")) == Recovery(recovered=True, missed=3, position=Position(3, "e"))
+
+
+@pytest.mark.asyncio
+async def test_client_too_slow_for_its_replay_is_closed_as_a_slow_consumer(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A client that stops reading during a 20 MB replay while 70 new messages arrive is closed; nothing is kept."""
+    app = load_app(monkeypatch, HISTORY_TEST_SIZE="40")
+    async with serve_app(app) as server:
+        big = "x" * 512 * 1024
+        for _ in range(40):
+            await app.hub.publish("h:big", big)
+        _, position = await app.hub.read_history("h:big", limit=1)
+        client = server.connect(f"/sub/big?since=0:{position.epoch}", max_size=None, max_queue=1,
+                                compression=None, close_timeout=timeout(0.5))
+        async with client:  # it never reads: the replay blocks on the server's write buffer
+            await until(lambda: bool(app.hub._recoveries.waiting), 5)
+            for i in range(70):
+                await app.hub.publish("h:big", f"new {i}")
+            await eventually(lambda: app.hub.connections == 0, timeout(10))
+        assert app.hub.stats.slow_disconnects == 1
+        assert not app.hub._recoveries.waiting and app.hub._registry.is_empty()

@@ -96,9 +96,7 @@ class Outbox:
         self._queue.clear()
         self._closing = True
         self._task.cancel()
-        self._delivery.spawn(_close_slow(self._conn, self._delivery.close_timeout))
-        self._conn.logger.info("closing slow consumer %s with 1013: outbox of %d frames full",
-                               Who(self._conn), self._delivery.max_queue)
+        self._delivery.close_slow(self._conn, f"outbox of {self._delivery.max_queue} frames full")
 
     async def _run(self) -> None:
         """Write waiting frames whenever the transport can take them."""
@@ -273,6 +271,11 @@ class Delivery:
         """Called by an outbox whose writer ended: back to the fast path."""
         if self._behind.get(conn) is outbox:
             del self._behind[conn]
+
+    def close_slow(self, conn: Connection, why: str) -> None:
+        """Close ``conn`` with 1013 in the background (abort after ``close_timeout``), logging ``why``."""
+        self.spawn(_close_slow(conn, self.close_timeout))
+        conn.logger.info("closing slow consumer %s with 1013: %s", Who(conn), why)
 
     def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         """Run a background coroutine, keeping a reference until it ends."""

@@ -109,7 +109,7 @@ class Hub:
             stats=self.stats,
         )
         self._history = HistoryRules()
-        self._recoveries = Recoveries(self.stats, max_queue, close_timeout)
+        self._recoveries = Recoveries(self._delivery)
         self._sink = _HubSink(self)
 
     def __repr__(self) -> str:

@@ -16,9 +16,10 @@ The order of operations is what makes it exact (as in Centrifugo):
 Any message published after step 2 is in the buffer, any published before
 step 3 is in the history read: together they cover every offset, and
 offsets say which ones were sent already. The buffer is bounded by
-``max(size, max_queue)``: a client that cannot take its replay while that
-many new messages arrive is closed with 1013 like any slow consumer, and
-recovers from its last position when it reconnects.
+``max(size, max_queue)``: a client that cannot take its replay while more
+new messages arrive is closed with 1013 at once, like any slow consumer
+(the replay's pending ``send`` then fails), and recovers from its last
+position when it reconnects.
 
 During a broker outage nothing can be read: the connection stays
 subscribed, like a plain topic's (live messages resume when the broker is
@@ -27,17 +28,16 @@ back), and the :class:`~.history.Recovery` says ``recovered=False``.
 
 from __future__ import annotations
 
-import asyncio
 import collections
+from collections.abc import Callable
 from typing import Any
 
 from websockets.exceptions import ConnectionClosed
 
 from ..errors import BrokerError
 from .broker import Broker
-from .delivery import SLOW_CODE, SLOW_REASON
+from .delivery import Delivery
 from .history import HistoryConfig, Position, Recovery
-from .stats import HubStats
 from .who import Who
 
 __all__ = ["Buffer", "Recoveries"]
@@ -49,20 +49,22 @@ PAGE = 500
 class Buffer:
     """Live messages that arrived for one connection while it was recovering."""
 
-    __slots__ = ("items", "limit", "overflow")
+    __slots__ = ("items", "limit", "on_overflow", "overflow")
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, on_overflow: Callable[[], None]) -> None:
         self.items: collections.deque[tuple[int, str, bytes]] = collections.deque()
         self.limit = limit
         self.overflow = False
+        self.on_overflow = on_overflow
 
     def add(self, offset: int, epoch: str, frame: bytes) -> None:
-        """Keep a live message for later; past ``limit`` mark the connection too slow."""
+        """Keep a live message for later; past ``limit`` the connection is too slow: close it."""
         if self.overflow:
             return
         if len(self.items) >= self.limit:
             self.overflow = True
             self.items.clear()
+            self.on_overflow()
             return
         self.items.append((offset, epoch, frame))
 
@@ -71,23 +73,25 @@ class Recoveries:
     """The connections currently recovering, per topic, and the replay itself.
 
     Args:
-        stats: the hub's counters (a client closed for being slow counts in
-            ``slow_disconnects``).
-        max_queue: the hub's ``max_queue``; buffers hold at least that many.
-        close_timeout: seconds a slow client gets to finish the close.
+        delivery: the hub's fan-out: its ``max_queue`` (buffers hold at
+            least that many), its 1013 close for slow consumers, its stats.
     """
 
-    __slots__ = ("_close_timeout", "_max_queue", "_stats", "waiting")
+    __slots__ = ("_delivery", "waiting")
 
-    def __init__(self, stats: HubStats, max_queue: int, close_timeout: float) -> None:
+    def __init__(self, delivery: Delivery) -> None:
         self.waiting: dict[str, dict[Any, Buffer]] = {}
-        self._stats = stats
-        self._max_queue = max_queue
-        self._close_timeout = close_timeout
+        self._delivery = delivery
 
     def start(self, conn: Any, topic: str, config: HistoryConfig) -> Buffer:
         """Mark ``conn`` as recovering ``topic``: its live messages go to the returned buffer."""
-        buffer = Buffer(max(config.size, self._max_queue))
+        delivery = self._delivery
+
+        def too_slow() -> None:
+            delivery.stats.slow_disconnects += 1
+            delivery.close_slow(conn, f"more than {buffer.limit} new messages while recovering {topic!r}")
+
+        buffer = Buffer(max(config.size, delivery.max_queue), too_slow)
         self.waiting.setdefault(topic, {})[conn] = buffer
         return buffer
 
@@ -169,14 +173,12 @@ class Recoveries:
             last = Position(offset, epoch)
 
     async def _too_slow(self, conn: Any, topic: str) -> None:
-        """Close ``conn`` with 1013 and raise its ConnectionClosed."""
-        self._stats.slow_disconnects += 1
-        conn.logger.info("closing slow consumer %s with 1013: it fell behind while recovering %r",
-                         Who(conn), topic)
-        try:
-            async with asyncio.timeout(self._close_timeout):
-                await conn.close(SLOW_CODE, SLOW_REASON)
-        except TimeoutError:
-            conn.transport.abort()
+        """The connection is being closed with 1013 (overflow) or must be: wait for it, raise its ConnectionClosed."""
+        buffer = self.waiting.get(topic, {}).get(conn)
+        if buffer is not None and not buffer.overflow:  # else its overflow already closes it
+            buffer.overflow = True
+            self._delivery.stats.slow_disconnects += 1
+            self._delivery.close_slow(conn, f"its history of {topic!r} was trimmed during its replay")
+        await conn.wait_closed()
         exc = conn.protocol.close_exc
         raise exc if isinstance(exc, ConnectionClosed) else ConnectionClosed(None, None)
