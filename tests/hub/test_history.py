@@ -17,7 +17,7 @@ from websockets.exceptions import ConnectionClosed
 
 import wsroute
 from wsroute.errors import ConfigurationError
-from wsroute.hub import Broker, Hub, MemoryBroker, Position, Recovery
+from wsroute.hub import Broker, Hub, MemoryBroker, Position, Publisher, Recovery
 from wsroute.hub.history import HistoryConfig
 from wsroute.hub.redis import RedisBroker
 from wsroute.testing import serve_app
@@ -375,3 +375,23 @@ async def test_client_too_slow_for_its_replay_is_closed_as_a_slow_consumer(monke
             await eventually(lambda: app.hub.connections == 0, timeout(10))
         assert app.hub.stats.slow_disconnects == 1
         assert not app.hub._recoveries.waiting and app.hub._registry.is_empty()
+
+
+@pytest.mark.asyncio
+async def test_publisher_declaring_history_shares_offsets_with_the_servers(redis_url: str) -> None:
+    """A Publisher with the same history() numbers its messages in the servers' sequence; bytes are refused."""
+    app = load_app()
+    app.hub.use_broker(redis_url)
+    async with serve_app(app) as server, Publisher(redis_url) as pub:
+        pub.history("h:*", size=100)
+        client = Subscriber("pub")
+        await client.connect(server.url("").rstrip("/"))
+        await app.hub.publish("h:pub", "from the hub")
+        assert await pub.publish("h:pub", "from a script") == 1
+        assert await pub.publish_json("h:pub", {"n": 1}) == 1
+        await client.receive(3)
+        assert (client.offsets, client.data) == ([1, 2, 3], ["from the hub", "from a script", {"n": 1}])
+        with pytest.raises(TypeError, match="keeps history, so its messages are JSON envelopes"):
+            await pub.publish("h:pub", b"\x00")
+        assert await pub.publish("plain", b"\x00") == 0
+        await client.close()

@@ -279,7 +279,7 @@ class RedisBroker(Broker):
         """One Lua script: next offset, XADD with MAXLEN, PUBLISH the envelope. Never retried."""
         history = self._require_history("publishing")
         try:
-            return await history.publish(topic, data, config)
+            return (await history.publish(topic, data, config))[0]
         except FAULTS as exc:
             raise unavailable(self.url, exc, "publishing") from exc
 

@@ -51,8 +51,8 @@ redis.call('PEXPIRE', KEYS[1], ARGV[3])
 redis.call('EXPIRE', KEYS[2], ARGV[4])
 local o = string.format('%d', offset)
 local frame = ARGV[5] .. o .. ',"epoch":"' .. epoch .. '","data":' .. ARGV[6] .. '}'
-redis.call('PUBLISH', ARGV[1], 'H' .. o .. ' ' .. epoch .. '\\n' .. frame)
-return {offset, epoch}
+local receivers = redis.call('PUBLISH', ARGV[1], 'H' .. o .. ' ' .. epoch .. '\\n' .. frame)
+return {offset, epoch, receivers}
 """
 
 #: KEYS: stream, meta. ARGV: since (-1: the newest), limit, ttl_ms, meta_ttl_s, size, new epoch.
@@ -127,15 +127,19 @@ class RedisHistory:
             head = self._heads[topic] = envelope_head(topic)
         return head
 
-    async def publish(self, topic: str, data: bytes, config: HistoryConfig) -> Position:
-        """Run :data:`PUBLISH_SCRIPT` once (never retried: at most once)."""
+    async def publish(self, topic: str, data: bytes, config: HistoryConfig) -> tuple[Position, int]:
+        """Run :data:`PUBLISH_SCRIPT` once (never retried: at most once).
+
+        Returns:
+            The message's position, and how many processes received it.
+        """
         channels = self._channels
-        offset, epoch = await self._publish(
+        offset, epoch, receivers = await self._publish(
             keys=(channels.history_key(topic), channels.history_meta_key(topic)),
             args=(channels.topic(topic), config.size, int(config.ttl * 1000), config.meta_ttl,
                   self._head(topic), data, new_epoch()),
         )
-        return Position(int(offset), epoch.decode() if isinstance(epoch, bytes) else str(epoch))
+        return Position(int(offset), epoch.decode() if isinstance(epoch, bytes) else str(epoch)), int(receivers)
 
     async def read(self, topic: str, since: int | None, limit: int, config: HistoryConfig) -> HistoryPage:
         """Run :data:`READ_SCRIPT`; safe to repeat (see :func:`~.redisconn.idempotent`)."""
