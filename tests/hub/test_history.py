@@ -18,7 +18,7 @@ from websockets.exceptions import ConnectionClosed
 import wsroute
 from wsroute.errors import ConfigurationError
 from wsroute.hub import Broker, Hub, MemoryBroker, Position, Publisher, Recovery
-from wsroute.hub.history import HistoryConfig
+from wsroute.hub.history import HistoryConfig, MemoryHistory
 from wsroute.hub.redis import RedisBroker
 from wsroute.testing import serve_app
 
@@ -395,3 +395,21 @@ async def test_publisher_declaring_history_shares_offsets_with_the_servers(redis
             await pub.publish("h:pub", b"\x00")
         assert await pub.publish("plain", b"\x00") == 0
         await client.close()
+
+
+def test_memory_ring_buffer_bounds_expires_and_renews_the_epoch() -> None:
+    """The ring buffer keeps `size` entries, drops those older than ttl, and starts a new epoch after meta_ttl."""
+    now = [1000.0]
+    history = MemoryHistory(clock=lambda: now[0])
+    config = HistoryConfig(3, 10)
+    for i in range(1, 6):
+        offset, epoch, frame = history.append("t", f'"m{i}"'.encode(), config)
+        now[0] += 1
+    assert (offset, frame) == (5, f'{{"topic":"t","offset":5,"epoch":"{epoch}","data":"m5"}}'.encode())
+    page = history.read("t", None, 10, config)
+    assert ([o for o, _ in page.entries], page.position) == ([3, 4, 5], Position(5, epoch))
+    now[0] += 8  # m3 was published 10.x s ago: expired; m4, m5 still kept
+    assert [o for o, _ in history.read("t", 2, 10, config).entries] == [4, 5]
+    now[0] += config.meta_ttl
+    page = history.read("t", 5, 10, config)
+    assert page.entries == [] and page.position.offset == 0 and page.position.epoch != epoch

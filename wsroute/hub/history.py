@@ -139,10 +139,11 @@ class HistoryConfig:
 
     size: int = attrs.field(validator=_positive(int, "<int>"))
     ttl: float = attrs.field(validator=_positive((int, float), "number of seconds"))
+    #: Seconds the offset and epoch outlive the last publication: :data:`META_TTL` or ``ttl`` if longer.
+    meta_ttl: int = attrs.field(init=False, repr=False, eq=False)
 
-    @property
-    def meta_ttl(self) -> int:
-        """Seconds the offset and epoch outlive the last publication."""
+    @meta_ttl.default
+    def _meta_ttl(self) -> int:
         return max(META_TTL, int(self.ttl) + 1)
 
 
@@ -232,23 +233,24 @@ def envelope(head: bytes, offset: int, epoch: str, data: bytes) -> bytes:
 
 
 class _Topic:
-    """The ring buffer of one topic: ``(offset, published_at, envelope)``."""
+    """The ring buffer of one topic: ``(offset, published_at, envelope)``, at most ``size``."""
 
-    __slots__ = ("entries", "epoch", "head", "last", "offset")
+    __slots__ = ("entries", "epoch", "head", "last", "middle", "offset")
 
-    def __init__(self, topic: str, now: float) -> None:
+    def __init__(self, topic: str, now: float, size: int) -> None:
         self.head = envelope_head(topic)
         self.epoch = new_epoch()
+        self.middle = b',"epoch":"' + self.epoch.encode() + b'","data":'
         self.offset = 0
         self.last = now
-        self.entries: collections.deque[tuple[int, float, bytes]] = collections.deque()
+        self.entries: collections.deque[tuple[int, float, bytes]] = collections.deque(maxlen=size)
 
 
 class MemoryHistory:
     """The history of every topic of one process: a ring buffer per topic.
 
-    Each topic keeps at most ``size`` envelopes (the oldest is dropped by
-    the deque) and forgets envelopes older than ``ttl`` when it is written
+    Each topic keeps at most ``size`` envelopes (the deque's ``maxlen``
+    drops the oldest) and forgets envelopes older than ``ttl`` when it is written
     or read. A topic unused for ``meta_ttl`` seconds is forgotten entirely
     (a sweep every 1,024 publications), so its next publication starts a
     new epoch.
@@ -270,7 +272,7 @@ class MemoryHistory:
         if state is not None and now - state.last > config.meta_ttl:
             state = None  # expired: a new epoch
         if state is None:
-            state = self._topics[topic] = _Topic(topic, now)
+            state = self._topics[topic] = _Topic(topic, now, config.size)
         entries = state.entries
         while entries and now - entries[0][1] > config.ttl:
             entries.popleft()
@@ -286,11 +288,8 @@ class MemoryHistory:
         state = self._get(topic, config, now)
         state.offset = offset = state.offset + 1
         state.last = now
-        frame = envelope(state.head, offset, state.epoch, data)
-        entries = state.entries
-        entries.append((offset, now, frame))
-        while len(entries) > config.size:
-            entries.popleft()
+        frame = b"".join((state.head, str(offset).encode(), state.middle, data, b"}"))  # = envelope()
+        state.entries.append((offset, now, frame))  # the deque's maxlen drops the oldest
         self._publishes += 1
         if not self._publishes & 1023:
             self._sweep(now, config)
