@@ -25,8 +25,8 @@ from .errors import (
 )
 from .handlers import Handler, on
 from .hookspecs import hookimpl
-from .messages import InvalidMessage, MessageDecoder, message
 from .hub.history import Position, Recovery
+from .messages import InvalidMessage, MessageDecoder, message
 from .middleware import allow_origins, bearer_auth, query_token_auth
 from .outcomes import BadMessage, Close, Deny
 from .routers import Router

@@ -9,6 +9,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 from historytest import Subscriber
 from hubtest import RedisProcess, eventually
@@ -169,6 +170,26 @@ async def test_envelopes_for_text_and_json_and_plain_frames_elsewhere() -> None:
         assert first == f'{{"topic":"h:a","offset":1,"epoch":"{epoch}","data":"say \\"hi\\""}}'
         assert json.loads(second) == {"topic": "h:a", "offset": 2, "epoch": epoch, "data": {"n": [1, 2]}}
         assert [await recv(plain), await recv(plain)] == ["as is", b"\x00bin"]
+
+
+@wsroute.message("say")
+@attrs.frozen
+class Say:
+    text: str
+
+
+@pytest.mark.asyncio
+async def test_a_message_class_is_the_envelope_data_with_its_type_field() -> None:
+    """publish_json of a message class instance keeps it in history as an object with the hub's type field."""
+    hub = Hub(message_key="kind")
+    hub.history("h:*")
+    await hub.start()
+    try:
+        await hub.publish_json("h:a", Say("hi"))
+        envelopes, _ = await hub.read_history("h:a")
+        assert [e["data"] for e in envelopes] == [{"kind": "say", "text": "hi"}]
+    finally:
+        await hub.stop()
 
 
 @pytest.mark.asyncio
