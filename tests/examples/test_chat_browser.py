@@ -13,6 +13,7 @@ import json
 from typing import Any
 
 from exampletest import Server, command_with, error_lines, free_port, readme_commands
+from hubtest import RedisProcess
 from test_browser import DevTools, chromium
 from timing import timeout
 
@@ -144,4 +145,45 @@ async def test_two_browser_pages_chat_in_a_room() -> None:
             assert page_exceptions(devtools) == []
         assert await asyncio.to_thread(server.stop) == 0
         log = server.log()
+    assert error_lines(log) == [], log
+
+
+async def test_page_shows_what_was_said_while_its_server_restarted(redis_process: RedisProcess) -> None:
+    """Two servers share the rooms through Redis; ann's server restarts while bob talks on the other one: ann's
+    page reconnects by itself with its last position and shows each line said meanwhile, once, in order."""
+    port_a, port_b = free_port(), free_port()
+    broker = f" --broker {redis_process.url}"
+    command_a = command_with(COMMANDS, "wsroute run", {"8765": port_a}) + broker
+    command_b = command_with(COMMANDS, "wsroute run", {"8765": port_b}) + broker
+    with Server(command_b, port_b):
+        a = Server(command_a, port_a)
+        try:
+            async with chromium() as devtools:
+                ann = await Page.open(devtools, f"http://127.0.0.1:{port_a}/")
+                await ann.join("ann", "lobby")
+                bob = await Page.open(devtools, f"http://127.0.0.1:{port_b}/")
+                await bob.join("bob", "lobby")
+                await bob.say("before")
+                await ann.shows("bob: before")
+
+                assert await asyncio.to_thread(a.stop) == 0  # SIGTERM: ann's page is closed with 1001
+                a.__exit__()
+                await ann.wait("document.getElementById('status').textContent.includes('reconnecting')")
+                await bob.say("during 1")
+                await bob.say("during 2")
+                await bob.shows("bob: during 2")
+                a = await asyncio.to_thread(Server, command_a, port_a)  # the same server, restarted
+
+                await ann.shows("bob: during 2")
+                await ann.shows("2 message(s) while you were away")
+                await ann.wait("!document.getElementById('send').disabled")
+                await bob.say("after")
+                await ann.shows("bob: after")
+                said = [line for line in await ann.log() if line.startswith("bob: ")]
+                assert said == ["bob: before", "bob: during 1", "bob: during 2", "bob: after"]
+                assert page_exceptions(devtools) == []
+        finally:
+            a.stop()
+            log = "" if a._log.closed else a.log()  # the restarted server's whole log
+            a.__exit__()
     assert error_lines(log) == [], log
