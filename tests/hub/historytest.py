@@ -9,12 +9,16 @@ that each offset arrived exactly once and in order.
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
 import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 from websockets.asyncio.client import ClientConnection, connect
+
+import wsroute
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "cli"))
 sys.path.insert(0, str(Path(__file__).parents[1]))
@@ -23,6 +27,19 @@ from clitest import Server, wsroute_env
 from timing import timeout
 
 HERE = Path(__file__).parent
+
+
+def load_app(monkeypatch: pytest.MonkeyPatch | None = None, **env: str) -> wsroute.App:
+    """A fresh copy of ``history_app.app`` (its settings read from ``env``)."""
+    if monkeypatch is not None:
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
+    spec = importlib.util.spec_from_file_location("history_app_copy", HERE / "history_app.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    app: wsroute.App = module.app
+    return app
 
 
 def start_server(tmp: Path, redis_url: str, **env: str) -> Server:

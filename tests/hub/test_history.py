@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
 import logging
-from pathlib import Path
 from typing import Any
 
 import attrs
 import pytest
-from historytest import Subscriber
+from historytest import Subscriber, load_app
 from hubtest import RedisProcess, eventually
 from timing import timeout, until
 from websockets.exceptions import ConnectionClosed
@@ -22,21 +20,6 @@ from wsroute.hub import Broker, Hub, MemoryBroker, Position, Publisher, Recovery
 from wsroute.hub.history import HistoryConfig, MemoryHistory
 from wsroute.hub.redis import RedisBroker
 from wsroute.testing import serve_app
-
-APP = Path(__file__).parent / "history_app.py"
-
-
-def load_app(monkeypatch: pytest.MonkeyPatch | None = None, **env: str) -> wsroute.App:
-    """A fresh copy of ``history_app.app`` (its settings read from ``env``)."""
-    if monkeypatch is not None:
-        for key, value in env.items():
-            monkeypatch.setenv(key, value)
-    spec = importlib.util.spec_from_file_location("history_app_copy", APP)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    app: wsroute.App = module.app
-    return app
 
 
 async def recv(ws: Any) -> Any:
@@ -129,7 +112,7 @@ async def test_a_broker_without_history_fails_at_start() -> None:
         await hub.start()
     assert str(info.value) == (
         "hub.history('room:*'): the broker NoHistory() keeps no message history; "
-        "use the memory broker or redis://, or remove the history() call"
+        "use the memory broker, redis:// or redis+cluster://, or remove the history() call"
     )
 
 

@@ -433,3 +433,40 @@ async def _kill_a_master(cluster: RedisCluster, caplog) -> None:  # type: ignore
         await publisher.health_checks()["redis-cluster"]()
         await ws.close()
 
+
+
+@pytest.mark.asyncio
+async def test_history_and_recovery_on_the_cluster(cluster_url: str) -> None:
+    """On a Redis Cluster, history topics in several slots get offsets and a client recovers what it missed."""
+    from historytest import Subscriber, load_app
+
+    from wsroute.testing import serve_app
+
+    app = load_app()
+    app.hub.use_broker(cluster_url)
+    other = Hub(broker=cluster_url)
+    other.history("h:*")
+    await other.start()
+    try:
+        async with serve_app(app) as server:
+            url = server.url("").rstrip("/")
+            for name in ("c0", "c1", "c2", "c3"):
+                client = Subscriber(name)
+                await client.connect(url)
+                for i in range(1, 4):
+                    await other.publish(f"h:{name}", f"m{i}")
+                await client.receive(3)
+                await client.close()
+                for i in range(4, 11):
+                    await other.publish_json(f"h:{name}", {"n": i})
+                replayed, recovery = await client.connect(url)
+                assert [m["data"] for m in replayed] == [{"n": i} for i in range(4, 11)]
+                assert (recovery["recovered"], recovery["missed"]) == (True, 7)
+                await app.hub.publish(f"h:{name}", "live")
+                assert (await client.recv())["data"] == "live"
+                assert client.offsets == list(range(1, 12))
+                await client.close()
+                envelopes, position = await other.read_history(f"h:{name}", limit=2)
+                assert [e["offset"] for e in envelopes] == [10, 11] and position.offset == 11
+    finally:
+        await other.stop()

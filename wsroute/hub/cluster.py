@@ -52,15 +52,19 @@ from redis.exceptions import MovedError
 from ..errors import BrokerUnavailable
 from .broker import Broker, HealthCheck, Sink
 from .clusterpresence import ClusterPresence
+from .history import HistoryConfig, HistoryPage, Position
 from .redisconn import FAULTS, Redis, idempotent
+from .redishistory import RedisHistory
 from .shardlink import ShardLink
 from .tasks import cancel_and_wait
 from .topology import ClusterURL, Topology, fetch_topology, node_client, parse_cluster_url
 from .wire import (
     DEFAULT_PARTITIONS,
+    HISTORY,
     PRESENCE,
     ClusterChannels,
     decode_frame,
+    decode_history_frame,
     decode_presence,
     decode_user_frame,
     encode_frame,
@@ -131,6 +135,7 @@ class ClusterBroker(Broker):
         self._clients: dict[Address, Redis] = {}
         self._links: dict[Address, ShardLink] = {}
         self._presence: ClusterPresence | None = None
+        self._history: RedisHistory | None = None
         self._base = frozenset([self.channels.all, *self.channels.users])
         self._users = frozenset(self.channels.users)
         self._refs: dict[str, int] = {}
@@ -175,6 +180,7 @@ class ClusterBroker(Broker):
         self._set_topology(topology)
         self._presence = ClusterPresence(self.client_for, self.channels, self.process_id,
                                          self.presence_ttl)
+        self._history = RedisHistory(self._client(topology.owner[0]), self.channels, "SPUBLISH")
         self._tasks = [loop.create_task(self._reconciler()), loop.create_task(self._heartbeat())]
         self._changed()
         try:
@@ -197,6 +203,7 @@ class ClusterBroker(Broker):
             async with asyncio.timeout(2.0):
                 await idempotent(self._presence.forget_process)
         self._presence = None
+        self._history = None
         await asyncio.gather(*[link.close() for link in self._links.values()])
         self._links.clear()
         await asyncio.gather(*[client.aclose() for client in self._clients.values()],
@@ -346,6 +353,50 @@ class ClusterBroker(Broker):
         """SPUBLISH on the topic's channel."""
         await self._publish(self.channels.topic(topic), encode_frame(text, payload))
 
+    # History (docs/history.md): one Lua script on the master of the topic's slot,
+    # which holds the Stream, its meta Hash and the topic's sharded channel.
+
+    def _require_history(self) -> RedisHistory:
+        if self._history is None:
+            raise BrokerUnavailable(f"Redis Cluster broker {self.config.redacted()} is not started")
+        return self._history
+
+    async def publish_history(self, topic: str, data: bytes, config: HistoryConfig) -> Position:
+        """Run the publish script on the topic's owner; follow one MOVED (nothing ran); never retried otherwise."""
+        history = self._require_history()
+        channel = self.channels.topic(topic)
+        address = self._owner(channel)
+        if address in self._down:
+            lost = ConnectionError(f"{address[0]}:{address[1]} is down; waiting for the failover")
+            raise self._unavailable(lost, "publishing")
+        try:
+            try:
+                return (await history.publish(topic, data, config, self._client(address)))[0]
+            except MovedError as moved:
+                self._moved(moved)
+                return (await history.publish(topic, data, config, self.client_for(channel)))[0]
+        except FAULTS as exc:
+            self._refresh()
+            raise self._unavailable(exc, f"publishing to {address[0]}:{address[1]}") from exc
+
+    async def read_history(self, topic: str, since: int | None, limit: int, config: HistoryConfig) -> HistoryPage:
+        """Run the read script on the topic's owner (safe to repeat: retried once, MOVED followed)."""
+        history = self._require_history()
+        channel = self.channels.topic(topic)
+
+        async def read() -> HistoryPage:
+            try:
+                return await history.read(topic, since, limit, config, self.client_for(channel))
+            except MovedError as moved:
+                self._moved(moved)
+                return await history.read(topic, since, limit, config, self.client_for(channel))
+
+        try:
+            return await idempotent(read)
+        except FAULTS as exc:
+            self._refresh()
+            raise self._unavailable(exc, "reading history") from exc
+
     # Subscriptions and presence
 
     async def subscribe(self, topic: str) -> None:
@@ -493,7 +544,9 @@ class ClusterBroker(Broker):
                 topic = self._topic_of.get(channel)
                 if topic is None:
                     return  # unsubscribed meanwhile
-                if data[0] == PRESENCE:
+                if data[0] == HISTORY:
+                    sink.deliver_history(topic, *decode_history_frame(data))
+                elif data[0] == PRESENCE:
                     sink.presence_event(*decode_presence(data[1:]))
                 else:
                     sink.deliver_topic(topic, *decode_frame(data))

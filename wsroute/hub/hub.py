@@ -142,7 +142,7 @@ class Hub:
             globs = ", ".join(repr(pattern) for pattern, _ in self._history.describe())
             raise ConfigurationError(
                 f"hub.history({globs}): the broker {self.broker!r} keeps no message history; "
-                "use the memory broker or redis://, or remove the history() call"
+                "use the memory broker, redis:// or redis+cluster://, or remove the history() call"
             )
         await self.broker.start(self._sink)
         self._started = True

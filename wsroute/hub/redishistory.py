@@ -24,17 +24,17 @@ by Redis's clock and never reading more than ``limit`` or further back than
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .history import HistoryConfig, HistoryPage, Position, envelope, envelope_head, new_epoch
-from .wire import Channels
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
 __all__ = ["PUBLISH_SCRIPT", "READ_SCRIPT", "RedisHistory"]
 
-#: KEYS: stream, meta. ARGV: channel, size, ttl_ms, meta_ttl_s, envelope head, data, new epoch.
+#: KEYS: stream, meta. ARGV: channel, size, ttl_ms, meta_ttl_s, envelope head, data, new epoch,
+#: the publish command (PUBLISH, or SPUBLISH on a Redis Cluster: the channel is in the keys' slot).
 PUBLISH_SCRIPT = """
 local epoch = redis.call('HGET', KEYS[2], 'e')
 if not epoch then
@@ -51,7 +51,7 @@ redis.call('PEXPIRE', KEYS[1], ARGV[3])
 redis.call('EXPIRE', KEYS[2], ARGV[4])
 local o = string.format('%d', offset)
 local frame = ARGV[5] .. o .. ',"epoch":"' .. epoch .. '","data":' .. ARGV[6] .. '}'
-local receivers = redis.call('PUBLISH', ARGV[1], 'H' .. o .. ' ' .. epoch .. '\\n' .. frame)
+local receivers = redis.call(ARGV[8], ARGV[1], 'H' .. o .. ' ' .. epoch .. '\\n' .. frame)
 return {offset, epoch, receivers}
 """
 
@@ -105,16 +105,28 @@ return result
 """
 
 
+class HistoryNames(Protocol):
+    """Where a topic's history lives: :class:`~.wire.Channels` or :class:`~.wire.ClusterChannels`."""
+
+    def topic(self, topic: str) -> str: ...
+    def history_key(self, topic: str) -> str: ...
+    def history_meta_key(self, topic: str) -> str: ...
+
+
 class RedisHistory:
-    """The history operations of :class:`~.redis.RedisBroker` (and of anything sharing its wire format).
+    """The history operations of the Redis brokers and :class:`~.publisher.Publisher`.
 
     Args:
-        client: a connected redis-py asyncio client.
+        client: a connected redis-py asyncio client (scripts run on it
+            unless a call passes another: the Cluster broker passes the
+            owner of the topic's slot).
         channels: the deployment's channel and key names.
+        publish_command: ``"PUBLISH"``, or ``"SPUBLISH"`` on a Redis Cluster.
     """
 
-    def __init__(self, client: Redis, channels: Channels) -> None:
+    def __init__(self, client: Redis, channels: HistoryNames, publish_command: str = "PUBLISH") -> None:
         self._channels = channels
+        self._command = publish_command
         self._publish: Any = client.register_script(PUBLISH_SCRIPT)
         self._read: Any = client.register_script(READ_SCRIPT)
         self._heads: dict[str, bytes] = {}
@@ -127,7 +139,9 @@ class RedisHistory:
             head = self._heads[topic] = envelope_head(topic)
         return head
 
-    async def publish(self, topic: str, data: bytes, config: HistoryConfig) -> tuple[Position, int]:
+    async def publish(
+        self, topic: str, data: bytes, config: HistoryConfig, client: Redis | None = None
+    ) -> tuple[Position, int]:
         """Run :data:`PUBLISH_SCRIPT` once (never retried: at most once).
 
         Returns:
@@ -137,17 +151,21 @@ class RedisHistory:
         offset, epoch, receivers = await self._publish(
             keys=(channels.history_key(topic), channels.history_meta_key(topic)),
             args=(channels.topic(topic), config.size, int(config.ttl * 1000), config.meta_ttl,
-                  self._head(topic), data, new_epoch()),
+                  self._head(topic), data, new_epoch(), self._command),
+            client=client,
         )
         return Position(int(offset), epoch.decode() if isinstance(epoch, bytes) else str(epoch)), int(receivers)
 
-    async def read(self, topic: str, since: int | None, limit: int, config: HistoryConfig) -> HistoryPage:
+    async def read(
+        self, topic: str, since: int | None, limit: int, config: HistoryConfig, client: Redis | None = None
+    ) -> HistoryPage:
         """Run :data:`READ_SCRIPT`; safe to repeat (see :func:`~.redisconn.idempotent`)."""
         channels = self._channels
         reply = await self._read(
             keys=(channels.history_key(topic), channels.history_meta_key(topic)),
             args=(-1 if since is None else since, limit, int(config.ttl * 1000), config.meta_ttl,
                   config.size, new_epoch()),
+            client=client,
         )
         raw_epoch = reply[0]
         epoch = raw_epoch.decode() if isinstance(raw_epoch, bytes) else str(raw_epoch)

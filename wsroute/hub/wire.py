@@ -174,6 +174,7 @@ class ClusterChannels:
         {prefix}:{p17}:users            the users of partition 17 (every process subscribes all)
         {prefix}:{all}                  broadcast (every process)
         {prefix}:{p17}:present:{topic}  presence hash, fields ``{process}:{user}``
+        {prefix}:{p17}:history:{topic}  history Stream; ``history-meta:{topic}`` its epoch and offset
         {prefix}:{alive}:{process}      exists (with a TTL) while the process lives
 
     Frames are those of :mod:`wsroute.hub.wire` (``T``/``B`` + payload; the
@@ -221,6 +222,14 @@ class ClusterChannels:
     def presence_key(self, topic: str) -> str:
         """The hash of ``topic``'s presence, in the topic's slot."""
         return self._tags[self.partition(topic)] + "present:" + topic
+
+    def history_key(self, topic: str) -> str:
+        """The Stream of ``topic``'s history, in the topic's slot (see :mod:`.redishistory`)."""
+        return self._tags[self.partition(topic)] + "history:" + topic
+
+    def history_meta_key(self, topic: str) -> str:
+        """The Hash of ``topic``'s epoch and newest offset, in the topic's slot."""
+        return self._tags[self.partition(topic)] + "history-meta:" + topic
 
     def alive_key(self, process: str) -> str:
         """The key that exists (with a TTL) while ``process`` is alive."""
