@@ -507,6 +507,13 @@ class _HubSink:
         conns = self._registry.topics.get(topic)
         if not conns:
             return
+        dispatched = self._registry.dispatched.get(topic)
+        if dispatched:  # handlers subscribed with dispatch=True take the envelope, not their clients
+            for callback in list(dispatched.values()):
+                callback(True, envelope)
+            conns = conns - dispatched.keys()
+            if not conns:
+                return
         waiting = self._recovering.get(topic)
         if waiting is None:
             self._delivery.send(conns, True, envelope)
