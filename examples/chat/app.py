@@ -41,8 +41,6 @@ from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any, ClassVar
 
-from websockets.frames import CloseCode
-
 import wsroute
 from wsroute.errors import BrokerUnavailable
 
@@ -72,11 +70,9 @@ class Room(wsroute.Handler):
         return f"room:{self.params['room']}"
 
     async def on_connect(self) -> None:
-        try:
-            since = wsroute.Position.parse(self.ws.query.get("since", [""])[0])
-        except ValueError as exc:  # the client's mistake: 1008, not 1011
-            await self.close(CloseCode.POLICY_VIOLATION, str(exc))
-            return
+        # A malformed ?since= is the client's mistake: Position.parse raises a
+        # wsroute.Close that closes this connection with 1008 and the reason.
+        since = wsroute.Position.parse(self.ws.query.get("since", [""])[0])
         # Replays what was said after `since`, then goes live; never fails,
         # even while Redis is down (then recovered is False).
         result = await self.subscribe(self.topic, presence=True, since=since)

@@ -417,3 +417,38 @@ def test_memory_ring_buffer_bounds_expires_and_renews_the_epoch() -> None:
     now[0] += config.meta_ttl
     page = history.read("t", 5, 10, config)
     assert page.entries == [] and page.position.offset == 0 and page.position.epoch != epoch
+
+
+async def test_issue_sample_closes_a_malformed_since_with_1008(caplog: pytest.LogCaptureFixture) -> None:
+    """The issue's on_connect, copied as written, closes ?since=garbage with 1008 and the reason, logging no error."""
+    from wsroute.testing import serve_app
+
+    app = wsroute.App(load_entrypoints=False)
+    app.hub.history("room:*", size=1000, ttl=300)
+
+    @app.route("/rooms/{room}")
+    class Room(wsroute.Handler):
+        async def on_connect(self) -> None:
+            since = wsroute.Position.parse(self.ws.query.get("since", [""])[0])
+            result = await self.subscribe(f"room:{self.params['room']}", since=since)
+            await self.send(str(result.position))
+
+    async with serve_app(app) as server:
+        for bad in ("oops", "-1:e", "12", "1e3:x"):
+            async with server.connect(f"/rooms/1?since={bad}") as ws:
+                await ws.wait_closed()
+            assert ws.close_code == 1008, bad
+            assert ws.close_reason == f"position {bad!r} is not '<offset>:<epoch>' (e.g. '42:e1')"
+        async with server.connect("/rooms/1?since=") as ws:
+            assert (await ws.recv()).startswith("0:")
+    assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
+
+
+def test_invalid_position_is_a_value_error_and_a_close() -> None:
+    """InvalidPosition is both a ValueError (for code parsing positions) and a 1008 Close (for handlers)."""
+    from wsroute.hub.history import InvalidPosition
+
+    with pytest.raises(InvalidPosition) as caught:
+        Position.parse("x")
+    assert isinstance(caught.value, ValueError) and isinstance(caught.value, wsroute.Close)
+    assert caught.value.code == 1008

@@ -37,12 +37,14 @@ import attrs
 
 from ..errors import ConfigurationError
 from ..jsonutil import encode_json
+from ..outcomes import BadMessage
 
 __all__ = [
     "META_TTL",
     "HistoryConfig",
     "HistoryPage",
     "HistoryRules",
+    "InvalidPosition",
     "MemoryHistory",
     "Position",
     "Recovery",
@@ -86,17 +88,27 @@ class Position:
         could not know one (a broker outage); it never matches a real epoch.
 
         Raises:
-            ValueError: ``text`` is not ``"<offset>:<epoch>"`` with a
-                non-negative decimal offset (at most 19 digits). It
-                usually comes from a client: catch it and close the
-                connection with 1008 (see docs/history.md).
+            InvalidPosition: ``text`` is not ``"<offset>:<epoch>"`` with a
+                non-negative decimal offset (at most 19 digits). The text
+                usually comes from a client, so the error is a
+                :class:`~wsroute.Close` with 1008: raised in a handler and
+                not caught, it closes that connection with 1008 and the
+                reason, logged at info — never a 1011. It is also a
+                ``ValueError`` for code that parses positions elsewhere.
         """
         if not text:
             return None
         offset, sep, epoch = text.partition(":")
         if not sep or not offset.isdigit() or not offset.isascii() or len(offset) > 19:
-            raise ValueError(f"position {text[:40]!r} is not '<offset>:<epoch>' (e.g. '42:e1')")
+            raise InvalidPosition(f"position {text[:40]!r} is not '<offset>:<epoch>' (e.g. '42:e1')")
         return cls(int(offset), epoch)
+
+
+class InvalidPosition(BadMessage, ValueError):
+    """A position that is not ``"<offset>:<epoch>"``: the client's mistake, closed with 1008."""
+
+    def __str__(self) -> str:  # what was wrong, as a ValueError's text reads
+        return self.problem
 
 
 @attrs.frozen
