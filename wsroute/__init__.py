@@ -20,11 +20,13 @@ from .errors import (
     PluginError,
     RouteError,
     ServerError,
+    SubscriptionLimit,
     URLPathError,
     WsrouteError,
 )
 from .handlers import Handler, on
 from .hookspecs import hookimpl
+from .limits import Rate
 from .messages import InvalidMessage, MessageDecoder, message
 from .middleware import allow_origins, bearer_auth, query_token_auth
 from .outcomes import BadMessage, Close, Deny
@@ -51,6 +53,7 @@ __all__ = [
     "LoadError",
     "MessageDecoder",
     "PluginError",
+    "Rate",
     "Rejection",
     "Request",
     "Response",
@@ -59,6 +62,7 @@ __all__ = [
     "Router",
     "ServerError",
     "URLPathError",
+    "SubscriptionLimit",
     "WsrouteError",
     "__version__",
     "allow_origins",

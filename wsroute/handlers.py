@@ -331,6 +331,10 @@ class Handler:
         no ``@on`` method takes is logged (WARNING) and ignored. At most
         :data:`GROUP_QUEUE` messages wait; past that new ones are dropped
         with a warning (a handler that slow would otherwise grow memory).
+
+        Raises:
+            SubscriptionLimit: the connection already has ``max_subscriptions``
+                topics (default 1000); unsubscribe from one first.
         """
         callback = self.on_presence if presence else None
         on_message = self._group_inbox() if dispatch else None

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 from websockets.http11 import Request, Response
 
+from .guard import Guard
 from .middleware import Chain
 from .outcomes import Deny
 from .perconnection import Plan
@@ -54,6 +55,8 @@ class Handshake:
         headers_hook: the ``wsroute_extra_headers`` implementations.
         plans: per-connection dependencies of each route that has some
             (:mod:`wsroute.perconnection`), run after the middleware.
+        guard: the limits (:mod:`wsroute.guard`): checked before the
+            middleware, and again (per user) once it accepted.
     """
 
     app: App
@@ -62,6 +65,7 @@ class Handshake:
     task_names: Mapping[RouteGroup, str]
     request_hook: Resolved
     headers_hook: Resolved
+    guard: Guard
     plans: Mapping[Route, Plan] = attrs.field(factory=dict)
 
     @property
@@ -105,15 +109,19 @@ class Handshake:
         task = asyncio.current_task()
         if task is not None:
             task.set_name(self.task_names[group])
+        guard = self.guard
+        refused = guard.check(conn, group)
+        if refused is not None:
+            return refused
         chain = self.chains[group]
         if self.plans and group.plain is not None:
             plan = self.plans.get(group.plain)
             if plan is not None:
                 return self._admit(chain, plan, conn, request)
         if not chain:
-            return None
+            return guard.admit(conn, group)
         if not chain.is_sync:
-            return self._guarded(chain.run(conn, request), conn)
+            return self._guarded(chain.run(conn, request), conn, group)
         try:
             answer = chain.run_sync(conn, request)
         except Deny as deny:
@@ -121,17 +129,20 @@ class Handshake:
         except Exception:
             return _middleware_failed(conn)
         if inspect.isawaitable(answer):
-            return self._guarded(answer, conn)
-        return answer
+            return self._guarded(answer, conn, group)
+        return answer if answer is not None else guard.admit(conn, group)
 
-    async def _guarded(self, pending: Awaitable[Response | None], conn: Connection) -> Response | None:
-        """Await middleware; an exception fails closed with 500, logged once."""
+    async def _guarded(
+        self, pending: Awaitable[Response | None], conn: Connection, group: RouteGroup
+    ) -> Response | None:
+        """Await middleware, then admit; an exception fails closed with 500, logged once."""
         try:
-            return await pending
+            answer = await pending
         except Deny as deny:
             return _denied(conn, deny)
         except Exception:
             return _middleware_failed(conn)
+        return answer if answer is not None else self.guard.admit(conn, group)
 
     async def _admit(self, chain: Chain, plan: Plan, conn: Connection, request: Request) -> Response | None:
         """Run the middleware, then the route's per-connection dependencies.
