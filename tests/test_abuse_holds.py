@@ -150,7 +150,7 @@ async def test_sigterm_with_1000_connections_gives_every_client_1001_and_exits_0
     log = open(tmp_path / "server.log", "w")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(
         [sys.executable, "-m", "wsroute", "run", "examples.cli_app:app", "--port", str(port)],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )
     clients = []
     try:

@@ -40,6 +40,7 @@ async def test_descriptor_exhaustion_logs_one_line_per_interval_and_service_resu
             [sys.executable, "-m", "wsroute", "run", APP, "--port", str(port), "--loop", loop,
              "--max-connections", "100000"],  # past the descriptors on purpose: accept() itself fails
             cwd=ROOT, env=wsroute_env(), stdout=log, stderr=subprocess.STDOUT, preexec_fn=_limit_descriptors,
+            start_new_session=True,
         )
     try:
         deadline = time.monotonic() + 20
@@ -80,6 +81,7 @@ async def test_default_max_connections_answers_503_before_descriptors_run_out(tm
         proc = subprocess.Popen(
             [sys.executable, "-m", "wsroute", "run", APP, "--port", str(port), "--loop", "asyncio"],
             cwd=ROOT, env=wsroute_env(), stdout=log, stderr=subprocess.STDOUT, preexec_fn=_limit_descriptors,
+            start_new_session=True,
         )
     clients = []
     try:
@@ -125,7 +127,7 @@ async def test_debug_log_never_shows_credentials(tmp_path) -> None:
         proc = subprocess.Popen(
             [sys.executable, "-m", "wsroute", "run", "secretapp:app", "--app-dir", str(tmp_path),
              "--port", str(port), "--log-level", "debug", "--redact", "X-Api-Key"],
-            cwd=ROOT, env=wsroute_env(), stdout=log, stderr=subprocess.STDOUT,
+            cwd=ROOT, env=wsroute_env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
     try:
         deadline = time.monotonic() + 20
