@@ -190,9 +190,9 @@ def test_public_api_is_guarded() -> None:
         [
             "App", "BadMessage", "BrokerError", "BrokerUnavailable", "Close", "ConfigurationError", "Connection",
             "Converter", "DependencyError", "Deny", "Handler", "HandlerError", "InvalidMessage", "LoadError",
-            "MessageDecoder", "PluginError", "Position", "Recovery", "Rejection", "Request", "Response", "Route",
-            "RouteError", "Router",
-            "ServerError", "URLPathError", "WsrouteError", "__version__", "allow_origins",
+            "MessageDecoder", "PluginError", "Position", "Rate", "Recovery", "Rejection", "Request", "Response",
+            "Route", "RouteError", "Router", "ServerError", "SubscriptionLimit", "URLPathError", "WsrouteError",
+            "__version__", "allow_origins",
             "bearer_auth", "hookimpl", "message", "on", "query_token_auth",
         ]
     )

@@ -20,12 +20,14 @@ from .errors import (
     PluginError,
     RouteError,
     ServerError,
+    SubscriptionLimit,
     URLPathError,
     WsrouteError,
 )
 from .handlers import Handler, on
 from .hookspecs import hookimpl
 from .hub.history import Position, Recovery
+from .limits import Rate
 from .messages import InvalidMessage, MessageDecoder, message
 from .middleware import allow_origins, bearer_auth, query_token_auth
 from .outcomes import BadMessage, Close, Deny
@@ -54,6 +56,7 @@ __all__ = [
     "PluginError",
     "Position",
     "Recovery",
+    "Rate",
     "Rejection",
     "Request",
     "Response",
@@ -62,6 +65,7 @@ __all__ = [
     "Router",
     "ServerError",
     "URLPathError",
+    "SubscriptionLimit",
     "WsrouteError",
     "__version__",
     "allow_origins",

@@ -16,6 +16,8 @@ import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
+import attrs
+
 from .asyncapi import build as build_asyncapi
 from .callbacks import describe
 from .chaining import chain_process_request, chain_process_response
@@ -24,9 +26,13 @@ from .connection import Connection
 from .di import bind
 from .endpoints import endpoint_of
 from .errors import ConfigurationError, PluginError, RouteError
+from .guard import Guard, Stats
 from .handshake import Handshake
 from .hub import Hub
 from .lifespan import Lifespan, LifespanFactory, check_callback
+from .limits import Limits, Rate, default_max_connections
+from .logs import redact_also
+from .message_rate import rate_limited
 from .messages import is_message_class
 from .middleware import Chain, check_middleware
 from .options import (
@@ -100,6 +106,24 @@ class App:
             (``@contextlib.asynccontextmanager``), entered at start-up and
             exited at shutdown, as in Starlette; a mapping it yields becomes
             dependencies injected by name. Order: :mod:`wsroute.lifespan`.
+        max_connections: open connections per process; past it handshakes
+            get 503 with ``Retry-After``. Default ``None``: the descriptor
+            limit minus a reserve (:func:`~wsroute.limits.default_max_connections`).
+        max_connections_per_ip: per ``ws.client_ip``; past it 429. Default off.
+        max_connections_per_user: per ``conn.ctx.user_id`` (set by your
+            middleware); past it 429. Default off.
+        handshake_rate: handshakes per client IP, ``"20/s"`` or a
+            :class:`~wsroute.Rate`; past it 429 with ``Retry-After``. Default off.
+        message_rate: messages per connection, ``"50/s"`` or
+            ``wsroute.Rate(50, per=1.0, burst=100)``. Default off.
+        message_rate_policy: past ``message_rate``, ``"close"`` (1008
+            "message rate exceeded", the default) or ``"drop"`` the message.
+        max_subscriptions: topics per connection; past it ``subscribe()``
+            raises :class:`~wsroute.SubscriptionLimit`. Default 1000.
+        redact: more header and query-parameter names whose values wsroute's
+            logging set-up replaces with ``[redacted]`` (``Authorization``,
+            ``Cookie``, ``token``… and every ``query_token_auth`` parameter
+            are always redacted). See docs/security.md.
         **serve_options: passed on to websockets' ``serve()`` (``ping_interval``,
             ``max_size``, ``compression``, ``ssl``…) and the event loop's
             ``create_server()`` (``backlog``, ``reuse_port``…). A
@@ -143,6 +167,14 @@ class App:
         subprotocols: Sequence[str] = (),
         on_invalid_message: str = "reply",
         lifespan: LifespanFactory | None = None,
+        max_connections: int | None = None,
+        max_connections_per_ip: int | None = None,
+        max_connections_per_user: int | None = None,
+        handshake_rate: str | Rate | None = None,
+        message_rate: str | Rate | None = None,
+        message_rate_policy: str = "close",
+        max_subscriptions: int = 1000,
+        redact: Iterable[str] = (),
         **serve_options: Any,
     ) -> None:
         self._serving = False
@@ -162,6 +194,16 @@ class App:
             self.subprotocols = check_subprotocols(subprotocols, "App()")
         except ValueError as exc:
             raise ConfigurationError(str(exc)) from None
+        self.limits = _app_limits(
+            max_connections=max_connections,
+            max_connections_per_ip=max_connections_per_ip,
+            max_connections_per_user=max_connections_per_user,
+            handshake_rate=handshake_rate,
+            message_rate=message_rate,
+            message_rate_policy=message_rate_policy,
+            max_subscriptions=max_subscriptions,
+        )
+        self.redact = _names(redact)
         self.message_key = message_key
         self.first_message_timeout = float(first_message_timeout)
         self._serve = ServeOptions(serve_options, where="App")
@@ -182,6 +224,7 @@ class App:
             self._add_route_spec(spec, "App(routes=...)")
         self._handshake: Handshake | None = None
         self._session: Session | None = None
+        self._guard: Guard | None = None
         self._plugins_configured = False
         self._settings_read: set[str] = set()
 
@@ -198,6 +241,12 @@ class App:
         subprotocols: Sequence[str] | None = None,
         on_invalid_message: str | None = None,
         name: str | None = None,
+        max_connections_per_ip: int | None = None,
+        max_connections_per_user: int | None = None,
+        message_rate: str | Rate | None = None,
+        message_rate_policy: str | None = None,
+        max_subscriptions: int | None = None,
+        max_size: int | None = None,
         **bound: Any,
     ) -> Callable[[H], H]:
         """Register the decorated handler for ``path``; returns it unchanged.
@@ -217,6 +266,12 @@ class App:
                 ``@on`` messages (default: the app's).
             name: the name :meth:`url_path_for` finds the route by (default:
                 the handler's qualified name); given names are unique.
+            max_connections_per_ip, max_connections_per_user, message_rate,
+                message_rate_policy, max_subscriptions: this route's limits
+                (default: the app's; see :class:`App`).
+            max_size: the largest message this route accepts, in bytes;
+                past it the connection is closed with 1009 (default: the
+                server's ``max_size``, 1 MiB unless set).
             **bound: values for handler parameters, bound with ``functools.partial``.
 
         Raises:
@@ -238,6 +293,12 @@ class App:
                 subprotocols=subprotocols,
                 on_invalid_message=on_invalid_message,
                 name=name,
+                max_connections_per_ip=max_connections_per_ip,
+                max_connections_per_user=max_connections_per_user,
+                message_rate=message_rate,
+                message_rate_policy=message_rate_policy,
+                max_subscriptions=max_subscriptions,
+                max_size=max_size,
                 **bound,
             )
             return handler
@@ -256,6 +317,12 @@ class App:
         subprotocols: Sequence[str] | None = None,
         on_invalid_message: str | None = None,
         name: str | None = None,
+        max_connections_per_ip: int | None = None,
+        max_connections_per_user: int | None = None,
+        message_rate: str | Rate | None = None,
+        message_rate_policy: str | None = None,
+        max_subscriptions: int | None = None,
+        max_size: int | None = None,
         **bound: Any,
     ) -> Route:
         """Register ``handler`` for ``path`` (what ``@app.route`` calls).
@@ -281,6 +348,14 @@ class App:
             name=name,
             origin="the app",
             bound=bound,
+            limit_options={
+                "max_connections_per_ip": max_connections_per_ip,
+                "max_connections_per_user": max_connections_per_user,
+                "message_rate": message_rate,
+                "message_rate_policy": message_rate_policy,
+                "max_subscriptions": max_subscriptions,
+                "max_size": max_size,
+            },
         )
 
     def _add_route(
@@ -297,6 +372,7 @@ class App:
         name: str | None,
         origin: str,
         bound: Mapping[str, Any],
+        limit_options: Mapping[str, Any] | None = None,
     ) -> Route:
         self._check_open(f"route {path!r}")
         if not isinstance(path, str):
@@ -329,6 +405,13 @@ class App:
                 protocols = check_subprotocols(subprotocols, f"route {path!r}")
             except ValueError as exc:
                 raise RouteError(str(exc)) from None
+        overrides = dict(limit_options or {})
+        given = {k: v for k, v in overrides.items() if v is not None}
+        try:
+            checked = self.limits.for_route(given)
+        except ConfigurationError as exc:
+            raise RouteError(f"route {path!r}: {exc}") from None
+        limits = {name: getattr(checked, name) for name in given}
         middleware = tuple(middleware)
         for item in middleware:
             check_middleware(item, f"route {path!r}")
@@ -346,6 +429,7 @@ class App:
             codec=codec,
             name=name if name is not None else default_name(handler),
             origin=origin,
+            limits=limits,
         )
         try:
             group = self.router.get(pattern.source)
@@ -604,6 +688,7 @@ class App:
             )
         await self.configure()
         self.plugins.check()
+        redact_also(self.redact, self._secret_query_params())
         self._close_registration()
         try:
             async with contextlib.AsyncExitStack() as stack:
@@ -662,6 +747,9 @@ class App:
         assert self._handshake is not None and self._session is not None
         kwargs = serve_options(options)  # wsroute's permessage-deflate default
         kwargs.setdefault("create_connection", Connection)
+        assert self._guard is not None
+        if self._guard.rates_messages:  # only then: recv() stays websockets' own otherwise
+            kwargs["create_connection"] = rate_limited(kwargs["create_connection"])
         if "select_subprotocol" in kwargs:
             _check_own_select_subprotocol(self.routes)
         elif any(route.subprotocols for route in self.routes):
@@ -692,6 +780,7 @@ class App:
             if binding.scoped
         }
         plugins = self.plugins
+        self._guard = Guard.build(self.limits, groups, self._max_connections())
         self._handshake = Handshake(
             app=self,
             router=self.router,
@@ -700,6 +789,7 @@ class App:
             request_hook=plugins.resolve("wsroute_process_request"),
             headers_hook=plugins.resolve("wsroute_extra_headers"),
             plans=plans,
+            guard=self._guard,
         )
         self._session = Session(
             app=self,
@@ -711,6 +801,49 @@ class App:
             exception_hook=plugins.resolve("wsroute_handle_exception"),
             plans=plans,
         )
+
+    def _secret_query_params(self) -> list[str]:
+        """The query parameters of every ``query_token_auth`` middleware, app-wide or per route."""
+        chains = [self.middleware_chain, *(route.middleware for route in self.routes)]
+        return [name for chain in chains for item in chain for name in getattr(item, "redacted_query_params", ())]
+
+    def _max_connections(self) -> int:
+        """The configured ``max_connections``, or the default from the current descriptor limit."""
+        if self.limits.max_connections is not None:
+            return self.limits.max_connections
+        import resource
+
+        return default_max_connections(resource.getrlimit(resource.RLIMIT_NOFILE)[0])
+
+    def set_limits(self, **options: Any) -> None:
+        """Change app-wide limits before the app starts (``wsroute run --max-connections`` calls this).
+
+        Takes :class:`App`'s limit keywords; routes keep the limits they set themselves.
+
+        Raises:
+            ConfigurationError: an unknown name or a wrong value, or the app is serving.
+        """
+        self._check_open(f"limits {', '.join(map(repr, options))}")
+        unknown = sorted(set(options) - set(attrs.fields_dict(Limits)) - {"max_size"})
+        if unknown or "max_size" in options:
+            name = (unknown or ["max_size"])[0]
+            raise ConfigurationError(f"app.set_limits({name}=...): not an app-wide limit")
+        current = {name: getattr(self.limits, name) for name in attrs.fields_dict(Limits) if name != "max_size"}
+        self.limits = _app_limits(**{**current, **options})
+        self._handshake = None
+
+    def stats(self) -> Stats:
+        """What the limits did since the app started: open connections and refusals.
+
+        Returns:
+            A :class:`~wsroute.guard.Stats` snapshot: ``open_connections``,
+            ``max_connections`` and ``refusals``, a mapping
+            ``{(route pattern, reason): count}`` (reasons: :data:`wsroute.guard.REASONS`).
+            Before the app first starts, everything is zero.
+        """
+        if self._guard is None:
+            return Stats(0, self._max_connections(), {})
+        return self._guard.stats()
 
     async def configure(self) -> None:
         """Configure plugins and add what they register (routes, middleware, dependencies).
@@ -773,6 +906,22 @@ def _origins(route: Route, routes: Iterable[Route]) -> str:
     others = [r for r in routes if r.path == route.path or r.pattern.overlaps(route.pattern)]
     described = [f"route {r.label!r} from {r.origin}" for r in [route, *others]]
     return "; ".join(described)
+def _app_limits(**options: Any) -> Limits:
+    """``App()``'s limit options as a :class:`Limits`, or ConfigurationError naming ``App(...)``."""
+    try:
+        return Limits(**options)
+    except ConfigurationError as exc:
+        head, _, tail = str(exc).partition(": ")
+        raise ConfigurationError(f"App({head}): {tail}") from None
+
+
+def _names(value: Any) -> tuple[str, ...]:
+    """``App(redact=...)``: a list of names, or ConfigurationError."""
+    if isinstance(value, str) or not all(isinstance(name, str) and name for name in value):
+        raise ConfigurationError(
+            f"App(redact={value!r}): expected a list of header or query-parameter names, e.g. ['X-Api-Key']"
+        )
+    return tuple(value)
 
 
 def _route_middleware(group: RouteGroup) -> list[Callable[..., Any]]:

@@ -141,6 +141,14 @@ def cli() -> None:
 @click.option("--broker", callback=_check_broker, envvar=_env("BROKER"), show_envvar=True, metavar="URL",
               help="The hub's broker, replacing the app's: memory://, redis://host:6379/0, "
                    "or redis+cluster://host:7000,host:7001/ (Redis Cluster).")
+@click.option("--max-connections", type=click.IntRange(min=1), envvar=_env("MAX_CONNECTIONS"), show_envvar=True,
+              help="Open connections per process; past it handshakes get 503 + Retry-After "
+                   "[default: the file-descriptor limit minus a reserve].")
+@click.option("--max-connections-per-ip", type=click.IntRange(min=1), envvar=_env("MAX_CONNECTIONS_PER_IP"),
+              show_envvar=True, help="Open connections per client IP (proxy-aware); past it 429 [default: off].")
+@click.option("--redact", "redact", multiple=True, envvar=_env("REDACT"), show_envvar=True, metavar="NAME",
+              help="A header or query parameter whose values the log hides (repeatable; Authorization, Cookie, "
+                   "token... always are).")
 @click.option("--debug", is_flag=True, envvar=_env("DEBUG"), show_envvar=True,
               help="asyncio debug mode, warn when a route blocks the event loop, and show the traceback "
                    "when importing the app or calling its factory fails.")
@@ -149,7 +157,8 @@ def cli() -> None:
 def run(
     import_string: str, factory: bool, app_dir: str, host: str, port: int, uds: str | None, workers: int,
     reload: bool, reload_dirs: tuple[str, ...], loop: str, log_level: str, drain_timeout: float,
-    keep_connections: bool, proxy_headers: bool, forwarded_allow_ips: str, broker: str | None, debug: bool,
+    keep_connections: bool, proxy_headers: bool, forwarded_allow_ips: str, broker: str | None,
+    max_connections: int | None, max_connections_per_ip: int | None, redact: tuple[str, ...], debug: bool,
     lag_threshold: float,
 ) -> None:
     """Serve the App at MODULE:ATTR until SIGTERM or SIGINT.
@@ -167,13 +176,19 @@ def run(
       wsroute run app:create_app --factory --reload
       wsroute run app:app --uds /run/wsroute.sock --proxy-headers
       WSROUTE_PORT=9000 WSROUTE_LOG_LEVEL=debug wsroute run app:app
+      wsroute run app:app --max-connections 10000 --max-connections-per-ip 50
     """
     if reload and workers > 1:
         raise click.UsageError("--reload is for development and runs one process; drop --workers or --reload")
     if uds is not None and workers > 1:
         raise click.UsageError("--uds cannot be shared by several --workers; use --host/--port, or one process")
     configure_logging(log_level)
-    spec = AppSpec(import_string, factory, app_dir, broker, proxy_headers, forwarded_allow_ips)
+    limits = {"max_connections": max_connections, "max_connections_per_ip": max_connections_per_ip}
+    spec = AppSpec(
+        import_string, factory, app_dir, broker, proxy_headers, forwarded_allow_ips,
+        limits=tuple((name, value) for name, value in limits.items() if value is not None),
+        redact=tuple(name for item in redact for name in item.split(",") if name.strip()),
+    )
     config = ServeConfig(
         host=host, port=port, uds=uds, drain_timeout=drain_timeout, keep_connections=keep_connections,
         loop=loop, debug=debug, lag_threshold=lag_threshold, cli=True,

@@ -16,7 +16,9 @@ documented by websockets — with a few more attributes:
 * ``ws.query``: the parsed, decoded query string, ``{name: [values]}``;
 * ``ws.first_message``: the decoded first message on message-routed paths;
 * ``ws.client_ip``: the peer's address, or the client's address from
-  ``X-Forwarded-For`` / ``Forwarded`` when the peer is a trusted proxy.
+  ``X-Forwarded-For`` / ``Forwarded`` when the peer is a trusted proxy;
+* ``ws.max_subscriptions``: the topics this connection may subscribe to
+  (its route's limit, see docs/security.md).
 
 ``ws.close(code, reason)`` differs in one way: a reason longer than a close
 frame can carry (123 bytes of UTF-8) is cut to fit (:mod:`wsroute.reasons`),
@@ -61,7 +63,10 @@ class Connection(ServerConnection):
     # ServerConnection has no __slots__, so instances keep their __dict__;
     # slots for our attributes stop that dict from growing to its next size
     # (about 1.5 KB per idle connection, measured).
-    __slots__ = ("_query", "_scoped", "app", "ctx", "first_message", "group", "params", "route")
+    __slots__ = (
+        "_held", "_ip", "_query", "_scoped", "app", "ctx", "first_message", "group", "max_subscriptions", "params",
+        "route",
+    )
 
     app: App
     route: Route | None
@@ -78,6 +83,15 @@ class Connection(ServerConnection):
         self.first_message = None
         self._query: dict[str, list[str]] | None = None
         self._scoped: Scoped | None = None
+        self._held: Any = None  # (guard, plan, ip, user) once admitted: see wsroute.guard
+        self._ip: str | None = None
+        self.max_subscriptions: int | None = None
+
+    def count_refusal(self, reason: str) -> None:
+        """Count a refusal of this connection's route for :meth:`wsroute.App.stats` (see wsroute.guard)."""
+        held = self._held
+        if held is not None:
+            held[0].refused(held[1].name, reason)
 
     @property
     def path(self) -> str:
@@ -152,7 +166,13 @@ class Connection(ServerConnection):
         answered 500, the server began shutting down, the client left): then
         no handler runs, and the generator dependencies are closed here.
         """
-        super().connection_lost(exc)
+        try:
+            super().connection_lost(exc)
+        finally:
+            held = self._held  # limit counts (wsroute.guard): released once, however the connection ended
+            if held is not None:
+                self._held = None
+                held[0].release(self, held)
         scoped = self.take_scoped()
         if scoped is not None and scoped[1] is not None:
             task = asyncio.get_running_loop().create_task(scoped[1].aclose())

@@ -13,6 +13,7 @@ message rather than on the first connection::
      ├── URLPathError              app.url_path_for(): unknown name, missing parameter
      ├── LoadError                 "module:attr" could not be imported
      ├── ServerError               the server could not listen (port in use…)
+     ├── SubscriptionLimit         a connection subscribed to max_subscriptions topics
      └── BrokerError               the message broker failed
           └── BrokerUnavailable    the broker cannot be reached right now
 """
@@ -29,6 +30,7 @@ __all__ = [
     "URLPathError",
     "LoadError",
     "ServerError",
+    "SubscriptionLimit",
     "BrokerError",
     "BrokerUnavailable",
 ]
@@ -68,6 +70,16 @@ class LoadError(WsrouteError):
 
 class ServerError(WsrouteError):
     """The server could not start listening (address in use, no permission…)."""
+
+
+class SubscriptionLimit(WsrouteError):
+    """``subscribe()`` would take a connection past its ``max_subscriptions`` topics.
+
+    Raised by ``hub.subscribe()`` and ``Handler.subscribe()``; the connection
+    stays open and keeps its other subscriptions. Unsubscribe from a topic
+    first, or raise the limit (``App(max_subscriptions=...)`` or
+    ``@app.route(path, max_subscriptions=...)``).
+    """
 
 
 class BrokerError(WsrouteError):

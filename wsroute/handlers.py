@@ -347,6 +347,10 @@ class Handler:
 
         Returns:
             A :class:`~wsroute.Recovery` on a history topic, else None.
+
+        Raises:
+            SubscriptionLimit: the connection already has ``max_subscriptions``
+                topics (default 1000); unsubscribe from one first.
         """
         callback = self.on_presence if presence else None
         on_message = self._group_inbox() if dispatch else None

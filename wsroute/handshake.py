@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 from websockets.http11 import Request, Response
 
+from .guard import Guard
 from .middleware import Chain
 from .outcomes import Deny
 from .perconnection import Plan
@@ -54,6 +55,8 @@ class Handshake:
         headers_hook: the ``wsroute_extra_headers`` implementations.
         plans: per-connection dependencies of each route that has some
             (:mod:`wsroute.perconnection`), run after the middleware.
+        guard: the limits (:mod:`wsroute.guard`): checked before the
+            middleware, and again (per user) once it accepted.
     """
 
     app: App
@@ -62,6 +65,7 @@ class Handshake:
     task_names: Mapping[RouteGroup, str]
     request_hook: Resolved
     headers_hook: Resolved
+    guard: Guard
     plans: Mapping[Route, Plan] = attrs.field(factory=dict)
 
     @property
@@ -105,39 +109,50 @@ class Handshake:
         task = asyncio.current_task()
         if task is not None:
             task.set_name(self.task_names[group])
+        guard = self.guard
+        refused = guard.check(conn, group)
+        if refused is not None:
+            return refused
         chain = self.chains[group]
         if self.plans and group.plain is not None:
             plan = self.plans.get(group.plain)
             if plan is not None:
                 return self._admit(chain, plan, conn, request)
         if not chain.steps:
-            return None
+            return guard.admit(conn, group)
         if not chain.is_sync:
-            return self._guarded(chain.run(conn, request), conn)
+            return self._guarded(chain.run(conn, request), conn, group)
         try:
             answer = chain.run_sync(conn, request)
         except Deny as deny:
             return _denied(conn, deny)
         except Exception:
             return _middleware_failed(conn)
-        if answer is not None and inspect.isawaitable(answer):
-            return self._guarded(answer, conn)
+        if answer is None:
+            return guard.admit(conn, group)
+        if inspect.isawaitable(answer):
+            return self._guarded(answer, conn, group)
         return answer
 
-    async def _guarded(self, pending: Awaitable[Response | None], conn: Connection) -> Response | None:
-        """Await middleware; an exception fails closed with 500, logged once."""
+    async def _guarded(
+        self, pending: Awaitable[Response | None], conn: Connection, group: RouteGroup
+    ) -> Response | None:
+        """Await middleware, then admit; an exception fails closed with 500, logged once."""
         try:
-            return await pending
+            answer = await pending
         except Deny as deny:
             return _denied(conn, deny)
         except Exception:
             return _middleware_failed(conn)
+        return answer if answer is not None else self.guard.admit(conn, group)
 
     async def _admit(self, chain: Chain, plan: Plan, conn: Connection, request: Request) -> Response | None:
         """Run the middleware, then the route's per-connection dependencies.
 
         Their values and cleanups wait on the connection (``conn.scoped``)
-        for the session; a ``Deny`` from either answers its status.
+        for the session; a ``Deny`` from either answers its status. The
+        limits then admit the connection (the user's cap needs the
+        middleware's ``ctx.user_id``).
         """
         try:
             if chain.steps:
@@ -149,7 +164,8 @@ class Handshake:
             return _denied(conn, deny)
         except Exception:
             return _middleware_failed(conn, "a per-connection dependency or middleware")
-        return None
+        assert conn.group is not None  # set by _route before the plan runs
+        return self.guard.admit(conn, conn.group)
 
     def _plugin_answer(self, conn: Connection, request: Request) -> Response | Awaitable[Response | None] | None:
         try:

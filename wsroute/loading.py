@@ -29,6 +29,7 @@ import os
 import posixpath
 import sys
 import traceback
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -144,6 +145,8 @@ def configure_app(
     broker: str | None = None,
     proxy_headers: bool = False,
     forwarded_allow_ips: str | None = LOCAL_PROXIES,
+    limits: Mapping[str, Any] | None = None,
+    redact: Sequence[str] = (),
 ) -> None:
     """Apply command-line settings to an app before it starts.
 
@@ -153,10 +156,17 @@ def configure_app(
             queue sizes), only its broker changes.
         proxy_headers: believe ``X-Forwarded-For``/``Forwarded`` from
             ``forwarded_allow_ips``; when false they are never believed.
+        limits: app-wide limits replacing the app's (``max_connections``...).
+        redact: more header/query-parameter names to redact from the logs.
 
     Raises:
         ValueError: a malformed ``forwarded_allow_ips`` entry.
+        ConfigurationError: a limit with a wrong value.
     """
+    if limits:
+        app.set_limits(**limits)
+    if redact:
+        app.redact = (*app.redact, *redact)
     if broker is not None:
         app.hub.use_broker(broker)
     app.forwarded_allow_ips = TrustedProxies.parse(forwarded_allow_ips if proxy_headers else None)
@@ -172,6 +182,8 @@ class AppSpec:
     broker: str | None = None
     proxy_headers: bool = False
     forwarded_allow_ips: str | None = LOCAL_PROXIES
+    limits: tuple[tuple[str, Any], ...] = ()
+    redact: tuple[str, ...] = ()
 
     def load(self) -> App:
         """Import (or build) the app and apply the settings.
@@ -185,6 +197,8 @@ class AppSpec:
             broker=self.broker,
             proxy_headers=self.proxy_headers,
             forwarded_allow_ips=self.forwarded_allow_ips,
+            limits=dict(self.limits),
+            redact=self.redact,
         )
         return app
 

@@ -175,6 +175,8 @@ def query_token_auth(verify: Verify, *, param: str = "token") -> Middleware:
     ``Authorization`` headers, since a proxy or log reading the other copy
     would disagree about who this is. The token is form-decoded (``+`` is a
     space), so clients encode it with ``encodeURIComponent``/``URLSearchParams``.
+    The parameter's values are redacted from wsroute's logs once the app
+    starts (see docs/security.md).
     """
     check = _checked_verify(verify, "query_token_auth")
     if not isinstance(param, str) or not param:
@@ -193,6 +195,7 @@ def query_token_auth(verify: Verify, *, param: str = "token") -> Middleware:
     query_token.__wsroute_security__ = Security(  # type: ignore[attr-defined]
         "queryToken" if param == "token" else f"queryToken_{param}", scheme
     )
+    query_token.redacted_query_params = (param,)  # type: ignore[attr-defined]  # read by App.startup
     return query_token
 
 

@@ -98,6 +98,8 @@ class Route:
             default: the handler's qualified name (``Room``, ``echo``).
         origin: who registered it, for conflict messages: ``"the app"`` or
             the router (``"Router(prefix='/chat')"``).
+        limits: the limits this route sets itself (checked), the app's
+            apply to the rest: ``{"message_rate": Rate(...), ...}``.
     """
 
     pattern: Pattern
@@ -112,6 +114,7 @@ class Route:
     codec: MessageCodec | None = None
     name: str = ""
     origin: str = "the app"
+    limits: Mapping[str, Any] = attrs.field(factory=dict)
 
     @property
     def path(self) -> str:
@@ -189,7 +192,7 @@ class RouteGroup:
 
 def _check_handshake_options_agree(route: Route, other: Route) -> None:
     """Routes keyed by first message share one handshake, so they share what it decides."""
-    for option in ("trailing_slash", "subprotocols"):
+    for option in ("trailing_slash", "subprotocols", "limits"):
         mine, theirs = getattr(route, option), getattr(other, option)
         if mine != theirs:
             shown = (list(mine), list(theirs)) if isinstance(mine, tuple) else (mine, theirs)

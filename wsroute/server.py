@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import attrs
 from websockets.frames import CloseCode
 
+from .descriptors import raise_nofile_limit
 from .errors import ServerError
 from .lag import LagMonitor
 from .leftovers import TrackedExecutor, wind_down
@@ -167,6 +168,7 @@ def run_config(
     Raises:
         ServerError: the server could not listen.
     """
+    raise_nofile_limit()
     factory = loop_factory(config.loop)
     loop = factory() if factory is not None else asyncio.new_event_loop()
     if config.debug:
@@ -338,6 +340,7 @@ async def serve_until_stopped(
             raise ServerError(explain_os_error(exc, config)) from None
         addresses = [_format_address(s.getsockname()) for s in server.sockets]
         logger.info("wsroute serving on %s (loop: %s)", ", ".join(addresses), _loop_name(loop))
+        logger.info("max_connections %d (past it: 503); see docs/security.md", app.stats().max_connections)
         if watch_fd is not None:
             loop.add_reader(watch_fd, _parent_gone, loop, watch_fd, stop)
         try:

@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING, Any
 from websockets.asyncio.server import Server, serve
 from websockets.frames import CloseCode
 
+from .descriptors import install_accept_throttle
+
 if TYPE_CHECKING:
     from .app import App
 
@@ -61,6 +63,7 @@ class Serving:
             ConfigurationError, PluginError: start-up found a mistake.
         """
         app = self.app
+        install_accept_throttle(asyncio.get_running_loop())
         await app.startup()
         try:
             kwargs = app.websockets_options(self.options)

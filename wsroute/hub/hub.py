@@ -35,7 +35,7 @@ from websockets.asyncio.connection import Connection
 from websockets.exceptions import ConnectionClosed
 from websockets.protocol import State
 
-from ..errors import BrokerError, ConfigurationError
+from ..errors import BrokerError, ConfigurationError, SubscriptionLimit
 from ..jsonutil import encode_json
 from .broker import Broker, HealthCheck, PresenceEvent, make_broker
 from .delivery import Delivery
@@ -303,9 +303,15 @@ class Hub:
 
         Raises:
             ValueError: ``since`` given for a topic that keeps no history.
+            SubscriptionLimit: ``conn`` already has its ``max_subscriptions``
+                topics (``App``/route option, default 1000) and ``topic`` is
+                not one of them; nothing changes and the connection stays open.
         """
         if conn not in self._registry.conns:
             raise ValueError(f"subscribe({topic!r}): connection {conn!r} is not attached")
+        limit = getattr(conn, "max_subscriptions", None)
+        if limit is not None:
+            self._check_subscription_limit(conn, topic, limit)
         config = self.history_of(topic)
         if config is None and since is not None:
             self._require_history(topic, "subscribe(since=...)")
@@ -333,6 +339,18 @@ class Hub:
                 self._recoveries.end(conn, topic)
                 await self.unsubscribe(conn, topic)
             raise
+
+    def _check_subscription_limit(self, conn: Connection, topic: str, limit: int) -> None:
+        """Raise :class:`~wsroute.errors.SubscriptionLimit` when a new topic would pass ``limit``."""
+        topics = self._registry.topics_of(conn)
+        if len(topics) >= limit and topic not in topics:
+            count_refusal = getattr(conn, "count_refusal", None)  # a wsroute Connection counts it in app.stats()
+            if count_refusal is not None:
+                count_refusal("max_subscriptions")
+            raise SubscriptionLimit(
+                f"subscribe({topic!r}): this connection is subscribed to {len(topics)} topics, its "
+                f"max_subscriptions; unsubscribe from one first, or raise max_subscriptions (App or route option)"
+            )
 
     async def unsubscribe(self, conn: Connection, topic: str) -> None:
         """Unsubscribe ``conn`` from ``topic`` (no error if it was not).

@@ -90,6 +90,10 @@ class Registry:
             left.append((topic, self._leave(conn, topic, user_id)))
         return left
 
+    def topics_of(self, conn: Any) -> set[str] | frozenset[str]:
+        """The topics ``conn`` is subscribed to (do not modify)."""
+        return self._subs.get(conn, frozenset())
+
     def subscribe(
         self, conn: Any, topic: str, on_presence: PresenceCallback | None, on_message: MessageCallback | None = None
     ) -> tuple[bool, bool]:
