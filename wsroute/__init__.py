@@ -24,6 +24,7 @@ from .errors import (
     WsrouteError,
 )
 from .handlers import Handler, on
+from .lag import LagMonitor
 from .hookspecs import hookimpl
 from .hub.history import Position, Recovery
 from .messages import InvalidMessage, MessageDecoder, message
@@ -49,6 +50,7 @@ __all__ = [
     "Handler",
     "HandlerError",
     "InvalidMessage",
+    "LagMonitor",
     "LoadError",
     "MessageDecoder",
     "PluginError",

@@ -37,6 +37,7 @@ from .outcomes import Close, Deny
 from .perconnection import Plan
 from .plugins import HookFailed, Resolved
 from .routes import Route, RouteGroup
+from .traffic import TrafficTable
 
 if TYPE_CHECKING:
     from .app import App
@@ -55,6 +56,7 @@ class Session:
     bindings: Mapping[Route, Binding]
     message_key: str
     first_message_timeout: float
+    traffic: TrafficTable | None
     open_hook: Resolved
     closed_hook: Resolved
     exception_hook: Resolved
@@ -92,6 +94,8 @@ class Session:
         if scoped is not None:
             values, stack = scoped
             kwargs = {**kwargs, **values}
+        if self.traffic is not None:
+            conn.traffic = self.traffic.counters(route.name)  # type: ignore[attr-defined]
         hub = self.app.hub
         hub.attach(conn, route.slow_consumer)
         try:
@@ -135,10 +139,13 @@ class Session:
         """Read and decode the first message; close 1008/1003 when it is wrong."""
         if group is None:  # pragma: no cover - process_request refused unmatched paths
             return None
+        if self.traffic is not None:
+            conn.traffic = self.traffic.counters(group.pattern.source)  # type: ignore[attr-defined]
         try:
             async with asyncio.timeout(self.first_message_timeout):
                 message = await conn.recv()
         except TimeoutError:
+            self.app.first_message_rejections["timeout"] += 1
             await conn.close(
                 CloseCode.POLICY_VIOLATION, f"no first message within {self.first_message_timeout:g} s"
             )
@@ -146,6 +153,7 @@ class Session:
         try:
             route, data = choose_by_first_message(message, self.message_key, group.by_message)
         except Rejection as rejection:
+            self.app.first_message_rejections[rejection.kind] += 1
             await conn.close(rejection.code, rejection.reason)
             return None
         if route.codec is not None and route.message_class is not None:

@@ -52,6 +52,7 @@ import attrs
 from .errors import ServerError, WsrouteError
 from .loading import AppSpec
 from .logs import configure_logging
+from .multiproc import MultiprocessDir
 from .reload import Watcher
 from .server import STOP_GRACE, ServeConfig, exit_process, explain_os_error, run_config
 
@@ -179,6 +180,7 @@ class Supervisor:
         self._all_ready = False
         self._stopping = False
         self._exit_code = 0
+        self._metrics_dir = MultiprocessDir()
 
     def run(self) -> int:
         """Supervise until stopped; return the exit code (see :attr:`failure` too)."""
@@ -190,6 +192,7 @@ class Supervisor:
         wake_writer.setblocking(False)
         previous = {sig: signal.signal(sig, _ignore) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
         previous_fd = signal.set_wakeup_fd(wake_writer.fileno())
+        self._metrics_dir.create()  # before spawning: workers read it when they import prometheus_client
         try:
             logger.info("supervisor pid %d starting %d %s process(es) on %s", os.getpid(), self.count, self.label,
                         config.where)
@@ -209,6 +212,7 @@ class Supervisor:
                 self.watcher.stop()
             for worker in self._workers.values():  # only after an unexpected error
                 worker.process.kill()
+            self._metrics_dir.remove()
         logger.info("supervisor stopped")
         return self._exit_code
 
@@ -319,6 +323,7 @@ class Supervisor:
         if worker.channel is not None:
             worker.channel.close()
         del self._workers[worker.number]
+        self._metrics_dir.process_gone(worker.process.pid)
         code = worker.process.exitcode
         name = f"{self.label} {worker.number} pid {worker.process.pid}"
         # A worker told to stop before it could even set up its handlers (it was
