@@ -146,14 +146,16 @@ class Session:
                 message = await conn.recv()
         except TimeoutError:
             self.app.first_message_rejections["timeout"] += 1
-            await conn.close(
-                CloseCode.POLICY_VIOLATION, f"no first message within {self.first_message_timeout:g} s"
-            )
+            reason = f"no first message within {self.first_message_timeout:g} s"
+            logger.debug("first message rejected with 1008: %s", reason, extra={"websocket": conn})
+            await conn.close(CloseCode.POLICY_VIOLATION, reason)
             return None
         try:
             route, data = choose_by_first_message(message, self.message_key, group.by_message)
         except Rejection as rejection:
             self.app.first_message_rejections[rejection.kind] += 1
+            logger.debug("first message rejected with %d: %s", rejection.code, rejection.reason,
+                         extra={"websocket": conn})
             await conn.close(rejection.code, rejection.reason)
             return None
         if route.codec is not None and route.message_class is not None:
@@ -176,15 +178,18 @@ class Session:
         'name'"`` (a task from ``Handler.spawn``); both are handler failures.
         """
         name = route.label if route is not None else conn.path
+        context = {"websocket": conn}  # the connection's id, route, client IP and user, for the log formats
         if isinstance(exc, Close):  # a decision, not a failure
-            logger.info("%s for route %s closed the connection: %d %s", source, name, exc.code, exc.reason)
+            logger.info("%s for route %s closed the connection: %d %s", source, name, exc.code, exc.reason,
+                        extra=context)
             with contextlib.suppress(Exception):
                 await conn.close(exc.code, exc.reason)
             return
         if isinstance(exc, ConnectionClosed):
-            logger.error("%s for route %s failed: %s", source, name, _other_closed(conn, exc), exc_info=exc)
+            logger.error("%s for route %s failed: %s", source, name, _other_closed(conn, exc), exc_info=exc,
+                         extra=context)
         else:
-            logger.error("%s for route %s failed", source, name, exc_info=exc)
+            logger.error("%s for route %s failed", source, name, exc_info=exc, extra=context)
         code = self._close_code_for(conn, route, exc)
         with contextlib.suppress(Exception):  # the transport may already be gone
             await conn.close(code, "internal error")

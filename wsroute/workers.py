@@ -77,6 +77,7 @@ class Launch:
     spec: AppSpec
     config: ServeConfig
     log_level: str = "info"
+    log_format: str = "text"
 
 
 def child_main(launch: Launch, label: str, channel: multiprocessing.connection.Connection) -> None:
@@ -90,7 +91,7 @@ def child_main(launch: Launch, label: str, channel: multiprocessing.connection.C
     # run_config() replaces these handlers with its own as soon as it starts.
     signal.signal(signal.SIGTERM, _leave_before_serving)
     signal.signal(signal.SIGHUP, _leave_before_serving)
-    configure_logging(launch.log_level, prefix=f"[{label} pid {os.getpid()}] ")
+    configure_logging(launch.log_level, prefix=f"[{label} pid {os.getpid()}] ", log_format=launch.log_format)
     parent = multiprocessing.parent_process()
 
     def ready(addresses: list[str]) -> None:
