@@ -15,6 +15,7 @@ import contextlib
 import inspect
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from typing import Any, TypeVar
 
 from .asyncapi import build as build_asyncapi
@@ -190,6 +191,10 @@ class App:
         #: First messages that chose no route, by :attr:`Rejection.kind` (and
         #: ``"timeout"``): a bounded set of names, read by metrics plugins.
         self.first_message_rejections: collections.Counter[str] = collections.Counter()
+        #: ``(conn, message_type or None) -> context manager`` entered around each
+        #: message a Handler class handles; set by the tracing plugin
+        #: (``wsroute.otel`` with ``messages``), None otherwise (no cost).
+        self.message_tracer: Callable[[Connection, str | None], AbstractContextManager[Any]] | None = None
 
     # -- registration ------------------------------------------------------
 
