@@ -118,7 +118,9 @@ async def echoes(port: int, seconds: float, concurrency: int) -> float:
     return done / (time.perf_counter() - start)
 
 
-async def measure(ports: dict[str, int], rounds: int, seconds: float, concurrency: int) -> dict[str, dict[str, list[float]]]:
+async def measure(
+    ports: dict[str, int], rounds: int, seconds: float, concurrency: int
+) -> dict[str, dict[str, list[float]]]:
     """``{"handshakes"|"echo": {"on"|"off": [per-round rates]}}``, order alternating each round."""
     results: dict[str, dict[str, list[float]]] = {"handshakes": {"on": [], "off": []}, "echo": {"on": [], "off": []}}
     for number in range(rounds):

@@ -102,7 +102,7 @@ async def test_handler_failure_in_text_ends_with_the_connection() -> None:
 
 
 async def test_first_message_rejection_and_close_lines_carry_the_connection() -> None:
-    """The first-message rejection (wsroute) and websockets' close line carry route pattern, IP and no user when unset."""
+    """The first-message rejection and websockets' close line carry the route pattern and IP, and no user when unset."""
     with captured(JsonFormatter(), "wsroute", "websockets") as stream:
         async with serve_app(make_app()) as server, server.connect("/play") as ws:
             await ws.send('{"type": "leave"}')

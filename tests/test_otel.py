@@ -44,13 +44,12 @@ def make_app(exporter: InMemorySpanExporter, **settings: Any) -> wsroute.App:
 
 
 async def test_connection_span_from_handshake_to_close_with_traceparent_parent() -> None:
-    """A connection gives one SERVER span named after its route pattern, child of the traceparent, with the close code."""
+    """A connection is one SERVER span named after its route pattern, child of the traceparent, with its close code."""
     exporter = InMemorySpanExporter()
     headers = {"traceparent": f"00-{TRACE_ID}-{PARENT_ID}-01"}
-    async with serve_app(make_app(exporter)) as server:
-        async with server.connect("/rooms/red", additional_headers=headers) as ws:
-            await ws.send("hi")
-            assert await ws.recv() == "hi"
+    async with serve_app(make_app(exporter)) as server, server.connect("/rooms/red", additional_headers=headers) as ws:
+        await ws.send("hi")
+        assert await ws.recv() == "hi"
     (span,) = exporter.get_finished_spans()
     assert span.name == "WebSocket /rooms/{room}"
     assert span.kind is SpanKind.SERVER
@@ -67,12 +66,11 @@ async def test_connection_span_from_handshake_to_close_with_traceparent_parent()
 async def test_message_spans_are_children_of_the_connection_span() -> None:
     """With messages enabled, each handled message is an INTERNAL child span; a typed one carries its type."""
     exporter = InMemorySpanExporter()
-    async with serve_app(make_app(exporter, messages=True)) as server:
-        async with server.connect("/rooms/blue") as ws:
-            await ws.send("hello")
-            assert await ws.recv() == "hello"
-            await ws.send('{"type": "ping"}')
-            assert await ws.recv() == "pong"
+    async with serve_app(make_app(exporter, messages=True)) as server, server.connect("/rooms/blue") as ws:
+        await ws.send("hello")
+        assert await ws.recv() == "hello"
+        await ws.send('{"type": "ping"}')
+        assert await ws.recv() == "pong"
     spans = exporter.get_finished_spans()
     (connection,) = [s for s in spans if s.kind is SpanKind.SERVER]
     messages = [s for s in spans if s.kind is SpanKind.INTERNAL]
@@ -82,7 +80,7 @@ async def test_message_spans_are_children_of_the_connection_span() -> None:
 
 
 async def test_failure_and_refusal_spans() -> None:
-    """A failing handler's span has status ERROR, the exception and close code 1011; a 404 ends at once with its status."""
+    """A failing handler's span has status ERROR, the exception and code 1011; a 404's span ends with its status."""
     exporter = InMemorySpanExporter()
     async with serve_app(make_app(exporter)) as server:
         async with server.connect("/fail") as ws:

@@ -24,7 +24,6 @@ from .errors import (
     WsrouteError,
 )
 from .handlers import Handler, on
-from .lag import LagMonitor
 from .hookspecs import hookimpl
 from .hub.history import Position, Recovery
 from .messages import InvalidMessage, MessageDecoder, message

@@ -134,7 +134,8 @@ def configure_logging(level: str = "info", prefix: str = "", log_format: str | N
     if log_format == "json":
         handler.setFormatter(JsonFormatter(prefix.strip().strip("[]")))
     else:
-        handler.setFormatter(logging.Formatter(f"%(asctime)s %(levelname)s {prefix}%(name)s: %(message)s%(connection)s"))
+        text = f"%(asctime)s %(levelname)s {prefix}%(name)s: %(message)s%(connection)s"
+        handler.setFormatter(logging.Formatter(text))
     handler.addFilter(ConnectionContext())
     root = logging.getLogger()
     for old in list(root.handlers):

@@ -59,7 +59,10 @@ def connection_fields(conn: Any) -> dict[str, str | None]:
 
 
 def describe(conn: Any) -> str:
-    """``<route> from <client ip> user <id> (id <8 hex digits>)``, with what is known (see :func:`connection_fields`)."""
+    """``<route> from <client ip> user <id> (id <8 hex digits>)``, with what is known.
+
+    See :func:`connection_fields` for where each part comes from.
+    """
     fields = connection_fields(conn)
     text = f"{fields['route'] or '?'} from {fields['client_ip'] or 'unknown address'}"
     if fields["user_id"] is not None:

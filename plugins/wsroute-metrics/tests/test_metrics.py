@@ -73,7 +73,7 @@ def value(found: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str
 
 
 async def test_connections_messages_and_bytes_move_with_traffic() -> None:
-    """Opening a connection, echoing three messages and closing moves the gauge, traffic, handshake and close counters."""
+    """Opening, echoing three messages and closing moves the gauge and the traffic, handshake and close counters."""
     async with serve_app(make_app()) as server:
         async with server.connect("/echo") as ws:
             for text in ("a", "bb", "ccc"):
@@ -130,7 +130,7 @@ async def test_handler_failure_is_counted_by_route_and_exception() -> None:
 
 
 async def test_first_message_rejections_by_reason() -> None:
-    """A binary first message and an unknown type count under reasons binary and unknown_type; a join under its route."""
+    """A binary first message and an unknown type count as binary and unknown_type; a join counts under its route."""
     async with serve_app(make_app()) as server:
         async with server.connect("/play") as ws:
             await ws.send(b"\x00")
@@ -153,16 +153,15 @@ async def test_slow_consumer_cut_is_counted() -> None:
     """A client that never reads is cut with 1013: slow-consumer disconnects and drops under 'disconnect' move."""
     app = make_app(hub_options={"max_queue": 2, "max_buffer": 1024, "close_timeout": 0.5})
     options: dict[str, Any] = {"compression": None, "max_size": None, "close_timeout": 0.5}
-    async with serve_app(app) as server:
-        async with server.connect("/feed", **options) as ws:
-            assert await ws.recv() == "ready"  # and never reads again
-            before = await scrape(server)
-            for _ in range(2000):  # bounded: 2,000 x 64 KiB is far beyond every buffer
-                await app.hub.broadcast(bytes(64 * 1024))
-                await asyncio.sleep(0)
-                if app.hub.stats.slow_disconnects:
-                    break
-            after = await scrape(server)
+    async with serve_app(app) as server, server.connect("/feed", **options) as ws:
+        assert await ws.recv() == "ready"  # and never reads again
+        before = await scrape(server)
+        for _ in range(2000):  # bounded: 2,000 x 64 KiB is far beyond every buffer
+            await app.hub.broadcast(bytes(64 * 1024))
+            await asyncio.sleep(0)
+            if app.hub.stats.slow_disconnects:
+                break
+        after = await scrape(server)
     assert value(before, "wsroute_slow_consumer_disconnects_total") == 0
     assert value(after, "wsroute_slow_consumer_disconnects_total") == 1
     assert value(after, "wsroute_hub_dropped_total", policy="disconnect") >= 1
@@ -244,7 +243,8 @@ def test_limit_refusals_adapter_reads_app_stats() -> None:
     """The limits adapter returns {} for an app without stats() and stats().refusals for one with it."""
 
     class Stats:
-        refusals = {("/echo", "rate"): 3}
+        def __init__(self) -> None:
+            self.refusals = {("/echo", "rate"): 3}
 
     class WithLimits:
         def stats(self) -> Stats:

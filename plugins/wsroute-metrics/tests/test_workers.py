@@ -43,7 +43,7 @@ def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 
 
 async def test_one_scrape_sums_both_workers(tmp_path: Path) -> None:
-    """Connections answered by two worker PIDs all count in any worker's /metrics; the shared directory is removed at exit."""
+    """Connections answered by two worker PIDs all count in any worker's /metrics; the shared directory goes at exit."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("WSROUTE_", "PROMETHEUS_"))}
     env.update(PYTHONUNBUFFERED="1", TMPDIR=str(tmp_path))

@@ -49,7 +49,11 @@ _CONTENT_TYPE = prometheus_client.CONTENT_TYPE_LATEST
 
 
 def route_label(conn: Any) -> str:
-    """The bounded ``route`` label: the route's name, the path pattern before a first message chose one, or :data:`UNMATCHED`."""
+    """The bounded ``route`` label.
+
+    The route's name; the path pattern before a first message chose a route;
+    :data:`UNMATCHED` for requests no route took.
+    """
     route = conn.route
     if route is not None:
         return str(route.name)
