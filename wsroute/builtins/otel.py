@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import weakref
 from collections.abc import Iterator
 from typing import Any
 
@@ -73,7 +74,8 @@ class Tracing:
         self.messages = messages
         self._propagate = propagate
         self._trace = trace
-        self._spans: dict[Any, Any] = {}
+        # weak: a handshake cut before its response (client gone) leaves no entry behind
+        self._spans: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
 
     def __repr__(self) -> str:
         return f"<{NAME} tracing messages={self.messages}>"

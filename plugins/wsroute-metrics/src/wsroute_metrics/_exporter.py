@@ -23,6 +23,7 @@ import contextlib
 import logging
 import os
 import time
+import weakref
 from collections.abc import Mapping
 from typing import Any
 
@@ -112,7 +113,7 @@ class Exporter:
         self.side_port: SidePort | None = None
         self._last: dict[tuple[str, tuple[str, ...]], int] = {}
         self._children: dict[tuple[str, tuple[str, ...]], Any] = {}
-        self._opened: dict[wsroute.Connection, tuple[str, float]] = {}
+        self._opened: weakref.WeakKeyDictionary[wsroute.Connection, tuple[str, float]] = weakref.WeakKeyDictionary()
         self._sync_task: asyncio.Task[None] | None = None
 
     def __repr__(self) -> str:
