@@ -94,13 +94,18 @@ class Session:
         if scoped is not None:
             values, stack = scoped
             kwargs = {**kwargs, **values}
+        counters = None
         if self.traffic is not None:
-            conn.traffic = self.traffic.counters(route.name)  # type: ignore[attr-defined]
+            counters = conn.traffic = self.traffic.counters(route.name)  # type: ignore[attr-defined]
+            counters.open += 1
         hub = self.app.hub
         hub.attach(conn, route.slow_consumer)
         try:
             if self.open_hook.impls:
-                await self.open_hook.each({"app": self.app, "conn": conn})
+                if self.open_hook.all_sync:
+                    self.open_hook.each_sync({"app": self.app, "conn": conn})  # no coroutine per connection
+                else:
+                    await self.open_hook.each({"app": self.app, "conn": conn})
             if stack is None:
                 await self._call(conn, route, binding, kwargs)
             else:
@@ -108,6 +113,8 @@ class Session:
                     await self._call(conn, route, binding, kwargs)
         finally:
             hub.detach(conn)
+            if counters is not None:
+                counters.open -= 1
 
     async def _call(self, conn: Connection, route: Route, binding: Binding, kwargs: Mapping[str, Any]) -> None:
         if binding.is_class:
@@ -213,10 +220,12 @@ class Session:
         # The handler has returned: close now (1000, a no-op if already
         # closed) so observers see the final code rather than None.
         await conn.close()
+        kwargs = {"app": self.app, "conn": conn, "code": conn.close_code, "reason": conn.close_reason or ""}
         try:
-            await self.closed_hook.each(
-                {"app": self.app, "conn": conn, "code": conn.close_code, "reason": conn.close_reason or ""}
-            )
+            if self.closed_hook.all_sync:
+                self.closed_hook.each_sync(kwargs)  # no coroutine per connection
+            else:
+                await self.closed_hook.each(kwargs)
         except HookFailed as failure:
             logger.error("%s", failure, exc_info=failure.__cause__)
 

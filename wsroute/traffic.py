@@ -26,6 +26,7 @@ lookup (each connection holds its route's object). Measured in
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import attrs
@@ -45,12 +46,14 @@ class TrafficCounters:
         bytes_received: payload bytes of the data frames received.
         messages_sent: complete messages sent.
         bytes_sent: payload bytes of the data frames sent.
+        open: connections of this route open now (handler running).
     """
 
     messages_received: int = 0
     bytes_received: int = 0
     messages_sent: int = 0
     bytes_sent: int = 0
+    open: int = 0
 
 
 #: The data opcodes, text first: ``in`` compares identities in order, so the
@@ -80,6 +83,10 @@ class TrafficTable:
             found = self._by_label[label] = TrafficCounters()
         return found
 
+    def labels(self) -> list[str]:
+        """Every label counted so far."""
+        return list(self._by_label)
+
     def snapshot(self) -> dict[str, TrafficCounters]:
         """A copy of every label's counters, for a scrape."""
         return {label: attrs.evolve(counters) for label, counters in self._by_label.items()}
@@ -94,12 +101,14 @@ class CountingConnection(Connection):
     so a subclass of the protocol cannot be passed in).
     """
 
-    __slots__ = ("traffic",)
+    __slots__ = ("opened_at", "traffic")
 
     traffic: TrafficCounters
+    opened_at: float  # time.monotonic() when the TCP connection was accepted
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.opened_at = time.monotonic()
         self.traffic = _UNROUTED
         send_frame = self.protocol.send_frame
 

@@ -6,8 +6,10 @@ Cost, by design (measured in ``benchmarks/metrics_bench.py``):
   connection class the app switches to (``app.count_traffic()``, one
   attribute addition per frame) and the hub keeps its own totals
   (``app.hub.stats``);
-* per handshake and per connection: a few hook calls, each a dict lookup
-  and a prometheus_client increment on a cached child;
+* per handshake and per connection: two hook calls (``wsroute_extra_headers``
+  for the handshake's status, ``wsroute_connection_closed`` for the close
+  code and duration), each a dict lookup and a prometheus_client update on a
+  cached child; the open-connections gauge is the session's own count;
 * per scrape: :meth:`Exporter.sync` copies the core's running totals into
   prometheus_client's counters (the difference since the last copy), then the
   registry is rendered. With several workers (prometheus_client's
@@ -23,7 +25,6 @@ import contextlib
 import logging
 import os
 import time
-import weakref
 from collections.abc import Mapping
 from typing import Any
 
@@ -113,7 +114,6 @@ class Exporter:
         self.side_port: SidePort | None = None
         self._last: dict[tuple[str, tuple[str, ...]], int] = {}
         self._children: dict[tuple[str, tuple[str, ...]], Any] = {}
-        self._opened: weakref.WeakKeyDictionary[wsroute.Connection, tuple[str, float]] = weakref.WeakKeyDictionary()
         self._sync_task: asyncio.Task[None] | None = None
 
     def __repr__(self) -> str:
@@ -209,22 +209,16 @@ class Exporter:
         self.child("wsroute_handshakes_total", (route_label(conn), str(response.status_code))).inc()
 
     @hookimpl
-    def wsroute_connection_open(self, app: wsroute.App, conn: wsroute.Connection) -> None:
-        """One more open connection on its route."""
-        label = route_label(conn)
-        self._opened[conn] = (label, time.monotonic())
-        self.child("wsroute_connections", (label,)).inc()
-
-    @hookimpl
     def wsroute_connection_closed(self, app: wsroute.App, conn: wsroute.Connection, code: int | None) -> None:
-        """One fewer open connection; its duration and close code."""
-        opened = self._opened.pop(conn, None)
-        if opened is not None:
-            label, since = opened
-            self.child("wsroute_connections", (label,)).dec()
-            self.child("wsroute_connection_duration_seconds", (label,)).observe(time.monotonic() - since)
-        else:
-            label = route_label(conn)
+        """The connection's duration (TCP accept to close) and close code.
+
+        The open-connections gauge needs no hook: the session keeps it
+        (``TrafficCounters.open``), read by :meth:`sync`.
+        """
+        label = route_label(conn)
+        opened_at = getattr(conn, "opened_at", None)
+        if opened_at is not None:
+            self.child("wsroute_connection_duration_seconds", (label,)).observe(time.monotonic() - opened_at)
         self.child("wsroute_closes_total", (label, str(code if code is not None else 1006))).inc()
 
     @hookimpl
@@ -251,6 +245,7 @@ class Exporter:
             self._total("wsroute_received_bytes_total", labels, counters.bytes_received)
             self._total("wsroute_messages_sent_total", labels, counters.messages_sent)
             self._total("wsroute_sent_bytes_total", labels, counters.bytes_sent)
+            self.child("wsroute_connections", labels).set(counters.open)
         stats = app.hub.stats
         self._total("wsroute_hub_delivered_total", (), stats.delivered)
         self._total("wsroute_hub_queued_total", (), stats.queued)
