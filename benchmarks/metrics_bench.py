@@ -22,7 +22,14 @@ processes; the CPU-time rate is what the plugin's cost changes.
   handler with its own ``async for`` loop: the case where only the
   connection class can count messages).
 
-Every phase is bounded by its duration; the servers are killed at the end.
+``--in-process`` measures differently, for a machine too busy for the
+above: both apps (on and off) are served in this process, and the client in
+the same event loop; the cost is this process's CPU time per operation
+(client and server together), alternating on/off for ``--rounds``; the ratio
+is off/on CPU per operation, i.e. the rate ratio on/off.
+
+Every phase is bounded by its duration or its count; the servers are
+stopped at the end.
 """
 
 from __future__ import annotations
@@ -38,6 +45,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import psutil
 from websockets.asyncio.client import connect
@@ -162,6 +170,59 @@ def summary(results: dict[str, dict[str, list[float]]]) -> dict[str, dict[str, f
     return out
 
 
+def in_process_app(on: bool) -> Any:
+    """The benchmark app, with wsroute-metrics when ``on``."""
+    import wsroute
+
+    plugins: list[Any] = []
+    if on:
+        import wsroute_metrics
+
+        plugins.append(wsroute_metrics)
+    app = wsroute.App(load_entrypoints=False, plugins=plugins)
+
+    @app.route("/echo")
+    async def echo(ws: Any) -> None:
+        async for message in ws:
+            await ws.send(message)
+
+    return app
+
+
+async def in_process(rounds: int, handshakes_per_round: int = 300, echoes_per_round: int = 3000) -> dict[str, Any]:
+    """CPU microseconds per handshake and per echo (client + server), on and off, alternating."""
+    from wsroute.testing import serve_app
+
+    async def cost_handshakes(url: str) -> float:
+        start = time.process_time()
+        for _ in range(handshakes_per_round):
+            async with connect(url, compression=None):
+                pass
+        return (time.process_time() - start) / handshakes_per_round * 1e6
+
+    async def cost_echoes(url: str) -> float:
+        async with connect(url, compression=None) as ws:
+            start = time.process_time()
+            for _ in range(echoes_per_round):
+                await ws.send("x" * 32)
+                await asyncio.wait_for(ws.recv(), 10)
+            return (time.process_time() - start) / echoes_per_round * 1e6
+
+    costs: dict[str, dict[str, list[float]]] = {"handshakes": {"on": [], "off": []}, "echo": {"on": [], "off": []}}
+    async with serve_app(in_process_app(False)) as off, serve_app(in_process_app(True)) as on:
+        servers = {"off": off.url("/echo"), "on": on.url("/echo")}
+        for number in range(rounds):
+            for mode in ("off", "on") if number % 2 == 0 else ("on", "off"):
+                costs["handshakes"][mode].append(await cost_handshakes(servers[mode]))
+                costs["echo"][mode].append(await cost_echoes(servers[mode]))
+    out: dict[str, Any] = {}
+    for scenario, modes in costs.items():
+        cost_off, cost_on = statistics.median(modes["off"]), statistics.median(modes["on"])
+        ratio = round(cost_off / cost_on, 3)
+        out[scenario] = {"off_us": round(cost_off, 1), "on_us": round(cost_on, 1), "ratio": ratio}
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the comparison and print a table (and JSON with ``--json``)."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks.metrics_bench", description=__doc__.split("\n")[0])
@@ -169,7 +230,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=2.0, help="seconds per scenario and mode (default 2)")
     parser.add_argument("--concurrency", type=int, default=8, help="concurrent clients (default 8)")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+    parser.add_argument(
+        "--in-process", action="store_true", help="CPU time per operation, client and servers in this process"
+    )
     args = parser.parse_args(argv)
+    if args.in_process:
+        costs = asyncio.run(in_process(args.rounds))
+        if args.json:
+            print(json.dumps(costs))
+        else:
+            print(f"{'scenario':<12}{'off us/op':>12}{'on us/op':>12}{'rate on/off':>13}")
+            for scenario, row in costs.items():
+                print(f"{scenario:<12}{row['off_us']:>12.1f}{row['on_us']:>12.1f}{row['ratio']:>13.3f}")
+        return 0
     servers = {mode: start_server(mode) for mode in ("off", "on")}
     try:
         watched = {mode: (port, psutil.Process(proc.pid)) for mode, (proc, port) in servers.items()}
