@@ -26,6 +26,7 @@ from .errors import (
 from .handlers import Handler, on
 from .hookspecs import hookimpl
 from .hub.history import Position, Recovery
+from .lag import LagMonitor
 from .messages import InvalidMessage, MessageDecoder, message
 from .middleware import allow_origins, bearer_auth, query_token_auth
 from .outcomes import BadMessage, Close, Deny
