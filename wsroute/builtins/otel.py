@@ -19,7 +19,8 @@ Disabled, it does nothing at all: not even the import.
 * With ``"messages": True``, one ``INTERNAL`` child span per message a
   :class:`~wsroute.Handler` class handles (``on_message`` or an ``@on``
   method), named ``WebSocket <route> message``, with ``wsroute.message_type``
-  when the message was dispatched by type. A function handler owns its
+  when the message was dispatched by type (not yet for classes with typed
+  ``@on`` entries, which use the typed decoder). A function handler owns its
   ``async for`` loop, so wsroute cannot see where a message's handling ends:
   open spans there yourself (``trace.get_tracer(...)``).
 
