@@ -88,7 +88,7 @@ async def test_one_scrape_sums_both_workers(tmp_path: Path) -> None:
         assert found.get(("wsroute_broker_up", ())) == 1
     finally:
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
+            proc.send_signal(signal.SIGTERM)  # the supervisor only: it forwards one SIGTERM to each worker
         try:
             proc.wait(timeout=30)
         finally:
