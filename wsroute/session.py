@@ -96,7 +96,7 @@ class Session:
             kwargs = {**kwargs, **values}
         counters = None
         if self.traffic is not None:
-            counters = conn.traffic = self.traffic.counters(route.name)  # type: ignore[attr-defined]
+            counters = conn.traffic = self.traffic.counters(route.label)  # type: ignore[attr-defined]
             counters.open += 1
         hub = self.app.hub
         hub.attach(conn, route.slow_consumer)

@@ -68,7 +68,7 @@ _UNROUTED = TrafficCounters()
 class TrafficTable:
     """The app's counters, one :class:`TrafficCounters` per route label.
 
-    Labels are route names (``/rooms/{room}``, ``/play[join]``) and, for a
+    Labels are route labels (``/rooms/{room}``, ``/play[join]``) and, for a
     path routed by first message, the path pattern while that first message
     is read: a bounded set known at start-up, never a raw path.
     """

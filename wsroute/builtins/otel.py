@@ -158,6 +158,6 @@ class Tracing:
 def _route(conn: Any) -> str | None:
     route = getattr(conn, "route", None)
     if route is not None:
-        return str(route.name)
+        return str(route.label)
     group = getattr(conn, "group", None)
     return str(group.pattern.source) if group is not None else None

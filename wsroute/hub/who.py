@@ -27,7 +27,7 @@ def connection_fields(conn: Any) -> dict[str, str | None]:
     path and peer address). Never raises: a log line must never fail.
 
     Returns:
-        ``{"conn_id": first 8 hex digits of the id, "route": the route name (or
+        ``{"conn_id": first 8 hex digits of the id, "route": the route label (or
         the path pattern before a first message chose one, or the raw path of a
         plain websockets connection), "client_ip": ..., "user_id": ...}``; a
         value is None when unknown.

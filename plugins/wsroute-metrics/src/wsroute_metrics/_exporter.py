@@ -58,7 +58,7 @@ def route_label(conn: Any) -> str:
     """
     route = conn.route
     if route is not None:
-        return str(route.name)
+        return str(route.label)
     group = getattr(conn, "group", None)
     if group is not None:
         return str(group.pattern.source)
