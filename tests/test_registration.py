@@ -189,10 +189,10 @@ def test_public_api_is_guarded() -> None:
     assert sorted(wsroute.__all__) == sorted(
         [
             "App", "BadMessage", "BrokerError", "BrokerUnavailable", "Close", "ConfigurationError", "Connection",
-            "Converter", "DependencyError", "Deny", "Handler", "HandlerError", "InvalidMessage", "LoadError",
-            "MessageDecoder", "PluginError", "Position", "Rate", "Recovery", "Rejection", "Request", "Response",
-            "Route", "RouteError", "Router", "ServerError", "SubscriptionLimit", "URLPathError", "WsrouteError",
-            "__version__", "allow_origins",
+            "Converter", "DependencyError", "Deny", "Handler", "HandlerError", "InvalidMessage", "LagMonitor",
+            "LoadError", "MessageDecoder", "PluginError", "Position", "Rate", "Recovery", "Rejection", "Request",
+            "Response", "Route", "RouteError", "Router", "ServerError", "SubscriptionLimit", "URLPathError",
+            "WsrouteError", "__version__", "allow_origins",
             "bearer_auth", "hookimpl", "message", "on", "query_token_auth",
         ]
     )

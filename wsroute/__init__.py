@@ -27,6 +27,7 @@ from .errors import (
 from .handlers import Handler, on
 from .hookspecs import hookimpl
 from .hub.history import Position, Recovery
+from .lag import LagMonitor
 from .limits import Rate
 from .messages import InvalidMessage, MessageDecoder, message
 from .middleware import allow_origins, bearer_auth, query_token_auth
@@ -51,6 +52,7 @@ __all__ = [
     "Handler",
     "HandlerError",
     "InvalidMessage",
+    "LagMonitor",
     "LoadError",
     "MessageDecoder",
     "PluginError",

@@ -10,10 +10,12 @@ request.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import inspect
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from typing import Any, TypeVar
 
 import attrs
@@ -54,6 +56,7 @@ from .routing import DEFAULT_CONVERTERS, Converter, PathRouter, Pattern
 from .serving import Serving
 from .session import Session
 from .subprotocols import check_subprotocols, select_subprotocol
+from .traffic import CountingConnection, TrafficTable
 
 __all__ = ["App"]
 
@@ -227,6 +230,14 @@ class App:
         self._guard: Guard | None = None
         self._plugins_configured = False
         self._settings_read: set[str] = set()
+        self.traffic: TrafficTable | None = None
+        #: First messages that chose no route, by :attr:`Rejection.kind` (and
+        #: ``"timeout"``): a bounded set of names, read by metrics plugins.
+        self.first_message_rejections: collections.Counter[str] = collections.Counter()
+        #: ``(conn, message_type or None) -> context manager`` entered around each
+        #: message a Handler class handles; set by the tracing plugin
+        #: (``wsroute.otel`` with ``messages``), None otherwise (no cost).
+        self.message_tracer: Callable[[Connection, str | None], AbstractContextManager[Any]] | None = None
 
     # -- registration ------------------------------------------------------
 
@@ -740,13 +751,29 @@ class App:
                 "wsroute_register_* hook"
             )
 
+    def count_traffic(self) -> TrafficTable:
+        """Count messages and bytes per route from now on; returns the counters.
+
+        Call it from a plugin's ``wsroute_configure`` (before the server
+        listens): the app then serves with
+        :class:`~wsroute.traffic.CountingConnection`, which adds one attribute
+        addition per data frame (see :mod:`wsroute.traffic`). An app that never
+        calls it counts nothing and pays nothing. Idempotent: every caller gets
+        the same :class:`~wsroute.traffic.TrafficTable` (``app.traffic``).
+        """
+        if self.traffic is None:
+            self.traffic = TrafficTable()
+            self.hub.count_traffic()
+            self._session = None  # rebuilt with the table by websockets_options()
+        return self.traffic
+
     def websockets_options(self, options: Mapping[str, Any]) -> dict[str, Any]:
         """What to pass to websockets' ``serve()`` besides host and port."""
         if self._handshake is None or self._session is None:
             self._prepare()
         assert self._handshake is not None and self._session is not None
         kwargs = serve_options(options)  # wsroute's permessage-deflate default
-        kwargs.setdefault("create_connection", Connection)
+        kwargs.setdefault("create_connection", Connection if self.traffic is None else CountingConnection)
         assert self._guard is not None
         if self._guard.rates_messages:  # only then: recv() stays websockets' own otherwise
             kwargs["create_connection"] = rate_limited(kwargs["create_connection"])
@@ -796,6 +823,7 @@ class App:
             bindings=bindings,
             message_key=self.message_key,
             first_message_timeout=self.first_message_timeout,
+            traffic=self.traffic,
             open_hook=plugins.resolve("wsroute_connection_open"),
             closed_hook=plugins.resolve("wsroute_connection_closed"),
             exception_hook=plugins.resolve("wsroute_handle_exception"),

@@ -15,7 +15,7 @@ import sys
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -26,9 +26,12 @@ from .di import bind
 from .errors import ConfigurationError, DependencyError, WsrouteError
 from .forwarding import LOCAL_PROXIES, TrustedProxies
 from .loading import AppSpec, check_directory
-from .logs import configure_logging
+from .logs import LOG_FORMATS, configure_logging
 from .routes import Route
 from .server import LOOPS, ServeConfig, loop_factory, run_config
+
+if TYPE_CHECKING:
+    from .workers import Launch
 
 __all__ = ["cli", "main"]
 
@@ -128,6 +131,9 @@ def cli() -> None:
               help="Event loop; auto picks uvloop when it is installed.")
 @click.option("--log-level", default="info", type=click.Choice(LOG_LEVELS), envvar=_env("LOG_LEVEL"),
               show_envvar=True, help="Logging level.")
+@click.option("--log-format", default="text", type=click.Choice(LOG_FORMATS), envvar=_env("LOG_FORMAT"),
+              show_envvar=True, help="text lines, or one JSON object per line (connection id, route, client IP, "
+                                     "user id as keys).")
 @click.option("--drain-timeout", default=10.0, type=click.FloatRange(min=0), envvar=_env("DRAIN_TIMEOUT"),
               show_envvar=True, metavar="SECONDS",
               help="On SIGTERM/SIGINT, seconds connections get to close before handlers are cancelled.")
@@ -156,7 +162,7 @@ def cli() -> None:
               show_envvar=True, metavar="SECONDS", help="With --debug: event-loop block worth a warning.")
 def run(
     import_string: str, factory: bool, app_dir: str, host: str, port: int, uds: str | None, workers: int,
-    reload: bool, reload_dirs: tuple[str, ...], loop: str, log_level: str, drain_timeout: float,
+    reload: bool, reload_dirs: tuple[str, ...], loop: str, log_level: str, log_format: str, drain_timeout: float,
     keep_connections: bool, proxy_headers: bool, forwarded_allow_ips: str, broker: str | None,
     max_connections: int | None, max_connections_per_ip: int | None, redact: tuple[str, ...], debug: bool,
     lag_threshold: float,
@@ -182,7 +188,7 @@ def run(
         raise click.UsageError("--reload is for development and runs one process; drop --workers or --reload")
     if uds is not None and workers > 1:
         raise click.UsageError("--uds cannot be shared by several --workers; use --host/--port, or one process")
-    configure_logging(log_level)
+    configure_logging(log_level, log_format=log_format)
     limits = {"max_connections": max_connections, "max_connections_per_ip": max_connections_per_ip}
     spec = AppSpec(
         import_string, factory, app_dir, broker, proxy_headers, forwarded_allow_ips,
@@ -199,16 +205,19 @@ def run(
         for folder in reload_dirs:
             check_directory(folder, "Reload directory", "--reload-dir")
         if reload or workers > 1:
-            _supervise(spec, config, log_level, workers, list(reload_dirs or [app_dir]) if reload else None)
+            from .workers import Launch  # only here: the supervisor's modules are not needed otherwise
+
+            dirs = list(reload_dirs or [app_dir]) if reload else None
+            _supervise(Launch(spec, config, log_level, log_format), workers, dirs)
             return
         app = spec.load()
         run_config(app, config)
 
 
-def _supervise(spec: AppSpec, config: ServeConfig, log_level: str, workers: int, dirs: list[str] | None) -> None:
-    from .workers import Launch, Supervisor
+def _supervise(launch: Launch, workers: int, dirs: list[str] | None) -> None:
+    from .workers import Supervisor
 
-    supervisor = Supervisor(Launch(spec, config, log_level), workers, reload_dirs=dirs)
+    supervisor = Supervisor(launch, workers, reload_dirs=dirs)
     code = supervisor.run()
     if supervisor.failure is not None:
         raise click.ClickException(supervisor.failure)

@@ -165,10 +165,19 @@ def _deeper_than(value: Any, limit: int) -> bool:
 
 @attrs.frozen
 class Rejection(Exception):
-    """The first message cannot choose a route; the connection closes with it."""
+    """The first message cannot choose a route; the connection closes with it.
+
+    Attributes:
+        code: the close code (1003 or 1008).
+        reason: the close reason, for the client.
+        kind: a fixed name for metrics (never client data): ``binary``,
+            ``undecodable``, ``not_object``, ``no_type``, ``unknown_type``,
+            or ``invalid`` when unspecified.
+    """
 
     code: int
     reason: str
+    kind: str = "invalid"
 
 
 def decode_typed(message: str | bytes, key: str) -> tuple[str, dict[str, Any]] | None:
@@ -208,22 +217,26 @@ def choose_by_first_message(
     """
     if not isinstance(message, str):
         binary = f"first message must be JSON text with a {key!r} field, got binary"
-        raise _rejection(CloseCode.UNSUPPORTED_DATA, binary)
+        raise _rejection(CloseCode.UNSUPPORTED_DATA, binary, "binary")
     try:
         data = decode_json(message)
     except UndecodableMessage as exc:
-        raise _rejection(CloseCode.POLICY_VIOLATION, f"first message {exc.problem}") from None
+        raise _rejection(CloseCode.POLICY_VIOLATION, f"first message {exc.problem}", "undecodable") from None
     if type(data) is not dict:
-        raise _rejection(CloseCode.POLICY_VIOLATION, f"first message must be a JSON object with a {key!r} field")
+        raise _rejection(
+            CloseCode.POLICY_VIOLATION, f"first message must be a JSON object with a {key!r} field", "not_object"
+        )
     kind = data.get(key)
     if type(kind) is not str:
-        raise _rejection(CloseCode.POLICY_VIOLATION, f"first message has no string {key!r} field")
+        raise _rejection(CloseCode.POLICY_VIOLATION, f"first message has no string {key!r} field", "no_type")
     target = choices.get(kind)
     if target is None:
         expected = ", ".join(sorted(choices))
-        raise _rejection(CloseCode.POLICY_VIOLATION, f"unknown message type {kind!r} (expected: {expected})")
+        raise _rejection(
+            CloseCode.POLICY_VIOLATION, f"unknown message type {kind!r} (expected: {expected})", "unknown_type"
+        )
     return target, data
 
 
-def _rejection(code: int, reason: str) -> Rejection:
-    return Rejection(int(code), fit_close_reason(reason))
+def _rejection(code: int, reason: str, kind: str) -> Rejection:
+    return Rejection(int(code), fit_close_reason(reason), kind)

@@ -454,8 +454,11 @@ class Handler:
         try:
             await self.on_connect()
             dispatch = self._wsroute_dispatch
+            tracer = self.app.message_tracer
             if codec is not None and self._wsroute_typed:
-                await self._dispatch_typed(codec, close_invalid)
+                await self._dispatch_typed(codec, close_invalid)  # no per-message spans here (yet)
+            elif tracer is not None:
+                await self._traced_loop(message_key, tracer)
             elif dispatch:
                 while True:
                     message = await ws.recv()
@@ -510,6 +513,20 @@ class Handler:
                     await self.on_message(message)
                     continue
                 await method(self, data)
+
+    async def _traced_loop(self, message_key: str, tracer: Any) -> None:
+        """The message loop of :meth:`_run` with ``tracer(ws, type)`` entered around each message."""
+        ws = self.ws
+        dispatch = self._wsroute_dispatch
+        while True:
+            message = await ws.recv()
+            typed = decode_typed(message, message_key) if dispatch else None
+            method = dispatch.get(typed[0]) if typed is not None else None
+            with tracer(ws, typed[0] if method is not None and typed is not None else None):
+                if method is None:
+                    await self.on_message(message)
+                else:
+                    await method(self, typed[1])  # type: ignore[index]
 
     async def _stop_tasks(self) -> None:
         """Cancel spawned tasks, let their ``finally`` blocks run, finish failure reports."""

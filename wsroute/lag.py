@@ -29,10 +29,22 @@ class LagMonitor:
     *while* the loop is still blocked. When the loop beats again it reports
     how long the block lasted. Cost when nothing blocks: one timer callback
     per half threshold and one thread wake-up; works with uvloop too.
+
+    ``lag`` is the lateness of the last beat, in seconds (0.0 when the loop
+    ran the beat on time): what a metrics plugin exports as the event-loop
+    lag. A monitor made with ``warn=False`` only measures (no thread, no log
+    lines), so a metrics plugin can run one without ``--debug``.
+
+    Args:
+        loop: the event loop to watch.
+        threshold: seconds of blocked loop that count as blocked (> 0).
+        warn: log while the loop is blocked (the ``--debug`` behaviour).
     """
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, threshold: float = 0.1) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, threshold: float = 0.1, *, warn: bool = True) -> None:
         self.loop = loop
+        self.warn = warn
+        self.lag = 0.0
         self.threshold = threshold
         self.interval = threshold / 2
         self._last = time.monotonic()
@@ -45,7 +57,8 @@ class LagMonitor:
     def start(self) -> None:
         self._loop_thread = threading.get_ident()
         self._beat()
-        self._thread.start()
+        if self.warn:
+            self._thread.start()
 
     def stop(self) -> None:
         self._stopped.set()
@@ -54,6 +67,8 @@ class LagMonitor:
 
     def _beat(self) -> None:
         now = time.monotonic()
+        if self._timer is not None:
+            self.lag = max(0.0, now - self._last - self.interval)
         culprit, self._blocked_by = self._blocked_by, None
         if culprit is not None:
             logger.warning("event loop was blocked for %.3f s by %s", now - self._last - self.interval, culprit)

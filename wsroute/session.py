@@ -37,6 +37,7 @@ from .outcomes import Close, Deny
 from .perconnection import Plan
 from .plugins import HookFailed, Resolved
 from .routes import Route, RouteGroup
+from .traffic import TrafficTable
 
 if TYPE_CHECKING:
     from .app import App
@@ -55,6 +56,7 @@ class Session:
     bindings: Mapping[Route, Binding]
     message_key: str
     first_message_timeout: float
+    traffic: TrafficTable | None
     open_hook: Resolved
     closed_hook: Resolved
     exception_hook: Resolved
@@ -92,11 +94,18 @@ class Session:
         if scoped is not None:
             values, stack = scoped
             kwargs = {**kwargs, **values}
+        counters = None
+        if self.traffic is not None:
+            counters = conn.traffic = self.traffic.counters(route.label)  # type: ignore[attr-defined]
+            counters.open += 1
         hub = self.app.hub
         hub.attach(conn, route.slow_consumer)
         try:
             if self.open_hook.impls:
-                await self.open_hook.each({"app": self.app, "conn": conn})
+                if self.open_hook.all_sync:
+                    self.open_hook.each_sync({"app": self.app, "conn": conn})  # no coroutine per connection
+                else:
+                    await self.open_hook.each({"app": self.app, "conn": conn})
             if stack is None:
                 await self._call(conn, route, binding, kwargs)
             else:
@@ -104,6 +113,8 @@ class Session:
                     await self._call(conn, route, binding, kwargs)
         finally:
             hub.detach(conn)
+            if counters is not None:
+                counters.open -= 1
 
     async def _call(self, conn: Connection, route: Route, binding: Binding, kwargs: Mapping[str, Any]) -> None:
         if binding.is_class:
@@ -135,17 +146,23 @@ class Session:
         """Read and decode the first message; close 1008/1003 when it is wrong."""
         if group is None:  # pragma: no cover - process_request refused unmatched paths
             return None
+        if self.traffic is not None:
+            conn.traffic = self.traffic.counters(group.pattern.source)  # type: ignore[attr-defined]
         try:
             async with asyncio.timeout(self.first_message_timeout):
                 message = await conn.recv()
         except TimeoutError:
-            await conn.close(
-                CloseCode.POLICY_VIOLATION, f"no first message within {self.first_message_timeout:g} s"
-            )
+            self.app.first_message_rejections["timeout"] += 1
+            reason = f"no first message within {self.first_message_timeout:g} s"
+            logger.debug("first message rejected with 1008: %s", reason, extra={"websocket": conn})
+            await conn.close(CloseCode.POLICY_VIOLATION, reason)
             return None
         try:
             route, data = choose_by_first_message(message, self.message_key, group.by_message)
         except Rejection as rejection:
+            self.app.first_message_rejections[rejection.kind] += 1
+            logger.debug("first message rejected with %d: %s", rejection.code, rejection.reason,
+                         extra={"websocket": conn})
             await conn.close(rejection.code, rejection.reason)
             return None
         if route.codec is not None and route.message_class is not None:
@@ -168,15 +185,18 @@ class Session:
         'name'"`` (a task from ``Handler.spawn``); both are handler failures.
         """
         name = route.label if route is not None else conn.path
+        context = {"websocket": conn}  # the connection's id, route, client IP and user, for the log formats
         if isinstance(exc, Close):  # a decision, not a failure
-            logger.info("%s for route %s closed the connection: %d %s", source, name, exc.code, exc.reason)
+            logger.info("%s for route %s closed the connection: %d %s", source, name, exc.code, exc.reason,
+                        extra=context)
             with contextlib.suppress(Exception):
                 await conn.close(exc.code, exc.reason)
             return
         if isinstance(exc, ConnectionClosed):
-            logger.error("%s for route %s failed: %s", source, name, _other_closed(conn, exc), exc_info=exc)
+            logger.error("%s for route %s failed: %s", source, name, _other_closed(conn, exc), exc_info=exc,
+                         extra=context)
         else:
-            logger.error("%s for route %s failed", source, name, exc_info=exc)
+            logger.error("%s for route %s failed", source, name, exc_info=exc, extra=context)
         code = self._close_code_for(conn, route, exc)
         with contextlib.suppress(Exception):  # the transport may already be gone
             await conn.close(code, "internal error")
@@ -200,10 +220,12 @@ class Session:
         # The handler has returned: close now (1000, a no-op if already
         # closed) so observers see the final code rather than None.
         await conn.close()
+        kwargs = {"app": self.app, "conn": conn, "code": conn.close_code, "reason": conn.close_reason or ""}
         try:
-            await self.closed_hook.each(
-                {"app": self.app, "conn": conn, "code": conn.close_code, "reason": conn.close_reason or ""}
-            )
+            if self.closed_hook.all_sync:
+                self.closed_hook.each_sync(kwargs)  # no coroutine per connection
+            else:
+                await self.closed_hook.each(kwargs)
         except HookFailed as failure:
             logger.error("%s", failure, exc_info=failure.__cause__)
 

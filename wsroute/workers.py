@@ -52,6 +52,7 @@ import attrs
 from .errors import ServerError, WsrouteError
 from .loading import AppSpec
 from .logs import configure_logging
+from .multiproc import MultiprocessDir
 from .reload import Watcher
 from .server import STOP_GRACE, ServeConfig, exit_process, explain_os_error, run_config
 
@@ -76,6 +77,7 @@ class Launch:
     spec: AppSpec
     config: ServeConfig
     log_level: str = "info"
+    log_format: str = "text"
 
 
 def child_main(launch: Launch, label: str, channel: multiprocessing.connection.Connection) -> None:
@@ -89,7 +91,7 @@ def child_main(launch: Launch, label: str, channel: multiprocessing.connection.C
     # run_config() replaces these handlers with its own as soon as it starts.
     signal.signal(signal.SIGTERM, _leave_before_serving)
     signal.signal(signal.SIGHUP, _leave_before_serving)
-    configure_logging(launch.log_level, prefix=f"[{label} pid {os.getpid()}] ")
+    configure_logging(launch.log_level, prefix=f"[{label} pid {os.getpid()}] ", log_format=launch.log_format)
     parent = multiprocessing.parent_process()
 
     def ready(addresses: list[str]) -> None:
@@ -179,6 +181,7 @@ class Supervisor:
         self._all_ready = False
         self._stopping = False
         self._exit_code = 0
+        self._metrics_dir = MultiprocessDir()
 
     def run(self) -> int:
         """Supervise until stopped; return the exit code (see :attr:`failure` too)."""
@@ -190,6 +193,7 @@ class Supervisor:
         wake_writer.setblocking(False)
         previous = {sig: signal.signal(sig, _ignore) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
         previous_fd = signal.set_wakeup_fd(wake_writer.fileno())
+        self._metrics_dir.create()  # before spawning: workers read it when they import prometheus_client
         try:
             logger.info("supervisor pid %d starting %d %s process(es) on %s", os.getpid(), self.count, self.label,
                         config.where)
@@ -209,6 +213,7 @@ class Supervisor:
                 self.watcher.stop()
             for worker in self._workers.values():  # only after an unexpected error
                 worker.process.kill()
+            self._metrics_dir.remove()
         logger.info("supervisor stopped")
         return self._exit_code
 
@@ -319,6 +324,7 @@ class Supervisor:
         if worker.channel is not None:
             worker.channel.close()
         del self._workers[worker.number]
+        self._metrics_dir.process_gone(worker.process.pid)
         code = worker.process.exitcode
         name = f"{self.label} {worker.number} pid {worker.process.pid}"
         # A worker told to stop before it could even set up its handlers (it was

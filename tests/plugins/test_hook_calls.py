@@ -203,7 +203,7 @@ async def test_trace_env_logs_every_hook_call(
     async with serve_app(app) as server, server.connect("/echo"):
         pass
     lines = [r.getMessage() for r in caplog.records if r.name == "wsroute.plugins.trace"]
-    assert "hook wsroute_configure(app) calls: no implementation" in lines
+    assert "hook wsroute_register_middleware(app) calls: no implementation" in lines
     assert f"hook wsroute_extra_headers(app, conn, request, response) calls: {__name__}.Headers" in lines
     assert "hook wsroute_extra_headers returned [{'X-Plain': '1'}]" in lines
 
@@ -212,15 +212,15 @@ def test_tracing_is_off_by_default_and_can_be_undone(caplog: pytest.LogCaptureFi
     """Without the variable nothing is traced; plugins.trace() switches it on and its return value off."""
     caplog.set_level(logging.INFO, logger="wsroute.plugins.trace")
     plugins = Plugins(load_entrypoints=False)
-    plugins.hook.wsroute_configure(app=None)
+    plugins.hook.wsroute_register_middleware(app=None)  # no built-in implements it
     assert not caplog.records
     undo = plugins.trace()
-    plugins.hook.wsroute_configure(app=None)
+    plugins.hook.wsroute_register_middleware(app=None)
     undo()
-    plugins.hook.wsroute_configure(app=None)
+    plugins.hook.wsroute_register_middleware(app=None)
     assert [r.getMessage() for r in caplog.records] == [
-        "hook wsroute_configure(app) calls: no implementation",
-        "hook wsroute_configure returned []",
+        "hook wsroute_register_middleware(app) calls: no implementation",
+        "hook wsroute_register_middleware returned []",
     ]
 
 

@@ -70,14 +70,14 @@ def test_entry_point_source_and_version_are_listed() -> None:
 def test_load_entrypoints_false_loads_none() -> None:
     """App(load_entrypoints=False) registers only the built-in plugins."""
     app = wsroute.App(load_entrypoints=False)
-    assert names(app) == {"wsroute.hub"}
+    assert names(app) == {"wsroute.hub", "wsroute.otel"}
 
 
 @pytest.mark.parametrize("value", ["1", "true", "yes"])
 def test_autoload_env_switches_entry_points_off(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
     """WSROUTE_DISABLE_PLUGIN_AUTOLOAD set to anything but 0 skips entry points."""
     monkeypatch.setenv("WSROUTE_DISABLE_PLUGIN_AUTOLOAD", value)
-    assert names(wsroute.App()) == {"wsroute.hub"}
+    assert names(wsroute.App()) == {"wsroute.hub", "wsroute.otel"}
 
 
 def test_autoload_env_zero_leaves_autoload_on(monkeypatch: pytest.MonkeyPatch) -> None:

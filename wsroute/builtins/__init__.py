@@ -19,4 +19,5 @@ __all__ = ["DEFAULT_PLUGINS"]
 #: ``(plugin name, module)`` of every built-in plugin, in registration order.
 DEFAULT_PLUGINS: tuple[tuple[str, str], ...] = (
     ("wsroute.hub", "wsroute.builtins.hub"),
+    ("wsroute.otel", "wsroute.builtins.otel"),
 )

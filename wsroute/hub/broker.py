@@ -66,7 +66,18 @@ class Broker(abc.ABC):
     broker only talks to its backend on the first and the last one.
     Synchronous methods are safe to call from ``Hub.detach`` (a ``finally``):
     they record the change and apply it in the background, never losing it.
+
+    Attributes:
+        reconnects: how many times the broker came back after losing its
+            backend (0 for a broker that cannot lose it); read by metrics.
     """
+
+    reconnects: int = 0
+
+    @property
+    def online(self) -> bool:
+        """Whether the backend is reachable now; always True in memory. Read by metrics."""
+        return True
 
     @abc.abstractmethod
     async def start(self, sink: Sink) -> None:

@@ -577,6 +577,11 @@ class ClusterBroker(Broker):
 
     # Online / offline
 
+    @property
+    def online(self) -> bool:
+        """True while every wanted channel is acknowledged on a live link (read by metrics)."""
+        return self._online.is_set()
+
     def _trouble(self, exc: BaseException, address: Address | None = None) -> None:
         """Log once per outage, back off, stay quiet until recovery."""
         self._last_error = exc
@@ -605,6 +610,7 @@ class ClusterBroker(Broker):
         if self._down_since is not None:
             outage = asyncio.get_running_loop().time() - self._down_since
             self._down_since = None
+            self.reconnects += 1
             logger.warning("Redis Cluster %s is whole again after %.1f s; resubscribed",
                            self.config.redacted(), outage)
             if self._presence is not None:

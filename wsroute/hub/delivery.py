@@ -65,23 +65,31 @@ class Outbox:
 
     def put(self, text: bool, payload: bytes) -> None:
         """Queue a frame, applying the policy if the queue is full."""
-        stats = self._delivery.stats
         if self._closing:
-            stats.dropped += 1
+            self.dropped(1)
             return
         queue = self._queue
         if self._policy is SlowConsumer.KEEP_LATEST:
-            stats.dropped += len(queue)
+            self.dropped(len(queue))
             queue.clear()
         elif len(queue) >= self._delivery.max_queue:
             if self._policy is SlowConsumer.DISCONNECT:
                 self._close_slow()
-                stats.dropped += 1
+                self.dropped(1)
                 return
             queue.popleft()
-            stats.dropped += 1
+            self.dropped(1)
         queue.append((text, payload))
-        stats.queued += 1
+        self._delivery.stats.queued += 1
+
+    def dropped(self, frames: int) -> None:
+        """Count ``frames`` discarded, in the total and under this outbox's policy."""
+        if frames:
+            stats = self._delivery.stats
+            stats.dropped += frames
+            by_policy = stats.dropped_by_policy
+            name = self._policy.value
+            by_policy[name] = by_policy.get(name, 0) + frames
 
     def cancel(self) -> None:
         """Forget waiting frames and stop the writer (the connection ended)."""
@@ -90,9 +98,8 @@ class Outbox:
 
     def _close_slow(self) -> None:
         """Drop the backlog and close the connection with 1013, in a task."""
-        stats = self._delivery.stats
-        stats.slow_disconnects += 1
-        stats.dropped += len(self._queue)
+        self._delivery.stats.slow_disconnects += 1
+        self.dropped(len(self._queue))
         self._queue.clear()
         self._closing = True
         self._task.cancel()
@@ -127,7 +134,7 @@ class Outbox:
             raise
         except Exception as exc:  # the transport failed: the connection is ending
             conn.logger.debug("outbox of %s stopped: %r", Who(conn), exc)
-            self._delivery.stats.dropped += len(queue)
+            self.dropped(len(queue))
             queue.clear()
         finally:
             self._delivery.stats.delivered += written
@@ -193,6 +200,11 @@ class Delivery:
         self.max_buffer = max_buffer
         self.close_timeout = close_timeout
         self.stats = stats
+        #: Set by :meth:`Hub.count_traffic`: frames the fast path writes
+        #: straight to the transport (bypassing the protocol, where
+        #: :class:`~wsroute.traffic.CountingConnection` counts) are added to
+        #: the connection's ``traffic`` here.
+        self.count_traffic = False
         self._behind: dict[Connection, Outbox] = {}
         self._policies: dict[Connection, SlowConsumer] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -206,7 +218,7 @@ class Delivery:
         self._policies.pop(conn, None)
         outbox = self._behind.pop(conn, None)
         if outbox is not None:
-            self.stats.dropped += len(outbox)
+            outbox.dropped(len(outbox))
             outbox.cancel()
 
     def backlog(self, conn: Connection) -> int:
@@ -234,6 +246,7 @@ class Delivery:
         limit = self.max_buffer
         shared: bytes | None = None
         delivered = 0
+        counting = self.count_traffic
         for conn in conns:
             outbox = behind.get(conn) if behind else None
             if outbox is None:
@@ -247,6 +260,10 @@ class Delivery:
                             if shared is None:
                                 shared = Frame(Opcode.TEXT if text else Opcode.BINARY, payload).serialize(mask=False)
                             transport.write(shared)
+                            if counting:
+                                traffic = conn.traffic  # type: ignore[attr-defined]
+                                traffic.messages_sent += 1
+                                traffic.bytes_sent += len(payload)
                         else:
                             if text:
                                 protocol.send_text(payload)

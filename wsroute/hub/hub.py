@@ -112,6 +112,10 @@ class Hub:
         self._recoveries = Recoveries(self._delivery)
         self._sink = _HubSink(self)
 
+    def count_traffic(self) -> None:
+        """Count fan-out frames in each connection's ``traffic`` (see :meth:`wsroute.App.count_traffic`)."""
+        self._delivery.count_traffic = True
+
     def __repr__(self) -> str:
         return f"<Hub {self.broker!r} connections={len(self._registry)}>"
 

@@ -441,6 +441,11 @@ class RedisBroker(Broker):
                 if not self._online.is_set() and self._confirmed.issuperset(self._base):
                     await self._came_online()
 
+    @property
+    def online(self) -> bool:
+        """True while the shared channels are subscribed (between "lost" and "is back" it is False)."""
+        return self._online.is_set()
+
     def _went_offline(self, exc: BaseException) -> None:
         """Log once per outage, then stay quiet until recovery."""
         self._online.clear()
@@ -467,6 +472,7 @@ class RedisBroker(Broker):
                     await self._client.connection_pool.disconnect(inuse_connections=False)
             outage = asyncio.get_running_loop().time() - self._down_since
             self._down_since = None
+            self.reconnects += 1
             logger.warning("Redis at %s is back after %.1f s; resubscribed",
                            redact(self.url), outage)
             if self._presence is not None:

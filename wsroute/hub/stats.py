@@ -20,7 +20,10 @@ class HubStats:
         delivered: frames written to a connection (fast path and outboxes).
         queued: frames that had to wait in a slow connection's outbox.
         dropped: frames discarded by the slow-consumer policy, or because
-            their connection was closed for being slow.
+            their connection was closed for being slow or was lost.
+        dropped_by_policy: the part of ``dropped`` that passed through a
+            slow connection's outbox, by its policy's value
+            (``"disconnect"``, ``"drop_oldest"``, ``"keep_latest"``).
         slow_disconnects: connections closed with 1013 for being slow.
         publish_failures: publishes that raised because the broker failed.
     """
@@ -28,5 +31,6 @@ class HubStats:
     delivered: int = 0
     queued: int = 0
     dropped: int = 0
+    dropped_by_policy: dict[str, int] = attrs.Factory(dict)
     slow_disconnects: int = 0
     publish_failures: int = 0

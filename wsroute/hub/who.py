@@ -16,35 +16,59 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["Who", "describe"]
+__all__ = ["Who", "connection_fields", "describe"]
 
 
-def describe(conn: Any) -> str:
-    """``<route> from <client ip> user <id> (id <8 hex digits>)``, with what is known.
+def connection_fields(conn: Any) -> dict[str, str | None]:
+    """What names a connection, as separate fields (the JSON log format's keys).
 
     Works for wsroute's ``Connection`` (route, ``client_ip`` honouring trusted
     proxies, ``ctx.user_id``) and for a plain websockets connection (request
-    path and peer address).
+    path and peer address). Never raises: a log line must never fail.
+
+    Returns:
+        ``{"conn_id": first 8 hex digits of the id, "route": the route label (or
+        the path pattern before a first message chose one, or the raw path of a
+        plain websockets connection), "client_ip": ..., "user_id": ...}``; a
+        value is None when unknown.
     """
     route = getattr(conn, "route", None)
     where = getattr(route, "label", None)
     if where is None:
+        group = getattr(conn, "group", None)
+        pattern = getattr(group, "pattern", None)
+        where = getattr(pattern, "source", None)
+    if where is None:
         request = getattr(conn, "request", None)
-        where = request.path.partition("?")[0] if request is not None else "?"
+        where = request.path.partition("?")[0] if request is not None else None
     try:
         ip = getattr(conn, "client_ip", None)
         if ip is None:
             address = getattr(conn, "remote_address", None)
             ip = address[0] if address else None
-    except Exception:  # a log line must never fail: the transport may be gone
+    except Exception:  # the transport may be gone
         ip = None
-    text = f"{where} from {ip or 'unknown address'}"
     user = getattr(getattr(conn, "ctx", None), "user_id", None)
-    if user is not None:
-        text += f" user {user}"
     conn_id = getattr(conn, "id", None)
-    if conn_id is not None:
-        text += f" (id {str(conn_id)[:8]})"
+    return {
+        "conn_id": str(conn_id)[:8] if conn_id is not None else None,
+        "route": where,
+        "client_ip": ip,
+        "user_id": str(user) if user is not None else None,
+    }
+
+
+def describe(conn: Any) -> str:
+    """``<route> from <client ip> user <id> (id <8 hex digits>)``, with what is known.
+
+    See :func:`connection_fields` for where each part comes from.
+    """
+    fields = connection_fields(conn)
+    text = f"{fields['route'] or '?'} from {fields['client_ip'] or 'unknown address'}"
+    if fields["user_id"] is not None:
+        text += f" user {fields['user_id']}"
+    if fields["conn_id"] is not None:
+        text += f" (id {fields['conn_id']})"
     return text
 
 
