@@ -277,9 +277,11 @@ class App:
                 ``@on`` messages (default: the app's).
             name: the name :meth:`url_path_for` finds the route by (default:
                 the handler's qualified name); given names are unique.
-            max_connections_per_ip, max_connections_per_user, message_rate,
-                message_rate_policy, max_subscriptions: this route's limits
-                (default: the app's; see :class:`App`).
+            max_connections_per_ip: this route's cap per client IP (default: the app's).
+            max_connections_per_user: this route's cap per ``ctx.user_id`` (default: the app's).
+            message_rate: this route's rate per connection (default: the app's).
+            message_rate_policy: ``"close"`` or ``"drop"`` (default: the app's).
+            max_subscriptions: topics per connection on this route (default: the app's).
             max_size: the largest message this route accepts, in bytes;
                 past it the connection is closed with 1009 (default: the
                 server's ``max_size``, 1 MiB unless set).
