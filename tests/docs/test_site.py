@@ -65,3 +65,14 @@ def test_site_builds_offline_and_strict() -> None:
     config = yaml.safe_load((ROOT / "mkdocs.yml").read_text())
     assert config["theme"]["font"] is False
     assert config["strict"] is True
+
+
+def test_contributing_page_maps_every_module() -> None:
+    """docs/contributing.md's module map names every module of the wsroute package, and no other."""
+    import re
+
+    root = Path(__file__).parents[2]
+    text = (root / "docs" / "contributing.md").read_text()
+    mapped = set(re.findall(r"\| `wsroute/([\w/]+\.py)` \|", text))
+    actual = {str(p.relative_to(root / "wsroute")) for p in (root / "wsroute").rglob("*.py")}
+    assert mapped == actual
