@@ -431,7 +431,9 @@ def instructions_section(data: dict[str, Any] | None) -> str:
                 "two marks (callgrind dumps) divided by the operations between them; the mean of the runs is "
                 "shown, `spread` is the largest relative difference between runs of one server. `bare` is "
                 "wsroute's benchmark app with its 50 routes only, `full` adds the auth middleware and the "
-                "headers and health plugins, as in the tables above."
+                "headers and health plugins, as in the tables above; `limits` is `full` with every limit of "
+                "issue 11 configured but never hit, `metrics` is `full` with the wsroute-metrics plugin "
+                "(compare each with `full`: the cost of that feature)."
                 + (f" Servers without a suffix are {this}; {trees}." if this else "")
                 + f" Python {data.get('python', '?')}."
             ),

@@ -64,6 +64,8 @@ from benchmarks.apps import TOKEN
 ROOT = Path(__file__).resolve().parent.parent
 OUTPUT = ROOT / "benchmarks" / "results" / "instructions.json"
 SERVERS = ("raw", "bare", "full")
+#: More wsroute variants, measured only when asked for (``--servers full,limits,metrics``).
+EXTRA_SERVERS = ("limits", "metrics")
 LOOPS = ("asyncio", "uvloop")
 MARK_FUNCTION = "getppid"
 IDLE_WCHAN = "do_epoll_wait"
@@ -444,7 +446,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.instructions", description=__doc__.split("\n\n")[0])
     parser.add_argument("--serve", help=argparse.SUPPRESS)
     parser.add_argument("--loop", default="asyncio", help=argparse.SUPPRESS)
-    parser.add_argument("--servers", default=",".join(SERVERS), help="raw, bare, full (default: all)")
+    parser.add_argument(
+        "--servers", default=",".join(SERVERS), help="raw, bare, full (default: all); also " + ", ".join(EXTRA_SERVERS)
+    )
     parser.add_argument("--loops", default=",".join(LOOPS), help="asyncio, uvloop (default: both)")
     parser.add_argument("--tree", action="append", default=[], help="NAME=PATH: also measure another checkout")
     parser.add_argument("--skip-this", action="store_true", help="measure only the --tree checkouts (and raw)")

@@ -87,12 +87,26 @@ def build_app(tokens: dict[str, str] | None = None) -> tuple[Any, str]:
     # Diagnostic: WSROUTE_BENCH_APP=bare|middleware|headers|health|full (the
     # default) builds the app without the parts not named, to tell the
     # framework's own per-handshake cost from its plugins' and middleware's.
+    # ``limits`` and ``metrics`` are ``full`` plus every limit configured (never hit) or the
+    # metrics plugin, to measure what each costs (issues 11 and 17).
     variant = os.environ.get("WSROUTE_BENCH_APP", "full")
-    headers = bundled_plugin("wsroute-headers", "wsroute_headers") if variant in ("full", "headers") else None
-    health = bundled_plugin("wsroute-health", "wsroute_health") if variant in ("full", "health") else None
-    plugins = [p for p in (headers, health) if p is not None]
+    full = ("full", "limits", "metrics")
+    headers = bundled_plugin("wsroute-headers", "wsroute_headers") if variant in (*full, "headers") else None
+    health = bundled_plugin("wsroute-health", "wsroute_health") if variant in (*full, "health") else None
+    metrics = bundled_plugin("wsroute-metrics", "wsroute_metrics") if variant == "metrics" else None
+    plugins = [p for p in (headers, health, metrics) if p is not None]
     settings = {"wsroute-headers": HEADERS_SETTINGS} if headers is not None else {}
-    app = wsroute.App(settings=settings, plugins=plugins, load_entrypoints=False)
+    limits: dict[str, Any] = {}
+    if variant == "limits":
+        limits = {
+            "max_connections": 1_000_000,
+            "max_connections_per_ip": 1_000_000,
+            "max_connections_per_user": 1_000_000,
+            "handshake_rate": "1000000/s",
+            "message_rate": wsroute.Rate(1_000_000, per=1.0),
+            "max_subscriptions": 1000,
+        }
+    app = wsroute.App(settings=settings, plugins=plugins, load_entrypoints=False, **limits)
 
     def auth(conn: Any, request: Any) -> Any:
         user = valid.get(request.headers.get("Authorization", ""))
