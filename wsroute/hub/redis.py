@@ -40,6 +40,7 @@ from typing import Any
 
 from ..errors import BrokerUnavailable
 from .broker import Broker, HealthCheck, Sink
+from .channelrefs import add_ref, drop_ref, wait_for_ack
 from .history import HistoryConfig, HistoryPage, Position
 from .presence import RedisPresence
 from .redisconn import FAULTS, Redis, connect_redis, idempotent, redact, unavailable
@@ -300,30 +301,16 @@ class RedisBroker(Broker):
         when the connection comes back.
         """
         channel = self.channels.topic(topic)
-        count = self._refs.get(channel, 0)
-        self._refs[channel] = count + 1
-        if count == 0:
+        if add_ref(self._refs, channel):
             self._changed()
         if channel in self._confirmed or not self._online.is_set():
             return
-        waiter = self._waiters.get(channel)
-        if waiter is None:
-            waiter = self._waiters[channel] = asyncio.get_running_loop().create_future()
-        try:
-            async with asyncio.timeout(self.connect_timeout):
-                await asyncio.shield(waiter)
-        except TimeoutError:
-            logger.warning("no SUBSCRIBE ack for %s yet; it will apply later", channel)
+        await wait_for_ack(self._waiters, channel, self.connect_timeout, "SUBSCRIBE", logger)
 
     def unsubscribe(self, topic: str) -> None:
         """Count one subscriber less; on the last, UNSUBSCRIBE (later)."""
-        channel = self.channels.topic(topic)
-        count = self._refs.get(channel, 0) - 1
-        if count > 0:
-            self._refs[channel] = count
-            return
-        self._refs.pop(channel, None)
-        self._changed()
+        if drop_ref(self._refs, self.channels.topic(topic)):
+            self._changed()
 
     def set_presence(self, topic: str, user_id: str, present: bool) -> None:
         """Record a local join/leave; Redis is updated in the background."""
