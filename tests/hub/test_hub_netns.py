@@ -136,7 +136,9 @@ def test_messages_cross_between_two_machines(namespaces: tuple[str, str], tmp_pa
         assert alice.recv(1) == ["from-a"]
         bob.send("pub room from-b")
         bob.send("user alice to-alice")
-        assert alice.recv(2) == ["from-b", "to-alice"]
+        # A topic and a user travel on different channels (often different shards):
+        # order is promised per channel, not between the two.
+        assert sorted(alice.recv(2)) == ["from-b", "to-alice"]
         assert bob.recv(1) == ["from-b"]
         alice.send("all everyone")
         assert bob.recv(1) == ["everyone"]
