@@ -17,6 +17,13 @@ async def test_two_processes_share_a_room_through_redis(redis_process: RedisProc
     serve = command_with(COMMANDS, "wsroute run", {"8765": port, "6379": redis_process.port})
     assert "--workers 2" in serve
     with Server(serve, port) as server:
+        # The port answers once one worker listens; wait for the second too, or every
+        # connection of the client may land on the first (a start-up race, not a bug).
+        for _ in range(200):
+            if server.log().count("wsroute serving on") >= 2:
+                break
+            await asyncio.sleep(0.05)
+        assert server.log().count("wsroute serving on") >= 2, server.log()
         result = await asyncio.to_thread(run, command_with(COMMANDS, "client.py", {"8765": port}))
         assert result.returncode == 0, result.stdout + server.log()
         lines = result.stdout.splitlines()
