@@ -64,6 +64,23 @@ def test_echo_text_bytes_and_json() -> None:
         assert ws.receive_json() == {"a": [1, 2]}
 
 
+def test_receive_of_the_other_kind_fails_naming_what_came() -> None:
+    """receive_text on a binary message and receive_bytes on a text one raise AssertionError saying what arrived."""
+    with TestClient(make_app()) as client, client.websocket_connect("/echo") as ws:
+        ws.send_bytes(b"\x00\x01\x02")
+        with pytest.raises(AssertionError) as binary:
+            ws.receive_text()
+        ws.send_text("hello")
+        with pytest.raises(AssertionError) as text:
+            ws.receive_bytes()
+        ws.send_text("not json")
+        with pytest.raises(AssertionError) as not_json:
+            ws.receive_json()
+    assert str(binary.value) == "expected a text message, got 3 bytes of binary"
+    assert str(text.value) == "expected a binary message, got text 'hello'"
+    assert str(not_json.value) == "expected a JSON message, got 'not json'"
+
+
 def test_receive_json_of_server_json() -> None:
     """receive_json decodes what the server sent with send_json."""
     with TestClient(make_app()) as client, client.websocket_connect("/json") as ws:

@@ -43,7 +43,7 @@ import threading
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
 from websockets.asyncio.client import connect
@@ -65,6 +65,9 @@ __all__ = [
     "WebSocketTestSession",
     "serve_app",
 ]
+
+#: A message's type: ``str`` (a text frame) or ``bytes`` (a binary frame).
+_Frame = TypeVar("_Frame", str, bytes)
 
 #: Seconds a TestClient waits for a message, the server to start or to stop.
 DEFAULT_TIMEOUT = 5.0
@@ -257,10 +260,7 @@ class WebSocketTestSession:
         Raises:
             AssertionError: the message was binary.
         """
-        message = self.receive(timeout)
-        if not isinstance(message, str):
-            raise AssertionError(f"expected a text message, got {len(message)} bytes of binary")
-        return message
+        return self._receive_a(str, timeout)
 
     def receive_bytes(self, timeout: float | None = None) -> bytes:
         """The next message, which must be binary.
@@ -268,9 +268,14 @@ class WebSocketTestSession:
         Raises:
             AssertionError: the message was text.
         """
+        return self._receive_a(bytes, timeout)
+
+    def _receive_a(self, kind: type[_Frame], timeout: float | None) -> _Frame:
+        """The next message if it is of ``kind`` (``str``: text, ``bytes``: binary), else AssertionError."""
         message = self.receive(timeout)
-        if not isinstance(message, bytes):
-            raise AssertionError(f"expected a binary message, got text {message[:60]!r}")
+        if not isinstance(message, kind):
+            got = f"{len(message)} bytes of binary" if isinstance(message, bytes) else f"text {message[:60]!r}"
+            raise AssertionError(f"expected a {'text' if kind is str else 'binary'} message, got {got}")
         return message
 
     def receive_json(self, timeout: float | None = None) -> Any:
