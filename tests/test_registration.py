@@ -167,7 +167,7 @@ async def test_dependencies_are_bound_once_with_partial() -> None:
 
     async with serve_app(app) as server, server.connect("/x/3") as ws:
         assert await ws.recv() == '[3,"app-db","route-cache","default"]'
-    binding = app._session.bindings[app.routes[0]]
+    binding = app._assembly.session.bindings[app.routes[0]]
     assert isinstance(binding.call, functools.partial)
     assert binding.call.keywords == {"db": "app-db", "cache": "route-cache"}
     assert binding.path_args == ("n",)

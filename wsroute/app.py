@@ -1,17 +1,18 @@
 """The App: where routes, middleware, dependencies, plugins and the hub meet.
 
 Registration (``@app.route``, ``@app.middleware``, ``app.provide``) only
-records and validates. When the app starts serving, :meth:`App.startup`
-configures the plugins, binds every handler's dependencies once and builds
-the :class:`~wsroute.handshake.Handshake` and :class:`~wsroute.session.Session`
+records and validates. Serving is assembled by :mod:`wsroute.assembly`:
+when the app starts, it configures the plugins, closes registration, binds
+every handler's dependencies once and builds the
+:class:`~wsroute.handshake.Handshake` and :class:`~wsroute.session.Session`
 that websockets calls for each connection, so nothing is looked up per
-request.
+request. The App's serving methods (``serve``, ``run``, ``startup``,
+``shutdown``, ``stats``) are thin methods over it.
 """
 
 from __future__ import annotations
 
 import collections
-import contextlib
 import inspect
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -20,23 +21,18 @@ from typing import Any, TypeVar
 
 import attrs
 
+from .assembly import Assembly
 from .asyncapi import build as build_asyncapi
 from .callbacks import describe
-from .chaining import chain_process_request, chain_process_response
-from .compression import serve_options
 from .connection import Connection
-from .di import bind
 from .endpoints import endpoint_of
 from .errors import ConfigurationError, PluginError, RouteError
-from .guard import Guard, Stats
-from .handshake import Handshake
+from .guard import Stats
 from .hub import Hub
 from .lifespan import Lifespan, LifespanFactory, check_callback
-from .limits import Limits, Rate, default_max_connections
-from .logs import redact_also
-from .message_rate import rate_limited
+from .limits import Limits, Rate
 from .messages import is_message_class
-from .middleware import Chain, check_middleware
+from .middleware import check_middleware
 from .options import (
     SERVE_PARAMETERS,
     MessageOptions,
@@ -47,16 +43,15 @@ from .options import (
     check_policy,
     trusted_proxies,
 )
-from .perconnection import Factory, check_graph, plan_for
-from .plugins import HookFailed, Plugins
+from .perconnection import Factory
+from .plugins import Plugins
 from .routenames import RouteNames, default_name
 from .routers import Router
 from .routes import Route, RouteGroup, check_handler, message_codec
 from .routing import DEFAULT_CONVERTERS, Converter, PathRouter, Pattern
 from .serving import Serving
-from .session import Session
-from .subprotocols import check_subprotocols, select_subprotocol
-from .traffic import CountingConnection, TrafficTable
+from .subprotocols import check_subprotocols
+from .traffic import TrafficTable
 
 __all__ = ["App"]
 
@@ -180,10 +175,7 @@ class App:
         redact: Iterable[str] = (),
         **serve_options: Any,
     ) -> None:
-        self._serving = False
         self.lifespan = Lifespan(factory=lifespan)
-        self._lifespan_values: dict[str, Any] = {}
-        self._running: contextlib.AsyncExitStack | None = None
         self.per_connection: dict[str, Factory] = {}
         self.route_names = RouteNames()
         check_names(serve_options, SERVE_PARAMETERS | _APP_KEYWORDS, "App", values=serve_options)
@@ -209,7 +201,7 @@ class App:
         self.redact = _names(redact)
         self.message_key = message_key
         self.first_message_timeout = float(first_message_timeout)
-        self._serve = ServeOptions(serve_options, where="App")
+        self._assembly = Assembly(self, ServeOptions(serve_options, where="App"))
         self.serve_options = dict(serve_options)
         self.settings: dict[str, Mapping[str, Any]] = dict(settings or {})
         self.forwarded_allow_ips = trusted_proxies(forwarded_allow_ips)
@@ -225,9 +217,6 @@ class App:
             self.plugins.register(plugin, source="App(plugins=...)")
         for spec in routes:
             self._add_route_spec(spec, "App(routes=...)")
-        self._handshake: Handshake | None = None
-        self._session: Session | None = None
-        self._guard: Guard | None = None
         self._plugins_configured = False
         self._settings_read: set[str] = set()
         self.traffic: TrafficTable | None = None
@@ -387,7 +376,7 @@ class App:
         bound: Mapping[str, Any],
         limit_options: Mapping[str, Any] | None = None,
     ) -> Route:
-        self._check_open(f"route {path!r}")
+        self._assembly.check_open(f"route {path!r}")
         if not isinstance(path, str):
             raise RouteError(f"add_route(path={path!r}): expected the path pattern as a str, e.g. '/items/{{id:int}}'")
         pattern = Pattern.parse(path, self.converters)
@@ -455,7 +444,7 @@ class App:
         except RouteError as exc:
             raise RouteError(f"{exc} ({_origins(route, self.routes)})") from None
         self.route_names.add(route)
-        self._handshake = None
+        self._assembly.stale()
         return route
 
     def asyncapi(
@@ -505,7 +494,7 @@ class App:
         """
         if not isinstance(router, Router):
             raise ConfigurationError(f"app.include_router({router!r}): expected a wsroute.Router")
-        self._check_open(f"router {router!r}")
+        self._assembly.check_open(f"router {router!r}")
         for included in router.included_routes():
             options = dict(included.options)
             self._add_route(
@@ -553,10 +542,10 @@ class App:
         return func
 
     def _add_middleware(self, func: Any, source: str) -> None:
-        self._check_open(f"middleware {describe(func)}")
+        self._assembly.check_open(f"middleware {describe(func)}")
         check_middleware(func, source)
         self.middleware_chain.append(func)
-        self._handshake = None
+        self._assembly.stale()
 
     def on_startup(self, func: M) -> M:
         """Run ``func(app)`` (sync or async) at start-up, after plugins' ``wsroute_startup``.
@@ -565,7 +554,7 @@ class App:
             ConfigurationError: ``func`` cannot be called with the app, or the
                 app is already serving.
         """
-        self._check_open(f"on_startup {describe(func)}")
+        self._assembly.check_open(f"on_startup {describe(func)}")
         check_callback(func, "@app.on_startup")
         self.lifespan.startup.append(func)
         return func
@@ -576,7 +565,7 @@ class App:
         Raises:
             ConfigurationError: as :meth:`on_startup`.
         """
-        self._check_open(f"on_shutdown {describe(func)}")
+        self._assembly.check_open(f"on_shutdown {describe(func)}")
         check_callback(func, "@app.on_shutdown")
         self.lifespan.shutdown.append(func)
         return func
@@ -594,10 +583,10 @@ class App:
                 positional-only parameters (the graph is checked at start-up).
             ConfigurationError: the app is already serving.
         """
-        self._check_open(f"per-connection dependencies {', '.join(map(repr, factories))}")
+        self._assembly.check_open(f"per-connection dependencies {', '.join(map(repr, factories))}")
         for key, func in factories.items():
             self.per_connection[key] = Factory.of(key, func)
-        self._handshake = None
+        self._assembly.stale()
 
     def provide(self, **values: Any) -> None:
         """Make values injectable into handlers by parameter name.
@@ -605,9 +594,9 @@ class App:
         Raises:
             ConfigurationError: the app is already serving.
         """
-        self._check_open(f"dependencies {', '.join(map(repr, values))}")
+        self._assembly.check_open(f"dependencies {', '.join(map(repr, values))}")
         self.provided.update(values)
-        self._handshake = None
+        self._assembly.stale()
 
     def add_converter(self, converter: Converter) -> None:
         """Make ``{name:converter.name}`` available to patterns registered after.
@@ -615,7 +604,7 @@ class App:
         Raises:
             ConfigurationError: the app is already serving.
         """
-        self._check_open(f"converter {getattr(converter, 'name', converter)!r}")
+        self._assembly.check_open(f"converter {getattr(converter, 'name', converter)!r}")
         if not isinstance(converter, Converter):
             raise TypeError(f"add_converter() takes a wsroute.Converter (got {converter!r})")
         self.converters[converter.name] = converter
@@ -640,7 +629,7 @@ class App:
             )
         return {**defaults, **given}
 
-    # -- serving -----------------------------------------------------------
+    # -- serving (assembled by wsroute.assembly) -----------------------------
 
     def serve(self, host: str | None = None, port: int | None = None, **options: Any) -> Serving:
         """Start serving; use as ``async with app.serve(host, port) as server``.
@@ -651,8 +640,7 @@ class App:
         Raises:
             ConfigurationError: an unknown option or a wrong value, at once.
         """
-        merged = self._serve.merged(options, "app.serve")
-        return Serving(self, host, port, dict(merged.options))
+        return self._assembly.serve(host, port, options)
 
     def run(self, host: str = "127.0.0.1", port: int = 8765, **options: Any) -> None:
         """Serve until SIGINT or SIGTERM, then close connections cleanly (blocking).
@@ -665,13 +653,7 @@ class App:
             ConfigurationError: an unknown option or a wrong value, before anything starts.
             ServerError: the server could not listen.
         """
-        from . import server
-
-        run_keywords = _run_keywords()
-        check_names(options, SERVE_PARAMETERS | run_keywords, "app.run", values=options)
-        _check_run_values(options, server.LOOPS)
-        self._serve.merged({k: v for k, v in options.items() if k not in run_keywords}, "app.run")
-        server.run(self, host=host, port=port, **options)
+        self._assembly.run(host, port, options)
 
     @property
     def serving(self) -> bool:
@@ -680,7 +662,7 @@ class App:
         While it is, registration is closed: the handshake was built from the
         routes, middleware, dependencies and plugins as they were at start-up.
         """
-        return self._serving
+        return self._assembly.serving
 
     async def startup(self) -> None:
         """Configure plugins, start the hub and the app's lifespan, bind dependencies; before listening.
@@ -695,27 +677,7 @@ class App:
         Raises:
             ConfigurationError: the app is already serving (one app, one server).
         """
-        if self._serving:
-            raise ConfigurationError(
-                "app.serve(): this App is already serving; stop the running server first, or build a second App"
-            )
-        await self.configure()
-        self.plugins.check()
-        redact_also(self.redact, self._secret_query_params())
-        self._close_registration()
-        try:
-            async with contextlib.AsyncExitStack() as stack:
-                await self.hub.start()  # never leave the broker connected behind a failed start
-                stack.push_async_callback(self.hub.stop)
-                await self._call_lifecycle("wsroute_startup")
-                stack.push_async_callback(self._call_lifecycle, "wsroute_shutdown")
-                self._lifespan_values = await stack.enter_async_context(self.lifespan.run(self))
-                self._prepare()
-                self._running = stack.pop_all()
-        except BaseException:
-            self._lifespan_values = {}
-            self._open_registration()
-            raise
+        await self._assembly.start()
 
     async def shutdown(self) -> None:
         """Exit the lifespan, tell plugins, stop the hub; after the server closed. Registration opens again.
@@ -724,34 +686,7 @@ class App:
         ``on_shutdown`` functions run, then plugins' ``wsroute_shutdown``,
         then the hub stops. Each step runs even if one before it failed.
         """
-        running, self._running = self._running, None
-        try:
-            if running is not None:
-                await running.aclose()
-        finally:
-            self._lifespan_values = {}
-            self._open_registration()
-
-    def _close_registration(self) -> None:
-        self._serving = True
-        self.plugins.close_registration()
-
-    def _open_registration(self) -> None:
-        self._serving = False
-        self.plugins.open_registration()
-
-    def _check_open(self, what: str) -> None:
-        """Refuse a registration while serving (Starlette's ``add_middleware`` rule).
-
-        The live handshake was built at start-up; something added now would be
-        matched by nothing, or half-matched and fail per request.
-        """
-        if self._serving:
-            raise ConfigurationError(
-                f"cannot add {what}: the app is serving, and registration closes when it starts; "
-                "register it before app.serve()/app.run(), or return it from a plugin's "
-                "wsroute_register_* hook"
-            )
+        await self._assembly.stop()
 
     def count_traffic(self) -> TrafficTable:
         """Count messages and bytes per route from now on; returns the counters.
@@ -766,84 +701,12 @@ class App:
         if self.traffic is None:
             self.traffic = TrafficTable()
             self.hub.count_traffic()
-            self._session = None  # rebuilt with the table by websockets_options()
+            self._assembly.stale()  # the session is built again, with the table
         return self.traffic
 
     def websockets_options(self, options: Mapping[str, Any]) -> dict[str, Any]:
         """What to pass to websockets' ``serve()`` besides host and port."""
-        if self._handshake is None or self._session is None:
-            self._prepare()
-        assert self._handshake is not None and self._session is not None
-        kwargs = serve_options(options)  # wsroute's permessage-deflate default
-        kwargs.setdefault("create_connection", Connection if self.traffic is None else CountingConnection)
-        assert self._guard is not None
-        if self._guard.rates_messages:  # only then: recv() stays websockets' own otherwise
-            kwargs["create_connection"] = rate_limited(kwargs["create_connection"])
-        if "select_subprotocol" in kwargs:
-            _check_own_select_subprotocol(self.routes)
-        elif any(route.subprotocols for route in self.routes):
-            # Only then: without lists websockets' default (select none) is the same, and cheaper.
-            kwargs["select_subprotocol"] = select_subprotocol
-        # A user's own hooks run first, then wsroute's (websockets' router does the same).
-        handshake = self._handshake
-        kwargs["process_request"] = chain_process_request(kwargs.get("process_request"), handshake.process_request)
-        process_response = chain_process_response(kwargs.get("process_response"), handshake.process_response)
-        if process_response is not None:
-            kwargs["process_response"] = process_response
-        else:
-            kwargs.pop("process_response", None)
-        return {"handler": self._session, **kwargs}
-
-    def _prepare(self) -> None:
-        """Build the handshake and session objects from the current registrations."""
-        self.plugins.check()
-        app_chain = Chain.of(self.middleware_chain)
-        groups = [group for _, group in self.router]
-        provided = {**self.provided, **self._lifespan_values}
-        factories = self.per_connection
-        check_graph(factories, provided, {n for group in groups for n in group.pattern.param_names})
-        bindings = {route: bind(route, provided, factories) for group in groups for route in group.routes()}
-        plans = {
-            route: plan_for(route, binding.scoped, factories, provided)
-            for route, binding in bindings.items()
-            if binding.scoped
-        }
-        plugins = self.plugins
-        self._guard = Guard.build(self.limits, groups, self._max_connections())
-        self._handshake = Handshake(
-            app=self,
-            router=self.router,
-            chains={group: app_chain + Chain.of(_route_middleware(group)) for group in groups},
-            task_names={group: f"wsroute {group.pattern.source}" for group in groups},
-            request_hook=plugins.resolve("wsroute_process_request"),
-            headers_hook=plugins.resolve("wsroute_extra_headers"),
-            plans=plans,
-            guard=self._guard,
-        )
-        self._session = Session(
-            app=self,
-            bindings=bindings,
-            message_key=self.message_key,
-            first_message_timeout=self.first_message_timeout,
-            traffic=self.traffic,
-            open_hook=plugins.resolve("wsroute_connection_open"),
-            closed_hook=plugins.resolve("wsroute_connection_closed"),
-            exception_hook=plugins.resolve("wsroute_handle_exception"),
-            plans=plans,
-        )
-
-    def _secret_query_params(self) -> list[str]:
-        """The query parameters of every ``query_token_auth`` middleware, app-wide or per route."""
-        chains = [self.middleware_chain, *(route.middleware for route in self.routes)]
-        return [name for chain in chains for item in chain for name in getattr(item, "redacted_query_params", ())]
-
-    def _max_connections(self) -> int:
-        """The configured ``max_connections``, or the default from the current descriptor limit."""
-        if self.limits.max_connections is not None:
-            return self.limits.max_connections
-        import resource
-
-        return default_max_connections(resource.getrlimit(resource.RLIMIT_NOFILE)[0])
+        return self._assembly.websockets_options(options)
 
     def set_limits(self, **options: Any) -> None:
         """Change app-wide limits before the app starts (``wsroute run --max-connections`` calls this).
@@ -853,14 +716,14 @@ class App:
         Raises:
             ConfigurationError: an unknown name or a wrong value, or the app is serving.
         """
-        self._check_open(f"limits {', '.join(map(repr, options))}")
+        self._assembly.check_open(f"limits {', '.join(map(repr, options))}")
         unknown = sorted(set(options) - set(attrs.fields_dict(Limits)) - {"max_size"})
         if unknown or "max_size" in options:
             name = (unknown or ["max_size"])[0]
             raise ConfigurationError(f"app.set_limits({name}=...): not an app-wide limit")
         current = {name: getattr(self.limits, name) for name in attrs.fields_dict(Limits) if name != "max_size"}
         self.limits = _app_limits(**{**current, **options})
-        self._handshake = None
+        self._assembly.stale()
 
     def stats(self) -> Stats:
         """What the limits did since the app started: open connections and refusals.
@@ -871,9 +734,7 @@ class App:
             ``{(route pattern, reason): count}`` (reasons: :data:`wsroute.guard.REASONS`).
             Before the app first starts, everything is zero.
         """
-        if self._guard is None:
-            return Stats(0, self._max_connections(), {})
-        return self._guard.stats()
+        return self._assembly.stats()
 
     async def configure(self) -> None:
         """Configure plugins and add what they register (routes, middleware, dependencies).
@@ -885,15 +746,15 @@ class App:
             return
         self._plugins_configured = True
         self.plugins.check()
-        await self._call_lifecycle("wsroute_configure")
+        await self.plugins.call_for_app("wsroute_configure", self)
         self._check_settings_were_read()
-        for specs in await self._call_registration("wsroute_register_routes"):
+        for specs in await self.plugins.call_for_app("wsroute_register_routes", self):
             for spec in specs:
                 self._add_route_spec(spec, "wsroute_register_routes")
-        for middleware in await self._call_registration("wsroute_register_middleware"):
+        for middleware in await self.plugins.call_for_app("wsroute_register_middleware", self):
             for item in middleware:
                 self._add_middleware(item, "wsroute_register_middleware")
-        for values in await self._call_registration("wsroute_register_dependencies"):
+        for values in await self.plugins.call_for_app("wsroute_register_dependencies", self):
             self.provide(**values)
 
     def _check_settings_were_read(self) -> None:
@@ -911,15 +772,6 @@ class App:
                 f"App(settings={{{name!r}: ...}}): no loaded plugin reads settings named {name!r} "
                 f"(loaded plugins: {loaded}); check the name or install the plugin"
             )
-
-    async def _call_registration(self, hook_name: str) -> list[Any]:
-        try:
-            return await self.plugins.call(hook_name, app=self)
-        except HookFailed as failure:
-            raise PluginError(f"{failure}: {failure.__cause__!r}") from failure.__cause__
-
-    async def _call_lifecycle(self, hook_name: str) -> None:
-        await self._call_registration(hook_name)
 
     def _add_route_spec(self, spec: Sequence[Any], source: str) -> None:
         if not isinstance(spec, Sequence) or len(spec) not in (2, 3):
@@ -954,10 +806,6 @@ def _names(value: Any) -> tuple[str, ...]:
     return tuple(value)
 
 
-def _route_middleware(group: RouteGroup) -> list[Callable[..., Any]]:
-    return list(group.plain.middleware) if group.plain is not None else []
-
-
 def _bare_decorator(target: Any) -> str:
     name = getattr(target, "__name__", None) or repr(target)
     return (
@@ -972,37 +820,3 @@ _APP_KEYWORDS = frozenset(
 )
 
 
-def _check_own_select_subprotocol(routes: Iterable[Route]) -> None:
-    """A user's ``select_subprotocol=`` replaces per-route negotiation: refuse it next to route lists."""
-    listed = [route.label for route in routes if route.subprotocols]
-    if listed:
-        raise ConfigurationError(
-            f"select_subprotocol= replaces wsroute's per-route negotiation, but routes {', '.join(map(repr, listed))} "
-            "declare subprotocols; drop select_subprotocol= or the subprotocols lists (your function can read "
-            "conn.route / conn.group.subprotocols)"
-        )
-
-
-def _run_keywords() -> frozenset[str]:
-    from .server import run
-
-    return frozenset(
-        name for name, p in inspect.signature(run).parameters.items()
-        if p.kind is p.KEYWORD_ONLY
-    )
-
-
-def _check_run_values(options: Mapping[str, Any], loops: Sequence[str]) -> None:
-    """``app.run()``'s own options: the drain timeout, the loop, the switches."""
-    timeout = options.get("drain_timeout", 0)
-    if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or timeout < 0:
-        raise ConfigurationError(f"app.run(drain_timeout={timeout!r}): expected a number of seconds >= 0")
-    loop = options.get("loop", "auto")
-    if loop not in loops:
-        raise ConfigurationError(f"app.run(loop={loop!r}): expected one of {', '.join(loops)}")
-    for name in ("keep_connections", "debug"):
-        if not isinstance(options.get(name, False), bool):
-            raise ConfigurationError(f"app.run({name}={options[name]!r}): expected True or False")
-    uds = options.get("uds")
-    if uds is not None and not isinstance(uds, str):
-        raise ConfigurationError(f"app.run(uds={uds!r}): expected a socket path (str) or None")

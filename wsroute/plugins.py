@@ -284,6 +284,21 @@ class Plugins:
         """
         return [result for _, result in await self.resolve(hook_name).each(kwargs)]
 
+    async def call_for_app(self, hook_name: str, app: object) -> list[Any]:
+        """:meth:`call` for the app's own hook calls: configure, ``register_*``, start-up, shutdown.
+
+        Returns:
+            As :meth:`call`.
+
+        Raises:
+            PluginError: naming the plugin, the hook and the exception raised,
+                which is ``__cause__``.
+        """
+        try:
+            return await self.call(hook_name, app=app)
+        except HookFailed as failure:
+            raise PluginError(f"{failure}: {failure.__cause__!r}") from failure.__cause__
+
     async def collect(self, hook_name: str, **kwargs: Any) -> list[tuple[str, Any]]:
         """:meth:`call`, each result with the name of the plugin that returned it.
 
