@@ -8,7 +8,7 @@ import pytest
 
 import wsroute
 from wsroute.errors import ConfigurationError, RouteError
-from wsroute.testing import HandshakeRejected, TestClient
+from wsroute.testing import ConnectionClosed, HandshakeRejected, TestClient
 
 
 def tagging(tag: str) -> Any:
@@ -123,3 +123,39 @@ def test_router_routes_take_the_route_options() -> None:
     with TestClient(app) as client, client.websocket_connect("/play/") as ws:
         ws.send_json({"type": "join", "name": "ada"})
         assert ws.receive_text() == "welcome ada"
+
+
+def test_router_routes_take_the_per_route_limits() -> None:
+    """A router route's limit options (max_size, max_subscriptions…) become its limits, not bound handler arguments."""
+    app = wsroute.App(load_entrypoints=False)
+    router = wsroute.Router(prefix="/r")
+
+    @router.route("/small", max_size=8, max_subscriptions=3)
+    async def small(ws: wsroute.Connection) -> None:
+        async for message in ws:
+            await ws.send(message)
+
+    app.include_router(router)
+    route = app.routes[0]
+    assert (route.limits, route.bound, route.origin) == (
+        {"max_size": 8, "max_subscriptions": 3},
+        {},
+        "Router(prefix='/r')",
+    )
+    with TestClient(app) as client, client.websocket_connect("/r/small") as ws:
+        ws.send_text("tiny")
+        assert ws.receive_text() == "tiny"
+        ws.send_text("far too long for the limit")
+        with pytest.raises(ConnectionClosed):
+            ws.receive_text()
+        assert ws.close_code == 1009
+
+
+def test_a_bad_router_route_option_names_the_route() -> None:
+    """A wrong limit on a router route fails at include_router with RouteError naming the full path."""
+    app = wsroute.App(load_entrypoints=False)
+    router = wsroute.Router(prefix="/r")
+    router.route("/x", max_size=-1)(trail)
+    with pytest.raises(RouteError, match=r"^route '/r/x': "):
+        app.include_router(router)
+    assert app.routes == []

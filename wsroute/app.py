@@ -178,6 +178,9 @@ class App:
         self.lifespan = Lifespan(factory=lifespan)
         self.per_connection: dict[str, Factory] = {}
         self.route_names = RouteNames()
+        #: Where the routes being added come from, for error messages: a router while
+        #: :meth:`include_router` adds its routes, else the app.
+        self._origin = "the app"
         check_names(serve_options, SERVE_PARAMETERS | _APP_KEYWORDS, "App", values=serve_options)
         self.messages = MessageOptions(message_key, first_message_timeout, on_invalid_message)
         if trailing_slash not in _TRAILING_SLASH:
@@ -338,86 +341,35 @@ class App:
                 subclass, or two ``@on`` methods receive one type.
             ConfigurationError: the app is already serving (registration is closed).
         """
-        return self._add_route(
-            path,
-            handler,
-            message=message,
-            middleware=middleware,
-            slow_consumer=slow_consumer,
-            trailing_slash=trailing_slash,
-            subprotocols=subprotocols,
-            on_invalid_message=on_invalid_message,
-            name=name,
-            origin="the app",
-            bound=bound,
-            limit_options={
-                "max_connections_per_ip": max_connections_per_ip,
-                "max_connections_per_user": max_connections_per_user,
-                "message_rate": message_rate,
-                "message_rate_policy": message_rate_policy,
-                "max_subscriptions": max_subscriptions,
-                "max_size": max_size,
-            },
-        )
-
-    def _add_route(
-        self,
-        path: str,
-        handler: Any,
-        *,
-        message: str | type | None,
-        middleware: Iterable[Callable[..., Any]],
-        slow_consumer: str | None,
-        trailing_slash: str | None,
-        subprotocols: Sequence[str] | None,
-        on_invalid_message: str | None,
-        name: str | None,
-        origin: str,
-        bound: Mapping[str, Any],
-        limit_options: Mapping[str, Any] | None = None,
-    ) -> Route:
         self._assembly.check_open(f"route {path!r}")
         if not isinstance(path, str):
             raise RouteError(f"add_route(path={path!r}): expected the path pattern as a str, e.g. '/items/{{id:int}}'")
+        where = f"route {path!r}"
         pattern = Pattern.parse(path, self.converters)
         check_handler(path, handler)
-        if message is not None and not (
-            (isinstance(message, str) and message) or (isinstance(message, type) and is_message_class(message))
-        ):
-            raise RouteError(
-                f"route {path!r}: message= must be a non-empty str or a @wsroute.message class (got {message!r})"
-            )
+        _check_message(where, message)
         if on_invalid_message is None:
             on_invalid_message = self.messages.on_invalid_message
         else:
-            check_on_invalid_message(on_invalid_message, f"route {path!r}", RouteError)
+            check_on_invalid_message(on_invalid_message, where, RouteError)
         codec = message_codec(path, handler, message, self.message_key)
         if slow_consumer is not None:
-            check_policy(slow_consumer, f"route {path!r}: slow_consumer={slow_consumer!r}", RouteError)
-        if trailing_slash is None:
-            trailing_slash = self.trailing_slash
-        elif trailing_slash not in _TRAILING_SLASH:
-            raise RouteError(
-                f"route {path!r}: trailing_slash={trailing_slash!r}; expected one of "
-                f"{', '.join(map(repr, _TRAILING_SLASH))} (or None for the app's)"
-            )
-        protocols = self.subprotocols
-        if subprotocols is not None:
-            try:
-                protocols = check_subprotocols(subprotocols, f"route {path!r}")
-            except ValueError as exc:
-                raise RouteError(str(exc)) from None
-        overrides = dict(limit_options or {})
-        given = {k: v for k, v in overrides.items() if v is not None}
-        try:
-            checked = self.limits.for_route(given)
-        except ConfigurationError as exc:
-            raise RouteError(f"route {path!r}: {exc}") from None
-        limits = {name: getattr(checked, name) for name in given}
+            check_policy(slow_consumer, f"{where}: slow_consumer={slow_consumer!r}", RouteError)
+        trailing_slash = _trailing_slash(where, trailing_slash, self.trailing_slash)
+        protocols = self.subprotocols if subprotocols is None else _subprotocols(where, subprotocols)
+        limits = self._route_limits(
+            where,
+            max_connections_per_ip=max_connections_per_ip,
+            max_connections_per_user=max_connections_per_user,
+            message_rate=message_rate,
+            message_rate_policy=message_rate_policy,
+            max_subscriptions=max_subscriptions,
+            max_size=max_size,
+        )
         middleware = tuple(middleware)
         for item in middleware:
-            check_middleware(item, f"route {path!r}")
-        self.route_names.check(name, path, origin)
+            check_middleware(item, where)
+        self.route_names.check(name, path, self._origin)
         route = Route(
             pattern,
             handler,
@@ -430,22 +382,36 @@ class App:
             on_invalid_message=on_invalid_message,
             codec=codec,
             name=name if name is not None else default_name(handler),
-            origin=origin,
+            origin=self._origin,
             limits=limits,
         )
+        self._insert(route)
+        return route
+
+    def _route_limits(self, where: str, **overrides: Any) -> dict[str, Any]:
+        """The limits a route sets itself (those not None), checked against the app's; RouteError naming it."""
+        given = {key: value for key, value in overrides.items() if value is not None}
+        try:
+            checked = self.limits.for_route(given)
+        except ConfigurationError as exc:
+            raise RouteError(f"{where}: {exc}") from None
+        return {name: getattr(checked, name) for name in given}
+
+    def _insert(self, route: Route) -> None:
+        """Add ``route`` to its path's group (a new group for a new path); RouteError naming both origins."""
+        pattern = route.pattern
         try:
             group = self.router.get(pattern.source)
             if group is None:
                 group = RouteGroup(pattern)
                 group.add(route)
-                self.router.add(pattern, group, strict_slash=trailing_slash == "strict")
+                self.router.add(pattern, group, strict_slash=route.trailing_slash == "strict")
             else:
                 group.add(route)
         except RouteError as exc:
             raise RouteError(f"{exc} ({_origins(route, self.routes)})") from None
         self.route_names.add(route)
         self._assembly.stale()
-        return route
 
     def asyncapi(
         self,
@@ -496,20 +462,11 @@ class App:
             raise ConfigurationError(f"app.include_router({router!r}): expected a wsroute.Router")
         self._assembly.check_open(f"router {router!r}")
         for included in router.included_routes():
-            options = dict(included.options)
-            self._add_route(
-                included.path,
-                included.handler,
-                message=options.pop("message", None),
-                middleware=included.middleware,
-                slow_consumer=options.pop("slow_consumer", None),
-                trailing_slash=options.pop("trailing_slash", None),
-                subprotocols=options.pop("subprotocols", None),
-                on_invalid_message=options.pop("on_invalid_message", None),
-                name=options.pop("name", None),
-                origin=included.origin,
-                bound=options,
-            )
+            self._origin = included.origin
+            try:
+                self.add_route(included.path, included.handler, middleware=included.middleware, **included.options)
+            finally:
+                self._origin = "the app"
 
     def url_path_for(self, name: str, /, **params: Any) -> str:
         """The path of the route called ``name``, with ``params`` filled in.
@@ -788,6 +745,34 @@ def _origins(route: Route, routes: Iterable[Route]) -> str:
     others = [r for r in routes if r.path == route.path or r.pattern.overlaps(route.pattern)]
     described = [f"route {r.label!r} from {r.origin}" for r in [route, *others]]
     return "; ".join(described)
+def _check_message(where: str, message: Any) -> None:
+    """``message=``: None, a non-empty wire name, or a ``@wsroute.message`` class."""
+    if message is not None and not (
+        (isinstance(message, str) and message) or (isinstance(message, type) and is_message_class(message))
+    ):
+        raise RouteError(f"{where}: message= must be a non-empty str or a @wsroute.message class (got {message!r})")
+
+
+def _trailing_slash(where: str, value: str | None, default: str) -> str:
+    """A route's ``trailing_slash=``, or the app's ``default`` for None."""
+    if value is None:
+        return default
+    if value not in _TRAILING_SLASH:
+        raise RouteError(
+            f"{where}: trailing_slash={value!r}; expected one of {', '.join(map(repr, _TRAILING_SLASH))} "
+            "(or None for the app's)"
+        )
+    return value
+
+
+def _subprotocols(where: str, value: Sequence[str]) -> tuple[str, ...]:
+    """A route's own ``subprotocols=`` list, checked; RouteError naming the route."""
+    try:
+        return check_subprotocols(value, where)
+    except ValueError as exc:
+        raise RouteError(str(exc)) from None
+
+
 def _app_limits(**options: Any) -> Limits:
     """``App()``'s limit options as a :class:`Limits`, or ConfigurationError naming ``App(...)``."""
     try:

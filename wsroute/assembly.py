@@ -21,6 +21,8 @@ import inspect
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+import attrs
+
 from .chaining import chain_process_request, chain_process_response
 from .compression import serve_options
 from .connection import Connection
@@ -46,29 +48,30 @@ if TYPE_CHECKING:
 __all__ = ["Assembly"]
 
 
+@attrs.define(eq=False)
 class Assembly:
     """One App's serving side: whether it serves, its start-up, and what websockets calls.
 
     Args:
         app: the App it assembles (read, never registered into).
-        serve: the options given to ``App(**serve_options)``, validated.
+        serve_options: the options given to ``App(**serve_options)``, validated.
 
     Attributes:
         serving: from :meth:`start` until :meth:`stop` ends; registration is
             closed meanwhile.
         handshake, session, guard: built by :meth:`prepare`; ``None`` until
             then and again after a registration (:meth:`stale`).
+        lifespan_values: what the app's lifespan yielded, injected by name while serving.
     """
 
-    def __init__(self, app: App, serve: ServeOptions) -> None:
-        self.app = app
-        self.serve_options = serve
-        self.serving = False
-        self.handshake: Handshake | None = None
-        self.session: Session | None = None
-        self.guard: Guard | None = None
-        self.lifespan_values: dict[str, Any] = {}
-        self._running: contextlib.AsyncExitStack | None = None
+    app: App
+    serve_options: ServeOptions
+    serving: bool = attrs.field(default=False, init=False)
+    handshake: Handshake | None = attrs.field(default=None, init=False)
+    session: Session | None = attrs.field(default=None, init=False)
+    guard: Guard | None = attrs.field(default=None, init=False)
+    lifespan_values: dict[str, Any] = attrs.field(factory=dict, init=False)
+    _running: contextlib.AsyncExitStack | None = attrs.field(default=None, init=False, repr=False)
 
     # -- registration closed while serving --------------------------------
 
