@@ -40,9 +40,12 @@ from typing import Any
 
 import pluggy
 
-__all__ = ["hookimpl", "hookspec", "PROJECT_NAME"]
+__all__ = ["ENTRY_POINT_GROUP", "hookimpl", "hookspec", "PROJECT_NAME"]
 
 PROJECT_NAME = "wsroute"
+#: The entry-point group a plugin package declares itself in
+#: (``[project.entry-points.wsroute]``); installed plugins are loaded from it.
+ENTRY_POINT_GROUP = "wsroute"
 
 hookspec = pluggy.HookspecMarker(PROJECT_NAME)
 hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
