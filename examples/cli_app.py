@@ -9,7 +9,7 @@
 Routes: ``/echo``; ``/pid`` (which worker answered); ``/ip`` (``ws.client_ip``);
 ``/stuck`` (a handler that never returns: shutdown must cancel it);
 ``/block`` (blocks the event loop, for ``--debug``); ``/hub`` (the broker in
-use); ``/rooms/{room}`` (route middleware and bound values); ``/play`` routed
+use); ``/rooms/{room}`` (route middleware, bound values, a name and a limit); ``/play`` routed
 by the first message.
 """
 
@@ -69,7 +69,7 @@ def create_app() -> wsroute.App:
     async def tag(conn, request):
         conn.ctx.tagged = True
 
-    @app.route("/rooms/{room}", middleware=[tag], size=10)
+    @app.route("/rooms/{room}", middleware=[tag], name="room", max_size=4096, size=10)
     async def room(ws, room, size, greeting):
         await ws.send(f"{greeting} {room} {size}")
 

@@ -22,12 +22,11 @@ import click
 from . import __version__
 from .app import App
 from .callbacks import describe
-from .di import bind
-from .errors import ConfigurationError, DependencyError, WsrouteError
+from .errors import WsrouteError
 from .forwarding import LOCAL_PROXIES, TrustedProxies
 from .loading import AppSpec, check_directory
 from .logs import LOG_FORMATS, configure_logging
-from .routes import Route
+from .routetable import COLUMNS, options_text, route_rows
 from .server import LOOPS, ServeConfig, loop_factory, run_config
 
 if TYPE_CHECKING:
@@ -231,9 +230,11 @@ def _supervise(launch: Launch, workers: int, dirs: list[str] | None) -> None:
 def routes(import_string: str, factory: bool, app_dir: str, as_json: bool) -> None:
     """List the routes of the App at MODULE:ATTR.
 
-    One line per route: its path, the first-message type that selects it
-    (message-routed paths), the handler, route-level middleware and the
-    dependencies bound to it. Routes added by plugins are included.
+    One line per route: its path, its name (for app.url_path_for), the
+    first-message type that selects it (message-routed paths), the handler,
+    route-level middleware, the dependencies bound to it and the options it
+    sets itself (subprotocols, trailing_slash, limits, the router that
+    registered it...). Routes added by plugins are included.
 
     \b
     Examples:
@@ -242,32 +243,14 @@ def routes(import_string: str, factory: bool, app_dir: str, as_json: bool) -> No
     """
     with user_errors():
         app = _configured(AppSpec(import_string, factory, app_dir))
-    rows, problems = [], []
-    for route in app.routes:
-        try:
-            bound = _bound_names(app, route)
-        except DependencyError as exc:
-            if app.lifespan.factory is None:
-                bound = "(error)"
-                problems.append(str(exc))
-            else:  # what the lifespan yields is known only once it runs, at start-up
-                bound = "(lifespan)"
-        except ConfigurationError as exc:
-            bound = "(error)"
-            problems.append(str(exc))
-        rows.append({
-            "path": route.path,
-            "message": _message_column(route),
-            "handler": describe(route.handler),
-            "middleware": ", ".join(describe(m) for m in route.middleware) or "-",
-            "bound": bound or "-",
-        })
+    rows, problems = route_rows(app)
     app_middleware = [describe(m) for m in app.middleware_chain]
     if as_json:
         report = {"routes": rows, "middleware": app_middleware, "provided": sorted(app.provided)}
         click.echo(json.dumps(report, indent=2))
     else:
-        click.echo(_table(rows, ["path", "message", "handler", "middleware", "bound"]))
+        table = [{**row, "options": options_text(row["options"])} for row in rows]
+        click.echo(_table(table, list(COLUMNS)))
         click.echo(f"\napp middleware (every route, first): {', '.join(app_middleware) or '-'}")
         click.echo(f"provided (injected by parameter name): {', '.join(sorted(app.provided)) or '-'}")
     if problems:
@@ -306,15 +289,6 @@ def _configured(spec: AppSpec) -> App:
     # Plugins register routes and dependencies when configured; nothing listens.
     asyncio.run(app.configure())
     return app
-
-
-def _message_column(route: Route) -> str:
-    """``join``, or ``join (Join)`` when the first message is validated into a class."""
-    kind = route.message_type
-    if kind is None:
-        return "-"
-    cls = route.message_class
-    return kind if cls is None else f"{kind} ({cls.__qualname__})"
 
 
 @cli.command()
@@ -358,14 +332,6 @@ def _yaml(document: dict[str, Any]) -> str:
         ) from None
     text: str = yaml.safe_dump(document, sort_keys=False, allow_unicode=True)
     return text.rstrip("\n")
-
-
-def _bound_names(app: App, route: Any) -> str:
-    binding = bind(route, app.provided, app.per_connection)
-    keywords = getattr(binding.call, "keywords", {})
-    names = [f"{name}={keywords[name]!r}"[:40] if name in route.bound else name for name in keywords]
-    names += [f"{name}(per-connection)" for name in binding.scoped]
-    return ", ".join(names)
 
 
 def _table(rows: list[dict[str, str]], columns: list[str]) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -64,28 +65,72 @@ def test_run_help_lists_environment_variables() -> None:
 
 
 def test_routes_table() -> None:
-    """``routes`` prints path, first-message type, handler, middleware and bound values per route."""
+    """``routes`` prints path, name, first-message type, handler, middleware, bound values and own options."""
     result = run_cli("routes", "examples.cli_app:app")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0].split() == ["PATH", "MESSAGE", "HANDLER", "MIDDLEWARE", "BOUND"]
+    assert lines[0].split() == ["PATH", "NAME", "MESSAGE", "HANDLER", "MIDDLEWARE", "BOUND", "OPTIONS"]
     rooms = next(line for line in lines if line.startswith("/rooms/{room}"))
     assert rooms.split() == [
-        "/rooms/{room}", "-", "examples.cli_app.create_app.<locals>.room",
-        "examples.cli_app.create_app.<locals>.tag", "size=10,", "greeting",
+        "/rooms/{room}", "room", "-", "examples.cli_app.create_app.<locals>.room",
+        "examples.cli_app.create_app.<locals>.tag", "size=10,", "greeting", "max_size=4096",
     ]
     play = next(line for line in lines if line.startswith("/play"))
-    assert play.split()[:3] == ["/play", "join", "examples.cli_app.create_app.<locals>.Join"]
+    assert play.split() == [
+        "/play", "create_app.<locals>.Join", "join", "examples.cli_app.create_app.<locals>.Join", "-", "-", "-",
+    ]
     assert "provided (injected by parameter name): greeting" in lines
 
 
 def test_routes_json() -> None:
-    """``routes --json`` prints the same information as JSON."""
+    """``routes --json`` prints the same information as JSON, options as a mapping."""
     result = run_cli("routes", "examples.cli_app:app", "--json")
     data = json.loads(result.stdout)
     assert data["provided"] == ["greeting"]
-    assert {"path": "/echo", "message": "-", "handler": "examples.cli_app.create_app.<locals>.echo",
-            "middleware": "-", "bound": "-"} in data["routes"]
+    assert {"path": "/echo", "name": "create_app.<locals>.echo", "message": "-",
+            "handler": "examples.cli_app.create_app.<locals>.echo", "middleware": "-", "bound": "-",
+            "options": {}} in data["routes"]
+    rooms = next(row for row in data["routes"] if row["path"] == "/rooms/{room}")
+    assert (rooms["name"], rooms["options"]) == ("room", {"max_size": 4096})
+
+
+def test_routes_show_the_options_a_route_sets_itself(tmp_path: Path) -> None:
+    """Subprotocols, trailing slash, invalid-message policy, slow consumer, limits and the router are shown when set."""
+    (tmp_path / "optioned.py").write_text(textwrap.dedent("""\
+        import wsroute
+
+        app = wsroute.App(subprotocols=["base.v1"])
+        chat = wsroute.Router(prefix="/chat")
+
+        async def echo(ws):
+            pass
+
+        app.add_route("/plain", echo, name="plain")
+        app.add_route(
+            "/tuned", echo, subprotocols=["chat.v2", "chat.v1"], trailing_slash="strict",
+            on_invalid_message="close", slow_consumer="drop_oldest", message_rate="50/s",
+            max_connections_per_ip=3,
+        )
+        chat.add_route("/{room}", echo, name="room")
+        app.include_router(chat)
+    """))
+    result = run_cli("routes", "optioned:app", "--app-dir", str(tmp_path), "--json")
+    assert result.returncode == 0, result.stderr
+    options = {row["path"]: (row["name"], row["options"]) for row in json.loads(result.stdout)["routes"]}
+    assert options == {
+        "/plain": ("plain", {}),
+        "/tuned": ("echo", {
+            "subprotocols": ["chat.v2", "chat.v1"], "trailing_slash": "strict", "on_invalid_message": "close",
+            "slow_consumer": "drop_oldest", "max_connections_per_ip": 3, "message_rate": "50/1s (burst 50)",
+        }),
+        "/chat/{room}": ("room", {"router": "Router(prefix='/chat')"}),
+    }
+    table = run_cli("routes", "optioned:app", "--app-dir", str(tmp_path))
+    tuned = next(line for line in table.stdout.splitlines() if line.startswith("/tuned"))
+    assert tuned.endswith(
+        "subprotocols=chat.v2|chat.v1, trailing_slash=strict, on_invalid_message=close, slow_consumer=drop_oldest, "
+        "max_connections_per_ip=3, message_rate=50/1s (burst 50)"
+    )
 
 
 def test_routes_reports_unbindable_route(tmp_path: Path) -> None:
