@@ -599,3 +599,29 @@ def test_route_middleware_signature_is_checked_too() -> None:
     app = wsroute.App(load_entrypoints=False)
     with pytest.raises(ConfigurationError, match=r"^route '/x': middleware .* cannot be called as \(conn, request\)"):
         app.add_route("/x", handler, middleware=[lambda request: None])
+
+
+def test_add_route_takes_route_options_and_bound_values_together() -> None:
+    """add_route splits route()'s options (here name, max_size) from values bound to the handler (room)."""
+    app = wsroute.App(load_entrypoints=False)
+
+    async def handler(ws: wsroute.Connection, room: str) -> None:
+        await ws.send(room)
+
+    route = app.add_route("/lobby", handler, name="lobby", max_size=4096, room="main")
+    assert (route.name, route.limits, dict(route.bound)) == ("lobby", {"max_size": 4096}, {"room": "main"})
+
+
+@pytest.mark.parametrize("register", ["route", "add_route"])
+def test_misspelt_route_option_is_refused_at_registration_with_a_suggestion(register: str) -> None:
+    """max_sise=10 on a handler without such a parameter is a RouteError suggesting max_size."""
+    app = wsroute.App(load_entrypoints=False)
+
+    async def handler(ws: wsroute.Connection) -> None:
+        await ws.recv()
+
+    with pytest.raises(RouteError, match=r"route '/x': unknown option max_sise=\.\.\.; did you mean max_size="):
+        if register == "route":
+            app.route("/x", max_sise=10)(handler)
+        else:
+            app.add_route("/x", handler, max_sise=10)

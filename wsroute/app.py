@@ -13,6 +13,7 @@ request. The App's serving methods (``serve``, ``run``, ``startup``,
 from __future__ import annotations
 
 import collections
+import difflib
 import inspect
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -310,37 +311,33 @@ class App:
 
         return register
 
-    def add_route(
-        self,
-        path: str,
-        handler: Any,
-        *,
-        message: str | type | None = None,
-        middleware: Iterable[Callable[..., Any]] = (),
-        slow_consumer: str | None = None,
-        trailing_slash: str | None = None,
-        subprotocols: Sequence[str] | None = None,
-        on_invalid_message: str | None = None,
-        name: str | None = None,
-        max_connections_per_ip: int | None = None,
-        max_connections_per_user: int | None = None,
-        message_rate: str | Rate | None = None,
-        message_rate_policy: str | None = None,
-        max_subscriptions: int | None = None,
-        max_size: int | None = None,
-        **bound: Any,
-    ) -> Route:
-        """Register ``handler`` for ``path`` (what ``@app.route`` calls).
+    def add_route(self, path: str, handler: Any, **options: Any) -> Route:
+        """Register ``handler`` for ``path`` (what ``@app.route`` calls); returns the :class:`Route`.
+
+        ``options`` are :meth:`route`'s keywords (``message``, ``name``,
+        ``max_size``…), documented and typed there, and its ``**bound``
+        values for handler parameters. One explicit list of route options
+        keeps the two entry points from drifting apart; a misspelt option is
+        a bound value for a parameter the handler lacks, refused when the app
+        starts (``DependencyError`` naming it).
 
         Raises:
             RouteError: malformed pattern, unknown converter, a conflict,
                 message classes that cannot be told apart on the wire (two
-                with one name, a field named like ``message_key``), or a
-                ``name`` another route already has.
+                with one name, a field named like ``message_key``), a
+                ``name`` another route already has, or a misspelt option.
             HandlerError: ``handler`` is not ``async def`` nor a Handler
                 subclass, or two ``@on`` methods receive one type.
             ConfigurationError: the app is already serving (registration is closed).
         """
+        bound = {key: value for key, value in options.items() if key not in _ROUTE_OPTIONS}
+        _check_misspelt_options(path, handler, bound)
+        option = {key: value for key, value in options.items() if key in _ROUTE_OPTIONS}.get
+        message = option("message")
+        on_invalid_message = option("on_invalid_message")
+        slow_consumer = option("slow_consumer")
+        subprotocols = option("subprotocols")
+        name = option("name")
         self._assembly.check_open(f"route {path!r}")
         if not isinstance(path, str):
             raise RouteError(f"add_route(path={path!r}): expected the path pattern as a str, e.g. '/items/{{id:int}}'")
@@ -355,18 +352,10 @@ class App:
         codec = message_codec(path, handler, message, self.message_key)
         if slow_consumer is not None:
             check_policy(slow_consumer, f"{where}: slow_consumer={slow_consumer!r}", RouteError)
-        trailing_slash = _trailing_slash(where, trailing_slash, self.trailing_slash)
+        trailing_slash = _trailing_slash(where, option("trailing_slash"), self.trailing_slash)
         protocols = self.subprotocols if subprotocols is None else _subprotocols(where, subprotocols)
-        limits = self._route_limits(
-            where,
-            max_connections_per_ip=max_connections_per_ip,
-            max_connections_per_user=max_connections_per_user,
-            message_rate=message_rate,
-            message_rate_policy=message_rate_policy,
-            max_subscriptions=max_subscriptions,
-            max_size=max_size,
-        )
-        middleware = tuple(middleware)
+        limits = self._route_limits(where, **{key: option(key) for key in _ROUTE_LIMITS})
+        middleware = tuple(option("middleware") or ())
         for item in middleware:
             check_middleware(item, where)
         self.route_names.check(name, path, self._origin)
@@ -738,6 +727,39 @@ class App:
 
     def __repr__(self) -> str:
         return f"<wsroute.App routes={len(self.routes)}>"
+
+
+def _check_misspelt_options(path: str, handler: Any, bound: Mapping[str, Any]) -> None:
+    """RouteError for a bound value the handler cannot take whose name is close to a route option's."""
+    try:
+        parameters = inspect.signature(handler).parameters
+    except (TypeError, ValueError):  # no signature to read: leave it to the binding at start-up
+        return
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
+    for key in bound:
+        if key in parameters or takes_any:
+            continue
+        close = difflib.get_close_matches(key, sorted(_ROUTE_OPTIONS), n=1, cutoff=0.75)
+        if close:
+            raise RouteError(
+                f"route {path!r}: unknown option {key}=...; did you mean {close[0]}=? "
+                f"(other keywords are bound to the handler's parameters, and it has no {key!r})"
+            )
+
+
+#: The limits a route may set itself: the keywords of :meth:`App.route` that go to ``Limits.for_route``.
+_ROUTE_LIMITS = (
+    "max_connections_per_ip", "max_connections_per_user", "message_rate", "message_rate_policy",
+    "max_subscriptions", "max_size",
+)
+
+#: :meth:`App.route`'s keyword options, read from its signature (the one place they are listed):
+#: what :meth:`App.add_route` tells apart from values bound to the handler.
+_ROUTE_OPTIONS = frozenset(
+    parameter.name
+    for parameter in inspect.signature(App.route).parameters.values()
+    if parameter.kind is inspect.Parameter.KEYWORD_ONLY
+)
 
 
 def _origins(route: Route, routes: Iterable[Route]) -> str:
