@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import itertools
 import os
 from typing import Any
 
@@ -13,10 +14,10 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
+from timing import timeout, until
 
 import wsroute
 from wsroute.testing import TestServer, serve_app
-from timing import timeout, until
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT_ID = "00f067aa0ba902b7"
@@ -168,8 +169,8 @@ async def test_function_handler_async_for_gets_one_span_per_message_current_whil
     assert all(attribute(s, "wsroute.route") == "/echo/{name}" for s in messages)
     assert all(attribute(s, "wsroute.message_type") is None for s in messages)
     # each message's span covers the work done for it, and ends before the next one starts
-    assert all(m.start_time <= w.start_time and w.end_time <= m.end_time for m, w in zip(messages, work))
-    assert all(a.end_time <= b.start_time for a, b in zip(messages, messages[1:]))
+    assert all(m.start_time <= w.start_time and w.end_time <= m.end_time for m, w in zip(messages, work, strict=True))
+    assert all(a.end_time <= b.start_time for a, b in itertools.pairwise(messages))
 
 
 async def test_function_handler_recv_loop_span_ends_when_the_handler_returns() -> None:
@@ -349,6 +350,39 @@ async def test_connection_class_is_websockets_own_unless_tracing_messages() -> N
     assert apps["off"].message_tracer is None and apps["connections"].message_tracer is None
 
 
+async def test_message_spans_compose_with_traffic_counting_and_message_rate() -> None:
+    """With counting and a message rate too, messages the rate drops get no span; every one is counted."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    app = wsroute.App(
+        load_entrypoints=False,
+        message_rate="2/h",
+        message_rate_policy="drop",
+        settings={"wsroute.otel": {"enabled": True, "messages": True, "tracer_provider": provider}},
+    )
+    traffic = app.count_traffic()
+    seen: list[type] = []
+
+    @app.route("/echo")
+    async def echo(ws: wsroute.Connection) -> None:
+        seen.append(type(ws))
+        async for message in ws:
+            await ws.send(message)
+
+    async with serve_app(app) as server, server.connect("/echo") as ws:
+        for text in ("0", "1", "2", "3"):
+            await ws.send(text)
+        assert [await asyncio.wait_for(ws.recv(), timeout(5)) for _ in range(2)] == ["0", "1"]
+        await until(lambda: app.stats().refusals.get(("/echo", "message_rate_drop")) == 2)
+    (connection,), messages = by_kind(exporter)
+    assert [s.name for s in messages] == ["WebSocket /echo message"] * 2
+    assert all(s.parent is not None and s.parent.span_id == connection.context.span_id for s in messages)
+    assert traffic.snapshot()["/echo"].messages_received == 4
+    assert [c.__name__ for c in seen[0].__mro__[:3]] == [
+        "TracedRateLimitedCountingConnection", "RateLimitedCountingConnection", "CountingConnection"]
+
+
 # -- the status actually sent -------------------------------------------------------
 
 
@@ -404,7 +438,7 @@ async def test_handshake_the_client_left_ends_its_span_without_a_status() -> Non
         await ws.send("never")
 
     async with serve_app(app) as server:
-        reader, writer = await asyncio.open_connection(server.host, server.port)
+        _, writer = await asyncio.open_connection(server.host, server.port)
         writer.write(upgrade_request("/gone", server.port))
         await asyncio.wait_for(entered.wait(), timeout(5))
         writer.close()

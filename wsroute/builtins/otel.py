@@ -271,10 +271,14 @@ def traced_connection(base: type[Connection], tracing: Tracing) -> type[Connecti
         parent_init(self, *args, **kwargs)
         protocol = self.protocol
         send_response = protocol.send_response
+        wrapped = "send_response" in vars(protocol)  # by a base class of ours: put its wrapper back
 
         def traced_send_response(response: Any) -> None:
             send_response(response)
-            del protocol.send_response  # once per connection; no cycle left behind
+            if wrapped:
+                protocol.send_response = send_response
+            else:
+                del protocol.send_response  # once per connection; no cycle left behind
             tracing.responded(self, response.status_code)
 
         protocol.send_response = traced_send_response
