@@ -481,3 +481,28 @@ def upgrade_request(path: str, port: int) -> bytes:
         f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
         f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
     ).encode()
+
+
+async def test_background_task_failure_marks_the_connection_span_only() -> None:
+    """A ``Handler.spawn()`` task failing while a message is handled leaves that message's span unmarked."""
+    exporter = InMemorySpanExporter()
+    app, _ = traced(exporter)
+
+    @app.route("/spawn")
+    class Spawner(wsroute.Handler):
+        async def on_message(self, message: Any) -> None:
+            self.spawn(self.explode())
+            await asyncio.wait_for(self.ws.wait_closed(), timeout(5))  # handling this message until the 1011
+
+        async def explode(self) -> None:
+            raise RuntimeError("background")
+
+    async with serve_app(app) as server, server.connect("/spawn") as ws:
+        await ws.send("go")
+        await ws.wait_closed()
+        assert ws.close_code == 1011
+    (connection,), messages = by_kind(exporter)
+    assert [s.status.status_code for s in messages] == [StatusCode.UNSET]
+    assert [e.name for e in messages[0].events] == []
+    assert connection.status.status_code is StatusCode.ERROR
+    assert [e.attributes["exception.message"] for e in connection.events if e.attributes] == ["background"]

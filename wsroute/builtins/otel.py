@@ -35,7 +35,8 @@ Disabled, it does nothing at all: not even the import.
   routed by first message, the first message's span is renamed after the
   route it chose and carries that route's type. While it is open the span is
   the current span of the task that received the message, so spans the
-  handler opens nest under it; a handler failure is recorded on it too.
+  handler opens nest under it; a handler failure is recorded on it too
+  (a ``Handler.spawn()`` task's failure only on the connection's span).
 
 How it hooks in: the connection span starts in ``wsroute_process_request``
 and ends in ``wsroute_connection_closed``; everything else lives in a
@@ -170,10 +171,15 @@ class Tracing:
 
     @hookimpl
     def wsroute_handle_exception(self, conn: Any, exc: BaseException) -> None:
-        """Record a handler failure on the connection's span and the message's (the close code stays the others')."""
+        """Record a handler failure on the connection's span and the message's (the close code stays the others').
+
+        The message span gets it only when the failure is reported in the task
+        that received the message: a ``Handler.spawn()`` task's failure is
+        reported from a task of its own and belongs to the connection only.
+        """
         error = self._trace.Status(self._trace.StatusCode.ERROR, type(exc).__name__)
         held = getattr(conn, "_otel_message", None)
-        if held is not None:
+        if held is not None and held[2] is asyncio.current_task():
             held[0].record_exception(exc)
             held[0].set_status(error)
         span = getattr(conn, "_otel_span", None)
