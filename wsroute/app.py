@@ -17,7 +17,6 @@ import difflib
 import inspect
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from contextlib import AbstractContextManager
 from typing import Any, TypeVar
 
 import attrs
@@ -227,10 +226,13 @@ class App:
         #: First messages that chose no route, by :attr:`Rejection.kind` (and
         #: ``"timeout"``): a bounded set of names, read by metrics plugins.
         self.first_message_rejections: collections.Counter[str] = collections.Counter()
-        #: ``(conn, message_type or None) -> context manager`` entered around each
-        #: message a Handler class handles; set by the tracing plugin
-        #: (``wsroute.otel`` with ``messages``), None otherwise (no cost).
-        self.message_tracer: Callable[[Connection, str | None], AbstractContextManager[Any]] | None = None
+        #: ``(conn, message_type) -> None``, called when a Handler class dispatches a
+        #: message by its type; set by the tracing plugin (``wsroute.otel`` with
+        #: ``messages``), None otherwise (no cost).
+        self.message_tracer: Callable[[Connection, str], None] | None = None
+        #: ``class -> subclass`` functions a plugin adds in ``wsroute_configure``,
+        #: applied in order to the connection class at start-up (``wsroute.otel``).
+        self.connection_wrappers: list[Callable[[type[Connection]], type[Connection]]] = []
 
     # -- registration ------------------------------------------------------
 

@@ -172,6 +172,8 @@ class Assembly:
         kwargs.setdefault("create_connection", Connection if app.traffic is None else CountingConnection)
         if self.guard.rates_messages:  # only then: recv() stays websockets' own otherwise
             kwargs["create_connection"] = rate_limited(kwargs["create_connection"])
+        for wrap in app.connection_wrappers:  # plugins' subclasses (tracing), outermost last
+            kwargs["create_connection"] = wrap(kwargs["create_connection"])
         routes = app.routes
         if "select_subprotocol" in kwargs:
             _check_own_select_subprotocol(routes)

@@ -447,6 +447,10 @@ class Handler:
         ``on_disconnect`` runs, so ``on_disconnect`` reports exactly what the
         client received. ``codec`` (built once per route) decodes the typed
         ``@on`` entries; ``close_invalid`` says what an invalid one gets.
+
+        Message spans (``wsroute.otel``) come from the connection's ``recv()``;
+        ``app.message_tracer``, when set, is told the type of each message
+        dispatched to an ``@on`` method (one ``is not None`` test otherwise).
         """
         ws = self.ws
         self.__dict__["_wsroute_on_error"] = on_error
@@ -456,9 +460,7 @@ class Handler:
             dispatch = self._wsroute_dispatch
             tracer = self.app.message_tracer
             if codec is not None and self._wsroute_typed:
-                await self._dispatch_typed(codec, close_invalid)  # no per-message spans here (yet)
-            elif tracer is not None:
-                await self._traced_loop(message_key, tracer)
+                await self._dispatch_typed(codec, close_invalid, tracer)
             elif dispatch:
                 while True:
                     message = await ws.recv()
@@ -467,6 +469,8 @@ class Handler:
                     if method is None:
                         await self.on_message(message)
                     else:
+                        if tracer is not None:
+                            tracer(ws, typed[0])  # type: ignore[index]
                         await method(self, typed[1])  # type: ignore[index]
             else:
                 while True:
@@ -480,7 +484,9 @@ class Handler:
             await self._stop_tasks()
             await self._disconnect()
 
-    async def _dispatch_typed(self, codec: MessageCodec, close_invalid: bool) -> None:
+    async def _dispatch_typed(
+        self, codec: MessageCodec, close_invalid: bool, tracer: Callable[[Connection, str], None] | None
+    ) -> None:
         """The receive loop of a class with typed ``@on`` entries (returns when it closed the connection).
 
         The type field is read once (a msgspec pass that skips the rest), then
@@ -496,7 +502,10 @@ class Handler:
             method = dispatch.get(kind) if kind is not None else None
             if method is None:
                 await self.on_message(message)
-            elif kind in typed:
+                continue
+            if tracer is not None:
+                tracer(ws, kind)  # type: ignore[arg-type]
+            if kind in typed:
                 try:
                     value = codec.decode(kind, message)
                 except InvalidMessage as exc:
@@ -513,20 +522,6 @@ class Handler:
                     await self.on_message(message)
                     continue
                 await method(self, data)
-
-    async def _traced_loop(self, message_key: str, tracer: Any) -> None:
-        """The message loop of :meth:`_run` with ``tracer(ws, type)`` entered around each message."""
-        ws = self.ws
-        dispatch = self._wsroute_dispatch
-        while True:
-            message = await ws.recv()
-            typed = decode_typed(message, message_key) if dispatch else None
-            method = dispatch.get(typed[0]) if typed is not None else None
-            with tracer(ws, typed[0] if method is not None and typed is not None else None):
-                if method is None:
-                    await self.on_message(message)
-                else:
-                    await method(self, typed[1])  # type: ignore[index]
 
     async def _stop_tasks(self) -> None:
         """Cancel spawned tasks, let their ``finally`` blocks run, finish failure reports."""

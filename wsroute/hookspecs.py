@@ -218,6 +218,12 @@ def wsroute_extra_headers(app: Any, conn: Any, request: Any, response: Any) -> A
     with the plugin name. When no plugin implements it, websockets gets no
     ``process_response`` at all.
 
+    ``response.status_code`` is not always the status sent: when the server
+    stopped serving during the handshake, websockets replaces a 101 by ``503
+    Server is shutting down`` after this hook. To observe the status sent,
+    read it from the connection (``wsroute.otel`` wraps the protocol's
+    ``send_response`` in a class from ``app.connection_wrappers``).
+
     Args:
         app: the :class:`~wsroute.App`.
         conn: the :class:`~wsroute.Connection`.

@@ -13,7 +13,7 @@ import time
 import pytest
 from clitest import ROOT, free_port, wsroute_env
 from websockets.asyncio.client import connect
-from websockets.exceptions import InvalidStatus
+from websockets.exceptions import InvalidMessage, InvalidStatus
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -61,7 +61,7 @@ async def test_descriptor_exhaustion_logs_one_line_per_interval_and_service_resu
             try:
                 answer = await _echo(f"ws://127.0.0.1:{port}")
                 break
-            except (OSError, TimeoutError, InvalidStatus):
+            except (OSError, TimeoutError, InvalidStatus, InvalidMessage):  # closed unanswered while recovering
                 await asyncio.sleep(0.2)
         assert answer == "hi"
     finally:

@@ -7,12 +7,18 @@ so the page and its WebSockets share one origin.
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 import wsroute
 
 HERE = Path(__file__).parent
+
+#: Where Node's ``ws`` is installed (``npm ci --no-audit --no-fund`` there).
+NODE_DIR = HERE / "node"
 
 #: token -> user id for ``query_token_auth``.
 TOKENS = {"t1": "ann"}
@@ -70,3 +76,16 @@ def make_app(*plugins: object) -> wsroute.App:
             await self.send_json({"type": "moved", "to": data["to"]})
 
     return app
+
+
+def node_binary() -> str:
+    """The ``node`` executable; the test FAILS (never skips) when it or the installed ``ws`` is missing."""
+    node = shutil.which("node")
+    if node is None:
+        pytest.fail("Node.js is needed for the Node ws interop test: install node and npm (Node 20+)", pytrace=False)
+    if not (NODE_DIR / "node_modules" / "ws" / "package.json").is_file():
+        pytest.fail(
+            f"the ws package is not installed: run `npm ci --no-audit --no-fund` in {NODE_DIR} (scripts/test does)",
+            pytrace=False,
+        )
+    return node

@@ -11,28 +11,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import shutil
-from pathlib import Path
 
-import pytest
-from interoptest import BAD_FIRST_REASON, make_app
+from interoptest import BAD_FIRST_REASON, NODE_DIR, make_app, node_binary
 
 from wsroute.testing import serve_app
 
-NODE_DIR = Path(__file__).parent / "node"
 CLIENT_TIMEOUT = 40.0  # client.mjs gives up by itself after 30 s
-
-
-def node_binary() -> str:
-    node = shutil.which("node")
-    if node is None:
-        pytest.fail("Node.js is needed for the Node ws interop test: install node and npm (Node 20+)", pytrace=False)
-    if not (NODE_DIR / "node_modules" / "ws" / "package.json").is_file():
-        pytest.fail(
-            f"the ws package is not installed: run `npm ci --no-audit --no-fund` in {NODE_DIR} (scripts/test does)",
-            pytrace=False,
-        )
-    return node
 
 
 async def run_client(node: str, base: str) -> dict[str, object]:
