@@ -75,30 +75,28 @@ if limit <= 0 or top == 0 then
 end
 local floor = math.max(top - tonumber(ARGV[5]), 0)
 local since = tonumber(ARGV[1])
-local entries
 local t = redis.call('TIME')
 local oldest = t[1] * 1000 + math.floor(t[2] / 1000) - tonumber(ARGV[3])
+-- With an offset: the entries above it, oldest first. Without: the newest
+-- ``limit``, read newest first (XREVRANGE), so walked backwards. Either way
+-- one loop keeps those not older than the ttl, oldest first.
+local entries, first, last, step
 if since >= 0 then
   local start = math.max(since, floor) + 1
   if start > top then
     return result
   end
   entries = redis.call('XRANGE', KEYS[1], string.format('%d', start) .. '-0', '+', 'COUNT', limit)
-  for i = 1, #entries do
-    local fields = entries[i][2]
-    if tonumber(fields[4]) >= oldest then
-      result[#result + 1] = string.match(entries[i][1], '^(%d+)')
-      result[#result + 1] = fields[2]
-    end
-  end
+  first, last, step = 1, #entries, 1
 else
   entries = redis.call('XREVRANGE', KEYS[1], '+', string.format('%d', floor + 1) .. '-0', 'COUNT', limit)
-  for i = #entries, 1, -1 do
-    local fields = entries[i][2]
-    if tonumber(fields[4]) >= oldest then
-      result[#result + 1] = string.match(entries[i][1], '^(%d+)')
-      result[#result + 1] = fields[2]
-    end
+  first, last, step = #entries, 1, -1
+end
+for i = first, last, step do
+  local fields = entries[i][2]
+  if tonumber(fields[4]) >= oldest then
+    result[#result + 1] = string.match(entries[i][1], '^(%d+)')
+    result[#result + 1] = fields[2]
   end
 end
 return result
