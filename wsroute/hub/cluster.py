@@ -44,42 +44,36 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import uuid
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from redis.crc import key_slot
 from redis.exceptions import MovedError
 
 from ..errors import BrokerUnavailable
-from .broker import Broker, HealthCheck, Sink
-from .channelrefs import add_ref, drop_ref, wait_for_ack
-from .clusterpresence import ClusterPresence
-from .history import HistoryConfig, HistoryPage, Position
+from .broker import HealthCheck, Sink
+from .redisbase import Backend, RedisBrokerBase, Timing
 from .redisconn import FAULTS, Redis, idempotent
-from .redishistory import RedisHistory
 from .shardlink import ShardLink
-from .tasks import cancel_and_wait
 from .topology import ClusterURL, Topology, fetch_topology, node_client, parse_cluster_url
-from .wire import (
-    DEFAULT_PARTITIONS,
-    HISTORY,
-    PRESENCE,
-    ClusterChannels,
-    decode_frame,
-    decode_history_frame,
-    decode_presence,
-    decode_user_frame,
-    encode_frame,
-    encode_user_frame,
-)
+from .wire import DEFAULT_PARTITIONS, ClusterChannels
 
 __all__ = ["ClusterBroker"]
 
 logger = logging.getLogger("wsroute.hub.cluster")
 
+CLUSTER = Backend(
+    "Redis Cluster", logger,
+    lost="lost a Redis Cluster shard%s of %s (%s); connections stay open, publishes to that shard fail, "
+    "following the failover with backoff up to %.1f s",
+    back="Redis Cluster %s is whole again after %.1f s; resubscribed",
+)
+
 Address = tuple[str, int]
+T = TypeVar("T")
 
 
-class ClusterBroker(Broker):
+class ClusterBroker(RedisBrokerBase):
     """A broker backed by Redis Cluster sharded pub/sub.
 
     Args:
@@ -119,44 +113,24 @@ class ClusterBroker(Broker):
         node_timeout: float = 2.0,
         ping_interval: float = 5.0,
     ) -> None:
-        self.url = url
         self.config: ClusterURL = parse_cluster_url(url)
-        self.channels = ClusterChannels(prefix, self.config.partitions or partitions)
-        self.process_id = uuid.uuid4().hex
-        self.wait = wait
-        self.connect_timeout = connect_timeout
-        self.backoff_max = backoff_max
-        self.presence_ttl = presence_ttl
+        channels = ClusterChannels(prefix, self.config.partitions or partitions)
+        super().__init__(url, CLUSTER, Timing(wait, connect_timeout, backoff_max, presence_ttl),
+                         shown_url=self.config.redacted(), channels=channels,
+                         base_channels=frozenset([channels.all, *channels.users]))
         self.node_timeout = node_timeout
         self.ping_interval = ping_interval
         self._options = self.config.client_options()
-        self._sink: Sink | None = None
         self._topology: Topology | None = None
         self._known: list[Address] = list(self.config.seeds)
         self._clients: dict[Address, Redis] = {}
         self._links: dict[Address, ShardLink] = {}
-        self._presence: ClusterPresence | None = None
-        self._history: RedisHistory | None = None
-        self._base = frozenset([self.channels.all, *self.channels.users])
-        self._users = frozenset(self.channels.users)
-        self._refs: dict[str, int] = {}
-        self._topic_of: dict[str, str] = {}
-        self._waiters: dict[str, asyncio.Future[None]] = {}
         self._stale = True
         self._down: set[Address] = set()  # masters whose link failed, until a link there is up again
-        self._requested = 0  # changes recorded (subscriptions, presence)
-        self._applied = 0  # changes known to be in Redis
-        self._settling: list[tuple[int, asyncio.Future[None]]] = []
         self._delay = 0.0
-        self._wake = asyncio.Event()
-        self._idle = asyncio.Event()
-        self._online = asyncio.Event()
-        self._tasks: list[asyncio.Task[None]] = []
-        self._down_since: float | None = None
-        self._last_error: BaseException | None = None
 
     def __repr__(self) -> str:
-        return f"ClusterBroker({self.config.redacted()!r})"
+        return f"ClusterBroker({self.shown_url!r})"
 
     # Lifecycle
 
@@ -168,103 +142,37 @@ class ClusterBroker(Broker):
                 the URL), or the subscriptions were not acknowledged in
                 ``connect_timeout`` seconds.
         """
-        self._sink = sink
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.connect_timeout
+        deadline = loop.time() + self.timing.connect_timeout
         while True:
             topology, error = await fetch_topology(self.config.seeds, self._options, self.node_timeout)
             if topology is not None:
                 break
-            if not self.wait or loop.time() >= deadline:
+            if not self.timing.wait or loop.time() >= deadline:
                 raise self._unavailable(error, "reading the cluster map")
             await asyncio.sleep(0.2)
         self._set_topology(topology)
-        self._presence = ClusterPresence(self.client_for, self.channels, self.process_id,
-                                         self.presence_ttl)
-        self._history = RedisHistory(self._client(topology.owner[0]), self.channels, "SPUBLISH")
-        self._tasks = [loop.create_task(self._reconciler()), loop.create_task(self._heartbeat())]
+        self._begin(sink, [])
         self._changed()
-        try:
-            async with asyncio.timeout(max(0.0, deadline - loop.time()) + self.node_timeout):
-                await self._online.wait()
-        except TimeoutError as exc:
-            await self.stop()
-            raise self._unavailable(self._last_error or exc, "subscribing") from exc
+        await self._wait_online(max(0.0, deadline - loop.time()) + self.node_timeout)
 
-    async def stop(self) -> None:
-        """Apply pending changes for up to 2 s, then disconnect everything."""
-        if self._presence is None:
-            return
-        if self._online.is_set():
-            await self.flush(timeout=2.0)
-        self._settled(None)
-        await cancel_and_wait(self._tasks)  # a plain cancel + gather could hang (see .tasks)
-        self._tasks = []
-        with contextlib.suppress(*FAULTS, TimeoutError):
-            async with asyncio.timeout(2.0):
-                await idempotent(self._presence.forget_process)
-        self._presence = None
-        self._history = None
+    async def _disconnect(self) -> None:
         await asyncio.gather(*[link.close() for link in self._links.values()])
         self._links.clear()
         await asyncio.gather(*[client.aclose() for client in self._clients.values()],
                              return_exceptions=True)
         self._clients.clear()
-        self._online.clear()
-
-    async def flush(self, timeout: float = 5.0) -> None:
-        """Wait (bounded) until Redis reflects local subscriptions and presence."""
-        try:
-            async with asyncio.timeout(timeout):
-                while True:
-                    await self._idle.wait()
-                    await self._online.wait()
-                    if self._idle.is_set():
-                        return
-        except TimeoutError:
-            logger.debug("flush timed out; changes will be applied later")
-
-    async def settle(self) -> None:
-        """Wait until the changes recorded so far are in Redis (as :meth:`RedisBroker.settle`).
-
-        ``Hub.subscribe``/``unsubscribe`` await it so that, when they return,
-        every process's ``presence()`` reflects the change. Returns at once
-        during an outage, and after ``connect_timeout`` seconds at most.
-        """
-        target = self._requested
-        if self._applied >= target or not self._online.is_set():
-            return
-        waiter = asyncio.get_running_loop().create_future()
-        self._settling.append((target, waiter))
-        try:
-            async with asyncio.timeout(self.connect_timeout):
-                await waiter
-        except TimeoutError:
-            logger.debug("changes not in Redis after %.1f s; they will apply later", self.connect_timeout)
-
-    def _settled(self, applied: int | None) -> None:
-        """Wake :meth:`settle` callers whose changes are applied (all if None)."""
-        if applied is not None:
-            self._applied = applied
-        keep = []
-        for target, waiter in self._settling:
-            if applied is None or target <= applied:
-                if not waiter.done():
-                    waiter.set_result(None)
-            else:
-                keep.append((target, waiter))
-        self._settling = keep
 
     def health_checks(self) -> dict[str, HealthCheck]:
         """One check, ``"redis-cluster"``: every master answers PING and all subscriptions hold."""
         return {"redis-cluster": self._check}
 
     async def _check(self) -> None:
-        if self._presence is None:
-            raise BrokerUnavailable(f"Redis Cluster broker {self.config.redacted()} is not started")
+        if not self._started:
+            raise self._not_started()
         if not self._online.is_set():
             raise BrokerUnavailable(
-                f"Redis Cluster {self.config.redacted()}: a shard is unreachable or failing over "
+                f"Redis Cluster {self.shown_url}: a shard is unreachable or failing over "
                 f"({self._last_error or 'resubscribing'}); waiting for its replica to take over"
             )
         clients = list(self._clients.items())
@@ -275,7 +183,7 @@ class ClusterBroker(Broker):
 
     def _unavailable(self, exc: BaseException | None, doing: str) -> BrokerUnavailable:
         return BrokerUnavailable(
-            f"Redis Cluster at {self.config.redacted()} is unavailable "
+            f"Redis Cluster at {self.shown_url} is unavailable "
             f"({doing}: {exc or 'some hash slot has no live master'}); "
             "start the cluster (cluster_state:ok) or pass the right --broker URL"
         )
@@ -297,7 +205,7 @@ class ClusterBroker(Broker):
 
     def _owner(self, name: str) -> Address:
         if self._topology is None:
-            raise BrokerUnavailable(f"Redis Cluster broker {self.config.redacted()} is not started")
+            raise self._not_started()
         return self._topology.owner[key_slot(name.encode())]
 
     def _client(self, address: Address) -> Redis:
@@ -310,29 +218,34 @@ class ClusterBroker(Broker):
         """The command client of the master that owns key or channel ``name``."""
         return self._client(self._owner(name))
 
-    # Publishing
+    # Commands: on the owner of the key or channel
 
-    async def _publish(self, channel: str, data: bytes) -> None:
-        """SPUBLISH on the owner; follow one MOVED; a failure raises and triggers a map refresh.
+    def _reachable(self, name: str, doing: str) -> None:
+        """Raise at once when not started, or while ``name``'s master is known to be down.
 
-        Never retried otherwise: a retry after a lost reply could deliver
-        twice. While the owner is known to be down (its link failed and no
-        new owner is known yet) this fails at once instead of waiting for a
-        connect timeout; publishes to other masters go on unaffected.
+        A master is down from the failure of its link until a new map (or a
+        new link there) says otherwise; failing at once then, instead of
+        waiting for a connect timeout, leaves the other masters unaffected.
         """
-        address = self._owner(channel)
+        super()._reachable(name, doing)
+        address = self._owner(name)
         if address in self._down:
             lost = ConnectionError(f"{address[0]}:{address[1]} is down; waiting for the failover")
-            raise self._unavailable(lost, "publishing")
+            raise self._unavailable(lost, doing)
+
+    async def _on_owner(self, name: str, run: Callable[[Redis], Awaitable[T]]) -> T:
+        """Run on the owner of ``name``; after a MOVED reply (nothing ran) once more on the new owner."""
         try:
-            try:
-                await self._client(address).spublish(channel, data)
-            except MovedError as moved:
-                self._moved(moved)
-                await self._client(self._owner(channel)).spublish(channel, data)
-        except FAULTS as exc:
-            self._refresh()
-            raise self._unavailable(exc, f"publishing to {address[0]}:{address[1]}") from exc
+            return await run(self.client_for(name))
+        except MovedError as moved:
+            self._moved(moved)
+            return await run(self.client_for(name))
+
+    def _failed(self, exc: BaseException, name: str, doing: str) -> BrokerUnavailable:
+        """Refresh the map (the owner may have changed), and name the master that failed."""
+        address = self._owner(name)
+        self._refresh()
+        return self._unavailable(exc, f"{doing} on {address[0]}:{address[1]}")
 
     def _moved(self, moved: MovedError) -> None:
         """Patch the slot map from a MOVED reply, and refresh it in the background."""
@@ -342,138 +255,28 @@ class ClusterBroker(Broker):
             self._topology = Topology(tuple(owner), self._topology.nodes)
         self._refresh()
 
-    async def publish_all(self, text: bool, payload: bytes) -> None:
-        """SPUBLISH on the broadcast channel."""
-        await self._publish(self.channels.all, encode_frame(text, payload))
-
-    async def publish_user(self, user_id: str, text: bool, payload: bytes) -> None:
-        """SPUBLISH on the user's partition channel, tagged with the user id."""
-        await self._publish(self.channels.user(user_id), encode_user_frame(user_id, text, payload))
-
-    async def publish_topic(self, topic: str, text: bool, payload: bytes) -> None:
-        """SPUBLISH on the topic's channel."""
-        await self._publish(self.channels.topic(topic), encode_frame(text, payload))
-
-    # History (docs/history.md): one Lua script on the master of the topic's slot,
-    # which holds the Stream, its meta Hash and the topic's sharded channel.
-
-    def _require_history(self) -> RedisHistory:
-        if self._history is None:
-            raise BrokerUnavailable(f"Redis Cluster broker {self.config.redacted()} is not started")
-        return self._history
-
-    async def publish_history(self, topic: str, data: bytes, config: HistoryConfig) -> Position:
-        """Run the publish script on the topic's owner; follow one MOVED (nothing ran); never retried otherwise."""
-        history = self._require_history()
-        channel = self.channels.topic(topic)
-        address = self._owner(channel)
-        if address in self._down:
-            lost = ConnectionError(f"{address[0]}:{address[1]} is down; waiting for the failover")
-            raise self._unavailable(lost, "publishing")
-        try:
-            try:
-                return (await history.publish(topic, data, config, self._client(address)))[0]
-            except MovedError as moved:
-                self._moved(moved)
-                return (await history.publish(topic, data, config, self.client_for(channel)))[0]
-        except FAULTS as exc:
-            self._refresh()
-            raise self._unavailable(exc, f"publishing to {address[0]}:{address[1]}") from exc
-
-    async def read_history(self, topic: str, since: int | None, limit: int, config: HistoryConfig) -> HistoryPage:
-        """Run the read script on the topic's owner (safe to repeat: retried once, MOVED followed)."""
-        history = self._require_history()
-        channel = self.channels.topic(topic)
-
-        async def read() -> HistoryPage:
-            try:
-                return await history.read(topic, since, limit, config, self.client_for(channel))
-            except MovedError as moved:
-                self._moved(moved)
-                return await history.read(topic, since, limit, config, self.client_for(channel))
-
-        try:
-            return await idempotent(read)
-        except FAULTS as exc:
-            self._refresh()
-            raise self._unavailable(exc, "reading history") from exc
-
-    # Subscriptions and presence
-
-    async def subscribe(self, topic: str) -> None:
-        """Count a subscriber; on the first, SSUBSCRIBE and wait for the ack.
-
-        While a shard is unreachable this returns at once: the channel is
-        subscribed when its shard is back.
-        """
-        channel = self.channels.topic(topic)
-        if add_ref(self._refs, channel):
-            self._topic_of[channel] = topic
-            self._changed()
-        link = self._links.get(self._owner(channel))
-        if (link is not None and channel in link.confirmed) or not self._online.is_set():
-            return
-        await wait_for_ack(self._waiters, channel, self.connect_timeout, "SSUBSCRIBE", logger)
-
-    def unsubscribe(self, topic: str) -> None:
-        """Count one subscriber less; on the last, SUNSUBSCRIBE (later)."""
-        channel = self.channels.topic(topic)
-        if drop_ref(self._refs, channel):
-            self._topic_of.pop(channel, None)
-            self._changed()
-
-    def set_presence(self, topic: str, user_id: str, present: bool) -> None:
-        """Record a local join/leave; Redis is updated in the background."""
-        if self._presence is None:
-            raise RuntimeError("ClusterBroker used before Hub.start()")
-        self._presence.set_local(topic, user_id, present)
-        self._changed()
-
-    async def presence(self, topic: str) -> set[str]:
-        """User ids in ``topic`` across live processes."""
-        if self._presence is None:
-            raise BrokerUnavailable(f"Redis Cluster broker {self.config.redacted()} is not started")
-        presence = self._presence
-        try:
-            return await idempotent(lambda: presence.read(topic))
-        except FAULTS as exc:
-            self._refresh()
-            raise self._unavailable(exc, "reading presence") from exc
-
-    def _changed(self) -> None:
-        self._requested += 1
-        self._idle.clear()
-        self._wake.set()
-
     def _refresh(self) -> None:
         self._stale = True
         self._changed()
 
-    # Background tasks
+    # Subscriptions: one link per master
 
-    async def _reconciler(self) -> None:
-        """Keep links, subscriptions and presence matching the wanted state and the map."""
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            if self._delay:
-                await asyncio.sleep(self._delay)
-            target = self._requested
-            try:
-                await self._reconcile()
-            except Exception as exc:  # any failure: back off, retry, never die
-                if not isinstance(exc, FAULTS):
-                    logger.exception("unexpected error while updating the Redis Cluster; retrying")
-                self._trouble(exc)
-                self._wake.set()
-                continue
-            self._check_online()
-            if self._online.is_set():
-                self._settled(target)
-            if not self._wake.is_set():
-                self._idle.set()
+    def _acknowledged(self, channel: str) -> bool:
+        link = self._links.get(self._owner(channel))
+        return link is not None and channel in link.confirmed
 
-    async def _reconcile(self) -> None:
+    async def _before_reconcile(self) -> None:
+        if self._delay:
+            await asyncio.sleep(self._delay)
+
+    async def _reconcile_failed(self, exc: BaseException) -> None:
+        self._trouble(exc)
+
+    def _reconciled(self) -> None:
+        self._check_online()
+
+    async def _apply_subscriptions(self) -> None:
+        """Refresh the map if stale; one link per master that owns a wanted channel."""
         if self._stale:
             topology, error = await fetch_topology(self._ask_order(), self._options, self.node_timeout)
             if topology is None:
@@ -499,54 +302,20 @@ class ClusterBroker(Broker):
             with contextlib.suppress(*FAULTS):
                 await self._clients.pop(address).aclose()
         await asyncio.gather(*[link.apply() for link in self._links.values()])
-        if self._online.is_set() and self._presence is not None:
-            await idempotent(self._presence.sync)
 
     def _topology_masters(self) -> set[Address]:
         return self._topology.masters if self._topology is not None else set()
-
-    async def _heartbeat(self) -> None:
-        """Keep this process's presence alive while it runs."""
-        while self._presence is not None:
-            try:
-                if await idempotent(self._presence.heartbeat):
-                    logger.debug("presence of this process had expired in Redis; rewriting it")
-                    self._changed()
-            except FAULTS as exc:
-                logger.debug("presence heartbeat failed: %r", exc)
-            await asyncio.sleep(self.presence_ttl / 3)
 
     # Link callbacks (synchronous, from the links' reading tasks)
 
     def link_message(self, channel: str, data: bytes) -> None:
         """Deliver one message to local connections."""
-        sink = self._sink
-        if sink is None:
-            return
-        try:
-            if channel in self._users:
-                sink.deliver_user(*decode_user_frame(data))
-            elif channel == self.channels.all:
-                sink.deliver_all(*decode_frame(data))
-            else:
-                topic = self._topic_of.get(channel)
-                if topic is None:
-                    return  # unsubscribed meanwhile
-                if data[0] == HISTORY:
-                    sink.deliver_history(topic, *decode_history_frame(data))
-                elif data[0] == PRESENCE:
-                    sink.presence_event(*decode_presence(data[1:]))
-                else:
-                    sink.deliver_topic(topic, *decode_frame(data))
-        except Exception:
-            logger.exception("cannot deliver a message from %s", channel)
+        self._deliver(channel, data)
 
     def link_confirmed(self, link: ShardLink, channel: str) -> None:
         """Wake a subscriber waiting for this ack; maybe come back online."""
         self._down.discard(link.address)
-        waiter = self._waiters.pop(channel, None)
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        self._ack(channel)
         if not self._online.is_set():
             self._changed()  # the reconciler checks once per batch of acks
 
@@ -565,25 +334,10 @@ class ClusterBroker(Broker):
 
     # Online / offline
 
-    @property
-    def online(self) -> bool:
-        """True while every wanted channel is acknowledged on a live link (read by metrics)."""
-        return self._online.is_set()
-
     def _trouble(self, exc: BaseException, address: Address | None = None) -> None:
-        """Log once per outage, back off, stay quiet until recovery."""
-        self._last_error = exc
-        self._delay = min(max(self._delay * 2, 0.05), self.backoff_max)
-        self._online.clear()
-        self._settled(None)  # nobody waits for Redis during an outage
-        if self._down_since is None and self._presence is not None:
-            self._down_since = asyncio.get_running_loop().time()
-            where = f" ({address[0]}:{address[1]})" if address else ""
-            logger.warning(
-                "lost a Redis Cluster shard%s of %s (%s); connections stay open, publishes to "
-                "that shard fail, following the failover with backoff up to %.1f s",
-                where, self.config.redacted(), exc or type(exc).__name__, self.backoff_max,
-            )
+        """Back off the map refreshes; log once per outage."""
+        self._delay = min(max(self._delay * 2, 0.05), self.timing.backoff_max)
+        self._went_offline(exc, f" ({address[0]}:{address[1]})" if address else "")
 
     def _check_online(self) -> None:
         """Online when every wanted channel is acknowledged on a live link."""
@@ -594,15 +348,4 @@ class ClusterBroker(Broker):
             if link is None or not link.up or channel not in link.confirmed:
                 return
         self._delay = 0.0
-        self._last_error = None
-        if self._down_since is not None:
-            outage = asyncio.get_running_loop().time() - self._down_since
-            self._down_since = None
-            self.reconnects += 1
-            logger.warning("Redis Cluster %s is whole again after %.1f s; resubscribed",
-                           self.config.redacted(), outage)
-            if self._presence is not None:
-                self._presence.rewrite()
-        self._online.set()
-        self._changed()
-
+        self._came_back()

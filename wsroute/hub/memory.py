@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from .broker import Broker, Sink
 from .history import HistoryConfig, HistoryPage, MemoryHistory, Position
+from .members import set_member
 
 __all__ = ["MemoryBroker"]
 
@@ -60,15 +61,7 @@ class MemoryBroker(Broker):
 
     def set_presence(self, topic: str, user_id: str, present: bool) -> None:
         """Update the topic's set and emit the join/leave event."""
-        users = self._present.get(topic)
-        if present:
-            if users is None:
-                users = self._present[topic] = set()
-            users.add(user_id)
-        elif users is not None:
-            users.discard(user_id)
-            if not users:
-                del self._present[topic]
+        set_member(self._present, topic, user_id, present)
         if self._sink is not None:
             self._sink.presence_event(topic, "join" if present else "leave", user_id)
 

@@ -69,7 +69,7 @@ async def idempotent(command: Callable[[], Awaitable[T]]) -> T:
     second attempt on a fresh connection succeeds. Only for commands whose
     repetition changes nothing (reads, PING, HSET/HDEL/EXPIRE of the same
     values). Never for PUBLISH: a reply lost after Redis executed it would
-    deliver the message twice (see :meth:`RedisBroker._publish`).
+    deliver the message twice (see :meth:`~.redisbase.RedisBrokerBase._command`).
 
     Raises:
         whatever the second attempt raises (one of :data:`FAULTS`).

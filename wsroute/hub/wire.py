@@ -51,7 +51,11 @@ BINARY: Final = b"B"[0]
 
 
 class Channels:
-    """Channel and key names for one prefix, computed once."""
+    """Channel and key names for one prefix, computed once, and the pub/sub commands for them."""
+
+    #: Plain pub/sub: every message reaches every node (there is one).
+    publish_command: Final = "PUBLISH"
+    subscribe_command: Final = "SUBSCRIBE"
 
     __slots__ = (
         "alive_prefix",
@@ -78,9 +82,17 @@ class Channels:
         """The channel of ``topic``."""
         return self.topic_prefix + topic
 
+    def user(self, user_id: str) -> str:
+        """The channel that carries messages to ``user_id``: the one users channel."""
+        return self.users
+
     def presence_key(self, topic: str) -> str:
         """The hash of ``topic``'s presence: field ``{process}:{user}``."""
         return self.presence_key_prefix + topic
+
+    def presence_event(self, topic: str, event: PresenceEvent, user_id: str) -> tuple[str, str, bytes]:
+        """The command that announces a join or leave: PUBLISH on the presence channel."""
+        return "PUBLISH", self.presence, encode_presence(topic, event, user_id)
 
     def history_key(self, topic: str) -> str:
         """The Stream of ``topic``'s history, hash-tagged: ``wsroute:history:{h:room:1}``."""
@@ -195,6 +207,10 @@ class ClusterChannels:
 
     __slots__ = ("_tags", "alive_prefix", "all", "partitions", "prefix", "users")
 
+    #: Sharded pub/sub: a message stays on the shard that owns its channel.
+    publish_command: Final = "SPUBLISH"
+    subscribe_command: Final = "SSUBSCRIBE"
+
     def __init__(self, prefix: str = DEFAULT_PREFIX, partitions: int = DEFAULT_PARTITIONS) -> None:
         if "{" in prefix or "}" in prefix:
             raise ValueError(f"prefix {prefix!r} must not contain '{{' or '}}' (they are Redis hash tags)")
@@ -222,6 +238,10 @@ class ClusterChannels:
     def presence_key(self, topic: str) -> str:
         """The hash of ``topic``'s presence, in the topic's slot."""
         return self._tags[self.partition(topic)] + "present:" + topic
+
+    def presence_event(self, topic: str, event: PresenceEvent, user_id: str) -> tuple[str, str, bytes]:
+        """The command that announces a join or leave: SPUBLISH of a ``P`` frame on the topic's channel."""
+        return "SPUBLISH", self.topic(topic), encode_presence_frame(topic, event, user_id)
 
     def history_key(self, topic: str) -> str:
         """The Stream of ``topic``'s history, in the topic's slot (see :mod:`.redishistory`)."""
