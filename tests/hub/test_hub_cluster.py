@@ -16,7 +16,7 @@ from redis.crc import key_slot
 from websockets.asyncio.client import ClientConnection
 
 from wsroute.errors import BrokerUnavailable
-from wsroute.hub import Hub, make_broker
+from wsroute.hub import Hub, Publisher, make_broker
 from wsroute.hub.cluster import ClusterBroker
 from wsroute.hub.topology import ClusterURL, parse_cluster_url
 from wsroute.hub.wire import ClusterChannels
@@ -230,6 +230,37 @@ async def test_presence_events_reach_listeners_in_another_hub(cluster_url: str) 
 
 
 @pytest.mark.asyncio
+async def test_publisher_reaches_clients_and_numbers_history_on_the_cluster(cluster_url: str) -> None:
+    """A cluster-URL Publisher reaches topic, user and broadcast clients; its history shares the hub's offsets."""
+    hub = Hub(broker=cluster_url)
+    hub.history("h:*", size=100)
+    async with running_hub(hub) as url:
+        ws = await open_client(url, "?user=carol&topics=news")
+        async with Publisher(cluster_url) as pub:
+            pub.history("h:*", size=100)
+            assert await pub.publish("news", "n1") == 1
+            assert await pub.send_json_to_user("carol", {"x": 1}) == 1
+            assert await pub.broadcast(b"\x01") == 1
+            assert await receive(ws, 3) == ["n1", '{"x":1}', b"\x01"]
+            await hub.publish("h:log", "from the hub")
+            assert await pub.publish_json("h:log", {"n": 2}) == 0  # nobody subscribes h:log
+        envelopes, position = await hub.read_history("h:log")
+        assert [(e["offset"], e["data"]) for e in envelopes] == [(1, "from the hub"), (2, {"n": 2})]
+        assert position.offset == 2
+        await ws.close()
+
+
+@pytest.mark.asyncio
+async def test_publisher_fails_fast_when_no_seed_answers() -> None:
+    """A Publisher on cluster seeds where nothing listens raises BrokerUnavailable naming the URL and the fix."""
+    pub = Publisher(f"redis+cluster://127.0.0.1:{free_port()}/")
+    with pytest.raises(BrokerUnavailable, match=r"Redis Cluster at redis\+cluster://127\.0\.0\.1.*--broker URL"):
+        await pub.connect()
+    with pytest.raises(BrokerUnavailable, match="Publisher is not connected"):
+        await pub.publish("t", "x")
+
+
+@pytest.mark.asyncio
 async def test_one_connection_per_master_and_one_ssubscribe_per_slot(cluster: RedisCluster, cluster_url: str) -> None:
     """500 topics subscribed at once use one subscription connection per master and at most one SSUBSCRIBE per slot."""
     hub = Hub(broker=cluster_url)
@@ -299,9 +330,9 @@ async def test_readiness_check_and_publish_failures(cluster_url: str) -> None:
 
 @pytest.mark.asyncio
 async def test_a_moved_slot_is_followed(cluster: RedisCluster, cluster_url: str, caplog) -> None:  # type: ignore[no-untyped-def]
-    """When the slot of a subscribed topic moves to another master, delivery continues there."""
+    """When the slot of a subscribed topic moves to another master, delivery continues there, also from a Publisher."""
     hub1, hub2 = Hub(broker=cluster_url), Hub(broker=cluster_url)
-    async with running_hub(hub1) as url1, running_hub(hub2):
+    async with running_hub(hub1) as url1, running_hub(hub2), Publisher(cluster_url) as pub:
         ws = await open_client(url1, "?topics=moving")
         await hub2.publish("moving", "before")
         assert await receive(ws, 1) == ["before"]
@@ -319,6 +350,8 @@ async def test_a_moved_slot_is_followed(cluster: RedisCluster, cluster_url: str,
         for i in range(5):  # hub2's map may be stale: its publish follows MOVED
             await hub2.publish("moving", f"after{i}")
         assert await receive(ws, 5) == [f"after{i}" for i in range(5)]
+        assert await pub.publish("moving", "from a script") == 1  # its map predates the move: MOVED followed
+        assert await receive(ws, 1) == ["from a script"]
         await assert_silent(ws)
         await ws.close()
 

@@ -42,20 +42,17 @@ Messages published during the gap are lost (pub/sub is at-most-once).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from redis.crc import key_slot
-from redis.exceptions import MovedError
-
 from ..errors import BrokerUnavailable
 from .broker import HealthCheck, Sink
+from .clusternodes import Address, ClusterNodes, cluster_unavailable
 from .redisbase import Backend, RedisBrokerBase, Timing
-from .redisconn import FAULTS, Redis, idempotent
+from .redisconn import Redis, idempotent
 from .shardlink import ShardLink
-from .topology import ClusterURL, Topology, fetch_topology, node_client, parse_cluster_url
+from .topology import ClusterURL, parse_cluster_url
 from .wire import DEFAULT_PARTITIONS, ClusterChannels
 
 __all__ = ["ClusterBroker"]
@@ -69,7 +66,6 @@ CLUSTER = Backend(
     back="Redis Cluster %s is whole again after %.1f s; resubscribed",
 )
 
-Address = tuple[str, int]
 T = TypeVar("T")
 
 
@@ -120,12 +116,8 @@ class ClusterBroker(RedisBrokerBase):
                          base_channels=frozenset([channels.all, *channels.users]))
         self.node_timeout = node_timeout
         self.ping_interval = ping_interval
-        self._options = self.config.client_options()
-        self._topology: Topology | None = None
-        self._known: list[Address] = list(self.config.seeds)
-        self._clients: dict[Address, Redis] = {}
+        self._nodes = ClusterNodes(self.config, node_timeout, self._changed)
         self._links: dict[Address, ShardLink] = {}
-        self._stale = True
         self._down: set[Address] = set()  # masters whose link failed, until a link there is up again
         self._delay = 0.0
 
@@ -144,14 +136,7 @@ class ClusterBroker(RedisBrokerBase):
         """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.timing.connect_timeout
-        while True:
-            topology, error = await fetch_topology(self.config.seeds, self._options, self.node_timeout)
-            if topology is not None:
-                break
-            if not self.timing.wait or loop.time() >= deadline:
-                raise self._unavailable(error, "reading the cluster map")
-            await asyncio.sleep(0.2)
-        self._set_topology(topology)
+        await self._nodes.connect(timeout=self.timing.connect_timeout, wait=self.timing.wait)
         self._begin(sink, [])
         self._changed()
         await self._wait_online(max(0.0, deadline - loop.time()) + self.node_timeout)
@@ -159,9 +144,7 @@ class ClusterBroker(RedisBrokerBase):
     async def _disconnect(self) -> None:
         await asyncio.gather(*[link.close() for link in self._links.values()])
         self._links.clear()
-        await asyncio.gather(*[client.aclose() for client in self._clients.values()],
-                             return_exceptions=True)
-        self._clients.clear()
+        await self._nodes.close()
 
     def health_checks(self) -> dict[str, HealthCheck]:
         """One check, ``"redis-cluster"``: every master answers PING and all subscriptions hold."""
@@ -175,48 +158,30 @@ class ClusterBroker(RedisBrokerBase):
                 f"Redis Cluster {self.shown_url}: a shard is unreachable or failing over "
                 f"({self._last_error or 'resubscribing'}); waiting for its replica to take over"
             )
-        clients = list(self._clients.items())
+        clients = self._nodes.clients()
         results = await asyncio.gather(*[idempotent(c.ping) for _, c in clients], return_exceptions=True)
         for (address, _), result in zip(clients, results, strict=True):
             if isinstance(result, BaseException):
                 raise self._unavailable(result, f"health check of {address[0]}:{address[1]}")
 
     def _unavailable(self, exc: BaseException | None, doing: str) -> BrokerUnavailable:
-        return BrokerUnavailable(
-            f"Redis Cluster at {self.shown_url} is unavailable "
-            f"({doing}: {exc or 'some hash slot has no live master'}); "
-            "start the cluster (cluster_state:ok) or pass the right --broker URL"
-        )
+        return cluster_unavailable(self.config, exc, doing)
 
-    # Topology and clients
-
-    def _set_topology(self, topology: Topology) -> None:
-        self._topology = topology
-        self._stale = False
-        self._down &= topology.masters
-        known = list(topology.nodes)
-        known += [a for a in self.config.seeds if a not in known]  # seeds last, only as a fallback
-        self._known = known
+    # The map and the clients (.clusternodes)
 
     def _ask_order(self) -> list[Address]:
-        """Nodes to ask for the map: those with a live link first, the URL's seeds last."""
+        """Nodes to ask for the map: those with a live link first, then the known ones, seeds last."""
         live = [address for address, link in self._links.items() if link.up and not link.dead]
-        return live + [address for address in self._known if address not in live]
+        return live + [address for address in self._nodes.known if address not in live]
 
     def _owner(self, name: str) -> Address:
-        if self._topology is None:
+        if self._nodes.topology is None:
             raise self._not_started()
-        return self._topology.owner[key_slot(name.encode())]
-
-    def _client(self, address: Address) -> Redis:
-        client = self._clients.get(address)
-        if client is None:
-            client = self._clients[address] = node_client(address, self._options, self.node_timeout)
-        return client
+        return self._nodes.owner(name)
 
     def client_for(self, name: str) -> Redis:
         """The command client of the master that owns key or channel ``name``."""
-        return self._client(self._owner(name))
+        return self._nodes.client(self._owner(name))
 
     # Commands: on the owner of the key or channel
 
@@ -235,29 +200,14 @@ class ClusterBroker(RedisBrokerBase):
 
     async def _on_owner(self, name: str, run: Callable[[Redis], Awaitable[T]]) -> T:
         """Run on the owner of ``name``; after a MOVED reply (nothing ran) once more on the new owner."""
-        try:
-            return await run(self.client_for(name))
-        except MovedError as moved:
-            self._moved(moved)
-            return await run(self.client_for(name))
+        self._owner(name)  # "not started" before any map
+        return await self._nodes.on_owner(name, run)
 
     def _failed(self, exc: BaseException, name: str, doing: str) -> BrokerUnavailable:
         """Refresh the map (the owner may have changed), and name the master that failed."""
         address = self._owner(name)
-        self._refresh()
+        self._nodes.mark_stale()
         return self._unavailable(exc, f"{doing} on {address[0]}:{address[1]}")
-
-    def _moved(self, moved: MovedError) -> None:
-        """Patch the slot map from a MOVED reply, and refresh it in the background."""
-        if self._topology is not None:
-            owner = list(self._topology.owner)
-            owner[moved.slot_id] = (str(moved.host), int(moved.port))
-            self._topology = Topology(tuple(owner), self._topology.nodes)
-        self._refresh()
-
-    def _refresh(self) -> None:
-        self._stale = True
-        self._changed()
 
     # Subscriptions: one link per master
 
@@ -277,11 +227,11 @@ class ClusterBroker(RedisBrokerBase):
 
     async def _apply_subscriptions(self) -> None:
         """Refresh the map if stale; one link per master that owns a wanted channel."""
-        if self._stale:
-            topology, error = await fetch_topology(self._ask_order(), self._options, self.node_timeout)
-            if topology is None:
-                raise ConnectionError(str(error or "some hash slot has no live master yet"))
-            self._set_topology(topology)
+        if self._nodes.stale:
+            error = await self._nodes.fetch(self._ask_order())
+            if error is not None:
+                raise error
+            self._down &= self._nodes.masters
         wanted: dict[Address, set[str]] = {}
         for channel in (*self._base, *self._refs):
             wanted.setdefault(self._owner(channel), set()).add(channel)
@@ -292,19 +242,14 @@ class ClusterBroker(RedisBrokerBase):
         for address, channels in wanted.items():
             current = self._links.get(address)
             if current is None:
-                current = self._links[address] = ShardLink(address, self._client(address), self,
+                current = self._links[address] = ShardLink(address, self._nodes.client(address), self,
                                                            self.ping_interval)
                 current.want = channels
                 current.start()
             else:
                 current.want = channels
-        for address in set(self._clients) - set(wanted) - self._topology_masters():
-            with contextlib.suppress(*FAULTS):
-                await self._clients.pop(address).aclose()
+        await self._nodes.close(keep=set(wanted) | self._nodes.masters)
         await asyncio.gather(*[link.apply() for link in self._links.values()])
-
-    def _topology_masters(self) -> set[Address]:
-        return self._topology.masters if self._topology is not None else set()
 
     # Link callbacks (synchronous, from the links' reading tasks)
 
@@ -322,7 +267,7 @@ class ClusterBroker(RedisBrokerBase):
     def link_evicted(self, link: ShardLink, channel: str) -> None:
         """A slot moved: refresh the map and resubscribe on its new owner."""
         logger.info("Redis unsubscribed %s on %s:%s (its slot moved); following it", channel, *link.address)
-        self._refresh()
+        self._nodes.mark_stale()
 
     def link_lost(self, link: ShardLink, exc: BaseException) -> None:
         """A subscription connection failed: go offline (log once), refresh the map."""
@@ -330,7 +275,7 @@ class ClusterBroker(RedisBrokerBase):
             del self._links[link.address]
         self._down.add(link.address)
         self._trouble(exc, link.address)
-        self._refresh()
+        self._nodes.mark_stale()
 
     # Online / offline
 
@@ -341,7 +286,7 @@ class ClusterBroker(RedisBrokerBase):
 
     def _check_online(self) -> None:
         """Online when every wanted channel is acknowledged on a live link."""
-        if self._online.is_set() or self._stale or self._topology is None:
+        if self._online.is_set() or self._nodes.stale or self._nodes.topology is None:
             return
         for channel in (*self._base, *self._refs):
             link = self._links.get(self._owner(channel))

@@ -53,7 +53,7 @@ from .broker import Broker, Sink
 from .channelrefs import add_ref, drop_ref, wait_for_ack
 from .history import HistoryConfig, HistoryPage, Position
 from .presence import RedisPresence
-from .redisconn import FAULTS, Redis, idempotent, unavailable
+from .redisconn import FAULTS, Redis, idempotent, publication, unavailable
 from .redishistory import RedisHistory
 from .tasks import cancel_and_wait
 from .wire import (
@@ -331,12 +331,7 @@ class RedisBrokerBase(Broker):
 
     async def _publish(self, channel: str, data: bytes) -> None:
         """PUBLISH (SPUBLISH on a cluster) once, never retried: at-most-once, like Redis pub/sub."""
-        command = self.channels.publish_command
-
-        async def send(client: Redis) -> Any:
-            return await client.execute_command(command, channel, data)  # type: ignore[no-untyped-call]
-
-        await self._command(channel, "publishing", send)
+        await self._command(channel, "publishing", publication(self.channels.publish_command, channel, data))
 
     async def publish_all(self, text: bool, payload: bytes) -> None:
         """Publish on the broadcast channel."""

@@ -33,7 +33,7 @@ except ImportError:  # pragma: no cover - older redis-py has no such option
 
 from ..errors import BrokerUnavailable
 
-__all__ = ["FAULTS", "Redis", "connect_redis", "idempotent", "redact", "unavailable"]
+__all__ = ["FAULTS", "Redis", "connect_redis", "idempotent", "publication", "redact", "unavailable"]
 
 logger = logging.getLogger("wsroute.hub.redis")
 
@@ -79,6 +79,20 @@ async def idempotent(command: Callable[[], Awaitable[T]]) -> T:
     except RedisConnectionError as exc:
         logger.debug("Redis connection closed under a command (%s); retrying once", exc)
         return await command()
+
+
+def publication(command: str, channel: str, data: bytes) -> Callable[[Redis], Awaitable[int]]:
+    """``command`` (``PUBLISH`` or ``SPUBLISH``) of ``data`` on ``channel``, to send on a client given later.
+
+    The brokers and :class:`~.publisher.Publisher` pick the client (on a
+    cluster: the channel's owner) and never retry it (see :func:`idempotent`).
+    The coroutine returns how many subscribers (processes) received it.
+    """
+
+    async def send(client: Redis) -> int:
+        return int(await client.execute_command(command, channel, data))  # type: ignore[no-untyped-call]
+
+    return send
 
 
 def client_options(timeout: float) -> dict[str, Any]:
