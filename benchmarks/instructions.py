@@ -64,8 +64,8 @@ from benchmarks.apps import TOKEN
 ROOT = Path(__file__).resolve().parent.parent
 OUTPUT = ROOT / "benchmarks" / "results" / "instructions.json"
 SERVERS = ("raw", "bare", "full")
-#: More wsroute variants, measured only when asked for (``--servers full,limits,metrics``).
-EXTRA_SERVERS = ("limits", "metrics")
+#: More wsroute variants, measured only when asked for (``--servers full,limits,metrics,counting``).
+EXTRA_SERVERS = ("limits", "metrics", "counting", "middleware", "headers", "health")
 LOOPS = ("asyncio", "uvloop")
 MARK_FUNCTION = "getppid"
 IDLE_WCHAN = "do_epoll_wait"

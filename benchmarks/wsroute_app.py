@@ -88,9 +88,10 @@ def build_app(tokens: dict[str, str] | None = None) -> tuple[Any, str]:
     # default) builds the app without the parts not named, to tell the
     # framework's own per-handshake cost from its plugins' and middleware's.
     # ``limits`` and ``metrics`` are ``full`` plus every limit configured (never hit) or the
-    # metrics plugin, to measure what each costs (issues 11 and 17).
+    # metrics plugin, to measure what each costs (issues 11 and 17); ``counting`` is ``full``
+    # with the core's traffic counting the metrics plugin switches on, without the plugin.
     variant = os.environ.get("WSROUTE_BENCH_APP", "full")
-    full = ("full", "limits", "metrics")
+    full = ("full", "limits", "metrics", "counting")
     headers = bundled_plugin("wsroute-headers", "wsroute_headers") if variant in (*full, "headers") else None
     health = bundled_plugin("wsroute-health", "wsroute_health") if variant in (*full, "health") else None
     metrics = bundled_plugin("wsroute-metrics", "wsroute_metrics") if variant == "metrics" else None
@@ -117,6 +118,8 @@ def build_app(tokens: dict[str, str] | None = None) -> tuple[Any, str]:
 
     if variant != "bare":
         app.middleware(auth)
+    if variant == "counting":
+        app.count_traffic()
 
     @app.route("/echo")
     async def echo(ws: Any) -> None:

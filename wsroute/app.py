@@ -636,20 +636,44 @@ class App:
         """
         await self._assembly.stop()
 
-    def count_traffic(self) -> TrafficTable:
-        """Count messages and bytes per route from now on; returns the counters.
+    def count_traffic(self, duration_buckets: Sequence[float] | None = None) -> TrafficTable:
+        """Count handshakes, closes, durations, messages and bytes per route from now on.
 
         Call it from a plugin's ``wsroute_configure`` (before the server
         listens): the app then serves with
         :class:`~wsroute.traffic.CountingConnection`, which adds one attribute
-        addition per data frame (see :mod:`wsroute.traffic`). An app that never
-        calls it counts nothing and pays nothing. Idempotent: every caller gets
-        the same :class:`~wsroute.traffic.TrafficTable` (``app.traffic``).
+        addition per data frame and a few dict updates per connection (see
+        :mod:`wsroute.traffic`). An app that never calls it counts nothing and
+        pays nothing. Every caller gets the same
+        :class:`~wsroute.traffic.TrafficTable` (``app.traffic``).
+
+        Args:
+            duration_buckets: increasing upper bounds, in seconds, of the
+                connection-duration buckets; None (the default) keeps the
+                table's (:data:`~wsroute.traffic.DEFAULT_DURATION_BUCKETS` for
+                a new one).
+
+        Returns:
+            The app's table; ``snapshot()`` reads it.
+
+        Raises:
+            ConfigurationError: ``duration_buckets`` is not increasing
+                positive seconds, or differs from the buckets an earlier
+                caller chose (two plugins cannot share one histogram with
+                different bounds).
         """
         if self.traffic is None:
-            self.traffic = TrafficTable()
+            try:
+                self.traffic = TrafficTable() if duration_buckets is None else TrafficTable(duration_buckets)
+            except ValueError as exc:
+                raise ConfigurationError(f"count_traffic(duration_buckets=...): {exc}") from None
             self.hub.count_traffic()
             self._assembly.stale()  # the session is built again, with the table
+        elif duration_buckets is not None and tuple(map(float, duration_buckets)) != self.traffic.duration_buckets:
+            raise ConfigurationError(
+                f"count_traffic(duration_buckets={tuple(duration_buckets)!r}): the app already counts with "
+                f"buckets {self.traffic.duration_buckets!r}; pass the same bounds, or None to share them"
+            )
         return self.traffic
 
     def websockets_options(self, options: Mapping[str, Any]) -> dict[str, Any]:

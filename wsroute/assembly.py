@@ -40,7 +40,6 @@ from .routes import Route, RouteGroup
 from .serving import Serving
 from .session import Session
 from .subprotocols import select_subprotocol
-from .traffic import CountingConnection
 
 if TYPE_CHECKING:
     from .app import App
@@ -169,7 +168,7 @@ class Assembly:
         assert self.handshake is not None and self.session is not None and self.guard is not None
         app = self.app
         kwargs = serve_options(options)  # wsroute's permessage-deflate default
-        kwargs.setdefault("create_connection", Connection if app.traffic is None else CountingConnection)
+        kwargs.setdefault("create_connection", Connection if app.traffic is None else app.traffic.connection_class())
         if self.guard.rates_messages:  # only then: recv() stays websockets' own otherwise
             kwargs["create_connection"] = rate_limited(kwargs["create_connection"])
         for wrap in app.connection_wrappers:  # plugins' subclasses (tracing), outermost last

@@ -115,6 +115,14 @@ class Route:
     name: str = ""
     origin: str = "the app"
     limits: Mapping[str, Any] = attrs.field(factory=dict)
+    label: str = attrs.field(init=False)
+    """What logs, task names and metrics call this route: ``/play[join]`` (``name`` is the reverse-lookup name).
+
+    Computed once (it is read on every counted handshake and connection)."""
+
+    def __attrs_post_init__(self) -> None:
+        kind = self.message_type
+        object.__setattr__(self, "label", self.path if kind is None else f"{self.path}[{kind}]")
 
     @property
     def path(self) -> str:
@@ -131,12 +139,6 @@ class Route:
     def message_class(self) -> type | None:
         """The class the first message is validated into, or ``None`` (untyped or not message-routed)."""
         return self.message if isinstance(self.message, type) else None
-
-    @property
-    def label(self) -> str:
-        """What logs and task names call this route: ``/play[join]`` (``name`` is the reverse-lookup name)."""
-        kind = self.message_type
-        return self.path if kind is None else f"{self.path}[{kind}]"
 
     @property
     def is_class(self) -> bool:

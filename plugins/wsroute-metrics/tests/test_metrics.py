@@ -260,3 +260,48 @@ def test_every_family_follows_prometheus_naming() -> None:
         assert family.name.startswith("wsroute_")
         assert family.name.endswith("_total") == (family.kind == "counter"), family.name
         assert not {"user", "path", "ip", "address"} & set(family.labels)
+
+
+@pytest.mark.parametrize("durations", [[0.0, 0.1, 0.1000001, 5.0, 14400.0, 20000.0], [], [3600.0] * 4])
+def test_bucketed_durations_render_like_observe(durations: list[float]) -> None:
+    """Durations bucketed by the core and added whole render the same samples as observe() per duration."""
+    import bisect
+
+    from prometheus_client import CollectorRegistry, Histogram, generate_latest
+
+    from wsroute.traffic import DEFAULT_DURATION_BUCKETS
+
+    def histogram() -> tuple[CollectorRegistry, Histogram]:
+        registry = CollectorRegistry()
+        return registry, Histogram("d_seconds", "d", ["route"], registry=registry, buckets=DEFAULT_DURATION_BUCKETS)
+
+    observed_registry, observed = histogram()
+    added_registry, added = histogram()
+    counts = [0] * (len(DEFAULT_DURATION_BUCKETS) + 1)
+    observed.labels("/x")  # the child exists, as after a scrape, even with nothing observed
+    for duration in durations:
+        observed.labels("/x").observe(duration)
+        counts[bisect.bisect_left(DEFAULT_DURATION_BUCKETS, duration)] += 1
+    wsroute_metrics.add_to_histogram(added.labels("/x"), counts, sum(durations))
+
+    def without_created(registry: CollectorRegistry) -> list[bytes]:
+        return [line for line in generate_latest(registry).splitlines() if b"_created" not in line]
+
+    assert without_created(added_registry) == without_created(observed_registry)
+    with pytest.raises(ValueError, match="3 bucket counts for a histogram of 9 buckets"):
+        wsroute_metrics.add_to_histogram(added.labels("/x"), [0, 0, 0], 0.0)
+
+
+async def test_dropped_connection_counts_1006_and_a_duration() -> None:
+    """A client that drops TCP without a close frame counts as a 1006 close, with its duration observed."""
+    async with serve_app(make_app()) as server:
+        assert (await server.handshake("/echo")).status == 101
+        for _ in range(100):  # bounded: connection_lost runs just after the socket closes
+            found = await scrape(server)
+            if value(found, "wsroute_closes_total", route="/echo", code="1006"):
+                break
+            await asyncio.sleep(0.02)
+    assert value(found, "wsroute_closes_total", route="/echo", code="1006") == 1
+    assert value(found, "wsroute_connection_duration_seconds_count", route="/echo") == 1
+    assert value(found, "wsroute_connection_duration_seconds_bucket", route="/echo", le="+Inf") == 1
+    assert value(found, "wsroute_connection_duration_seconds_sum", route="/echo") > 0

@@ -20,7 +20,7 @@ import wsroute
 from wsroute import hookimpl
 
 from ._config import DEFAULTS, NAME, Config
-from ._exporter import UNMATCHED, Exporter, limit_refusals, route_label
+from ._exporter import UNMATCHED, Exporter, add_to_histogram, limit_refusals, route_label
 from ._families import FAMILIES, Family, markdown_table
 
 __version__ = "0.1.0"
@@ -33,6 +33,7 @@ __all__ = [
     "Config",
     "Exporter",
     "Family",
+    "add_to_histogram",
     "limit_refusals",
     "exporter_of",
     "markdown_table",

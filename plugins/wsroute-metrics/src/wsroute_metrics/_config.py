@@ -9,6 +9,7 @@ from typing import Any
 import attrs
 
 import wsroute
+from wsroute.traffic import DEFAULT_DURATION_BUCKETS
 
 __all__ = ["DEFAULTS", "NAME", "Config"]
 
@@ -31,7 +32,7 @@ DEFAULTS: Mapping[str, Any] = {
     "path": "/metrics",
     "port": None,
     "host": "127.0.0.1",
-    "duration_buckets": (0.1, 1.0, 10.0, 60.0, 300.0, 1800.0, 3600.0, 14400.0),
+    "duration_buckets": DEFAULT_DURATION_BUCKETS,
     "lag_interval": 0.5,
     "sync_interval": 1.0,
 }

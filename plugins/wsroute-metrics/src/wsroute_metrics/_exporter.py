@@ -1,17 +1,22 @@
-"""One app's metrics: hooks that count per connection, a sync that reads the core's counters.
+"""One app's metrics: the core's counters, copied into prometheus_client at scrape time.
 
-Cost, by design (measured in ``benchmarks/metrics_bench.py``):
+Cost, by design (counted by ``python -m benchmarks.instructions --servers
+full,metrics``, which measures the app with and without this plugin in one
+run):
 
 * per message: nothing here. Messages and bytes are counted by the
   connection class the app switches to (``app.count_traffic()``, one
   attribute addition per frame) and the hub keeps its own totals
   (``app.hub.stats``);
-* per handshake and per connection: two hook calls (``wsroute_extra_headers``
-  for the handshake's status, ``wsroute_connection_closed`` for the close
-  code and duration), each a dict lookup and a prometheus_client update on a
-  cached child; the open-connections gauge is the session's own count;
+* per handshake and per connection: nothing here either. The same
+  connection class counts the handshake's status, the close code and the
+  duration into plain per-route integers (:mod:`wsroute.traffic`); a hook
+  call plus prometheus_client's locked, labelled updates cost about 13 % of
+  a whole handshake when this plugin did them itself. What remains per
+  handshake is :meth:`Exporter.wsroute_process_request`'s path check;
+* per handler failure: one hook call and one counter update;
 * per scrape: :meth:`Exporter.sync` copies the core's running totals into
-  prometheus_client's counters (the difference since the last copy), then the
+  prometheus_client's metrics (the difference since the last copy), then the
   registry is rendered. With several workers (prometheus_client's
   multiprocess mode, see :mod:`wsroute.multiproc`) every worker also syncs
   every ``sync_interval`` seconds so that a scrape answered by another worker
@@ -24,8 +29,7 @@ import asyncio
 import contextlib
 import logging
 import os
-import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import prometheus_client
@@ -34,17 +38,15 @@ from prometheus_client.multiprocess import MultiProcessCollector
 
 import wsroute
 from wsroute import hookimpl
+from wsroute.traffic import UNMATCHED
 
 from ._config import Config
 from ._families import FAMILIES, Family
 from ._sideport import SidePort
 
-__all__ = ["UNMATCHED", "Exporter", "limit_refusals", "route_label"]
+__all__ = ["UNMATCHED", "Exporter", "add_to_histogram", "limit_refusals", "route_label"]
 
 logger = logging.getLogger("wsroute.metrics")
-
-#: The ``route`` label of requests no route matched (404s, plain HTTP answers such as /metrics itself).
-UNMATCHED = "(unmatched)"
 
 _METHODS = ("GET", "HEAD")
 _CONTENT_TYPE = prometheus_client.CONTENT_TYPE_LATEST
@@ -79,6 +81,36 @@ def limit_refusals(app: Any) -> Mapping[tuple[str, str], int]:
     return refusals if isinstance(refusals, Mapping) else {}
 
 
+def add_to_histogram(child: Any, bucket_counts: Sequence[int], amount: float) -> None:
+    """Add already-bucketed observations to a prometheus_client histogram child.
+
+    prometheus_client's public API adds one observation at a time
+    (``observe``), which would cost a locked update per connection on the
+    handshake path; the core buckets durations itself, so a scrape adds
+    whole counts. This uses the two attributes ``observe`` itself updates:
+    ``_buckets`` (one value per upper bound, not cumulative, ``+Inf`` last)
+    and ``_sum``. They have kept their names and meaning since
+    prometheus_client 0.4; a test compares the result with ``observe``'s,
+    and this fails loudly (``AttributeError``/``ValueError``) if they change.
+
+    Args:
+        child: a labelled ``Histogram`` child whose upper bounds are the
+            core's bounds plus ``+Inf``.
+        bucket_counts: observations to add per bucket, ``len(child._buckets)`` of them.
+        amount: the sum of those observations.
+
+    Raises:
+        ValueError: the bucket counts do not match the histogram's buckets.
+    """
+    values = child._buckets
+    if len(values) != len(bucket_counts):
+        raise ValueError(f"{len(bucket_counts)} bucket counts for a histogram of {len(values)} buckets")
+    for value, count in zip(values, bucket_counts, strict=True):
+        if count:
+            value.inc(count)
+    child._sum.inc(amount)
+
+
 def _make(family: Family, registry: CollectorRegistry | None, buckets: tuple[float, ...]) -> Any:
     """A prometheus_client metric for ``family`` (counters are named without ``_total``: the library adds it)."""
     if family.kind == "counter":
@@ -109,10 +141,11 @@ class Exporter:
         self.multiprocess = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
         self.registry = None if self.multiprocess else CollectorRegistry()
         self.metrics: dict[str, Any] = {f.name: _make(f, self.registry, config.duration_buckets) for f in FAMILIES}
-        self.traffic = app.count_traffic()
+        self.traffic = app.count_traffic(duration_buckets=config.duration_buckets)
         self.monitor: wsroute.LagMonitor | None = None
         self.side_port: SidePort | None = None
         self._last: dict[tuple[str, tuple[str, ...]], int] = {}
+        self._last_durations: dict[str, tuple[list[int], float]] = {}
         self._children: dict[tuple[str, tuple[str, ...]], Any] = {}
         self._sync_task: asyncio.Task[None] | None = None
 
@@ -201,25 +234,7 @@ class Exporter:
         MultiProcessCollector(registry)
         return generate_latest(registry)
 
-    # -- per handshake and per connection --------------------------------------
-
-    @hookimpl
-    def wsroute_extra_headers(self, app: wsroute.App, conn: wsroute.Connection, response: wsroute.Response) -> None:
-        """Count the handshake by route and status; adds no header."""
-        self.child("wsroute_handshakes_total", (route_label(conn), str(response.status_code))).inc()
-
-    @hookimpl
-    def wsroute_connection_closed(self, app: wsroute.App, conn: wsroute.Connection, code: int | None) -> None:
-        """The connection's duration (TCP accept to close) and close code.
-
-        The open-connections gauge needs no hook: the session keeps it
-        (``TrafficCounters.open``), read by :meth:`sync`.
-        """
-        label = route_label(conn)
-        opened_at = getattr(conn, "opened_at", None)
-        if opened_at is not None:
-            self.child("wsroute_connection_duration_seconds", (label,)).observe(time.monotonic() - opened_at)
-        self.child("wsroute_closes_total", (label, str(code if code is not None else 1006))).inc()
+    # -- per handler failure --------------------------------------------------
 
     @hookimpl
     def wsroute_handle_exception(self, app: wsroute.App, conn: wsroute.Connection, exc: BaseException) -> None:
@@ -236,16 +251,33 @@ class Exporter:
             self.child(name, labels).inc(delta)
             self._last[key] = total
 
+    def _durations(self, label: str, buckets: Sequence[int], total: float) -> None:
+        """Bring the duration histogram of ``label`` up to the core's bucket counts and sum."""
+        if not total and not any(buckets):
+            return
+        last_buckets, last_total = self._last_durations.get(label, ((0,) * len(buckets), 0.0))
+        if list(buckets) == list(last_buckets):
+            return
+        add_to_histogram(self.child("wsroute_connection_duration_seconds", (label,)),
+                         [now - then for now, then in zip(buckets, last_buckets, strict=True)], total - last_total)
+        self._last_durations[label] = (list(buckets), total)
+
     def sync(self) -> None:
         """Copy the core's running totals (traffic, hub, broker, rejections, limits, lag) into the metrics."""
         app = self.app
         for label, counters in self.traffic.snapshot().items():
             labels = (label,)
+            for status, count in counters.handshakes.items():
+                self._total("wsroute_handshakes_total", (label, str(int(status))), count)
+            for code, count in counters.closes.items():
+                self._total("wsroute_closes_total", (label, str(int(code))), count)
+            self._durations(label, counters.durations, counters.duration_sum)
             self._total("wsroute_messages_received_total", labels, counters.messages_received)
             self._total("wsroute_received_bytes_total", labels, counters.bytes_received)
             self._total("wsroute_messages_sent_total", labels, counters.messages_sent)
             self._total("wsroute_sent_bytes_total", labels, counters.bytes_sent)
-            self.child("wsroute_connections", labels).set(counters.open)
+            if label != UNMATCHED:
+                self.child("wsroute_connections", labels).set(counters.open)
         stats = app.hub.stats
         self._total("wsroute_hub_delivered_total", (), stats.delivered)
         self._total("wsroute_hub_queued_total", (), stats.queued)

@@ -37,13 +37,13 @@ class Family:
 
 FAMILIES: tuple[Family, ...] = (
     Family("wsroute_handshakes_total", "counter", "Opening handshakes answered, by route and HTTP status.",
-           ("route", "status"), "every handshake response (101, 404, 4xx/5xx, plain HTTP answers)"),
+           ("route", "status"), "the status each handshake sent (101, 404, 4xx/5xx, plain HTTP, 503 while stopping)"),
     Family("wsroute_connections", "gauge", "WebSocket connections open now.", ("route",),
            "the session's count (TrafficCounters.open)", "livesum"),
     Family("wsroute_connection_duration_seconds", "histogram", "How long connections stayed open, in seconds.",
-           ("route",), "TCP accept to close (connection closed hook)"),
+           ("route",), "TCP accept to close of upgraded connections, bucketed by the connection"),
     Family("wsroute_closes_total", "counter", "Connections closed, by route and close code.", ("route", "code"),
-           "connection closed hook (1006: lost without a closing handshake)"),
+           "counted by the connection (1006: lost without a closing handshake)"),
     Family("wsroute_messages_received_total", "counter", "WebSocket messages received.", ("route",),
            "counted by the connection (app.count_traffic()), also in function handlers"),
     Family("wsroute_received_bytes_total", "counter", "Payload bytes of data frames received.", ("route",),
