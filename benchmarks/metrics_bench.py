@@ -2,8 +2,8 @@
 
 Run ``python -m benchmarks.metrics_bench`` (about a minute; ``--rounds``,
 ``--seconds`` to change it). Two server processes serve the same app on
-127.0.0.1, one with wsroute-metrics (``/metrics``, per-route traffic
-counting, the handshake and connection hooks), one without any plugin; the
+127.0.0.1, one with wsroute-metrics (``/metrics``, and the core's per-route
+counting of traffic, handshakes and closes it switches on), one without any plugin; the
 load generator (this process) measures them in alternating order, round
 after round, so that the machine's background load hits both alike, and
 reports the median of each and the ratio on/off. The issue's bar: ratio
