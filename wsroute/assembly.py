@@ -34,7 +34,7 @@ from .limits import Limits, default_max_connections
 from .logs import redact_also
 from .message_rate import rate_limited
 from .middleware import Chain
-from .options import SERVE_PARAMETERS, ServeOptions, check_names
+from .options import SERVE_PARAMETERS, ServeOptions, check_names, plugin_serve_options
 from .perconnection import check_graph, plan_for
 from .routes import Route, RouteGroup
 from .serving import Serving
@@ -167,7 +167,8 @@ class Assembly:
             self.prepare()
         assert self.handshake is not None and self.session is not None and self.guard is not None
         app = self.app
-        kwargs = serve_options(options)  # wsroute's permessage-deflate default
+        chosen = plugin_serve_options(app.plugins.resolve("wsroute_serve_options").each_sync({"app": app}))
+        kwargs = serve_options({**options, **chosen})  # wsroute's permessage-deflate default
         kwargs.setdefault("create_connection", Connection if app.traffic is None else app.traffic.connection_class())
         if self.guard.rates_messages:  # only then: recv() stays websockets' own otherwise
             kwargs["create_connection"] = rate_limited(kwargs["create_connection"])

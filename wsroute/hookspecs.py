@@ -235,6 +235,29 @@ def wsroute_extra_headers(app: Any, conn: Any, request: Any, response: Any) -> A
     """
 
 
+
+@hookspec
+def wsroute_serve_options(app: Any) -> Any:
+    """Return websockets ``serve()`` options the plugin sets; once per start, before listening.
+
+    Called after ``wsroute_startup``, when wsroute builds the arguments of
+    websockets' ``serve()``. The options returned override those given to
+    ``App()`` and ``app.serve()``: a plugin whose setting *is* a serve option
+    lets websockets do the work once per handshake instead of redoing it per
+    response (the headers plugin's ``server`` setting becomes
+    ``server_header``, so websockets writes the ``Server`` header it wants
+    rather than the plugin replacing websockets' one on every response).
+    Names and values are checked as ``App()``'s are; a wrong one, or two
+    plugins setting one option to different values, stops start-up with a
+    ``ConfigurationError`` naming the plugin. Must be a plain ``def``.
+
+    Args:
+        app: the :class:`~wsroute.App`.
+
+    Returns:
+        A dict ``{option name: value}``, or None.
+    """
+
 # -- per connection -----------------------------------------------------------
 
 

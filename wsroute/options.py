@@ -50,6 +50,7 @@ __all__ = [
     "ON_INVALID_MESSAGE",
     "check_on_invalid_message",
     "check_policy",
+    "plugin_serve_options",
     "trusted_proxies",
 ]
 
@@ -206,6 +207,38 @@ class ServeOptions:
         ServeOptions(dict(overrides), where=where)
         return ServeOptions({**self.options, **overrides}, where=where)
 
+
+
+def plugin_serve_options(pairs: Iterable[tuple[str, Any]]) -> dict[str, Any]:
+    """Merge what plugins' ``wsroute_serve_options`` returned, each checked as ``App()``'s options are.
+
+    Args:
+        pairs: ``(plugin name, {option: value})`` per plugin that returned something.
+
+    Returns:
+        The options, to override the app's and ``app.serve()``'s.
+
+    Raises:
+        ConfigurationError: a plugin returned something other than a dict, an
+            unknown option or a wrong value (naming the plugin), or two
+            plugins set one option to different values.
+    """
+    merged: dict[str, Any] = {}
+    owners: dict[str, str] = {}
+    for plugin, options in pairs:
+        where = f"plugin {plugin!r}: wsroute_serve_options"
+        if not isinstance(options, Mapping):
+            raise ConfigurationError(f"{where} returned {options!r}; return a dict {{option name: value}} or None")
+        ServeOptions(dict(options), where=where)
+        for name, value in options.items():
+            if name in merged and merged[name] != value:
+                raise ConfigurationError(
+                    f"{where} sets {name}={value!r}, but plugin {owners[name]!r} sets {name}={merged[name]!r}; "
+                    "configure only one of them"
+                )
+            merged[name] = value
+            owners[name] = plugin
+    return merged
 
 def _message_key(instance: Any, attribute: Any, value: Any) -> None:
     if not isinstance(value, str) or not value:

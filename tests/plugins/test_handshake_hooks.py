@@ -217,3 +217,58 @@ async def test_connection_hooks_see_open_and_close() -> None:
                 break
             await asyncio.sleep(10 * MS)
     assert seen == [("open", "/echo"), ("closed", "/echo", 1000)]
+
+
+class ServeOptionsOf:
+    """wsroute_serve_options returning ``options`` (a dict, or anything else to test the check)."""
+
+    def __init__(self, options: Any) -> None:
+        self.options = options
+
+    @wsroute.hookimpl
+    def wsroute_serve_options(self) -> Any:
+        return self.options
+
+
+async def test_serve_options_override_the_apps_and_serves() -> None:
+    """A plugin's server_header wins over App()'s and app.serve()'s, on the 101 and on a 404."""
+    app = make_app(ServeOptionsOf({"server_header": "from-plugin"}), ServeOptionsOf(None))
+    app_with_option = wsroute.App(load_entrypoints=False, plugins=[ServeOptionsOf({"server_header": "p"})],
+                                  server_header="app")
+    async with serve_app(app, server_header="serve") as server:
+        async with server.connect("/echo") as ws:
+            assert ws.response.headers.get_all("Server") == ["from-plugin"]
+        response = await server.http_get("/nowhere")
+        assert (response.status, response.headers["server"]) == (404, "from-plugin")
+    async with serve_app(app_with_option) as server:
+        response = await server.http_get("/nowhere")
+        assert response.headers["server"] == "p"
+
+
+async def test_serve_options_none_removes_the_server_header() -> None:
+    """``{"server_header": None}`` from a plugin sends no Server header at all."""
+    async with serve_app(make_app(ServeOptionsOf({"server_header": None}))) as server, server.connect("/echo") as ws:
+        assert "Server" not in ws.response.headers
+
+
+@pytest.mark.parametrize(
+    ("plugins", "message"),
+    [
+        ([ServeOptionsOf({"server_header": 3})], "wsroute_serve_options(server_header=3): expected a str"),
+        ([ServeOptionsOf({"ping_intervall": 3})], "unknown option 'ping_intervall'; did you mean 'ping_interval'?"),
+        ([ServeOptionsOf(["server_header"])], "returned ['server_header']; return a dict"),
+        (
+            [ServeOptionsOf({"server_header": "a"}), ServeOptionsOf({"server_header": "b"})],
+            "sets server_header='a', but plugin",
+        ),
+    ],
+)
+async def test_bad_serve_options_stop_start_up(plugins: list[object], message: str) -> None:
+    """A wrong option, a wrong value, a non-dict or two plugins disagreeing stop start-up, naming the plugin."""
+    app = make_app(*plugins)
+    with pytest.raises(wsroute.ConfigurationError) as raised:
+        async with serve_app(app):
+            pass
+    assert message in str(raised.value)
+    assert "plugin '" in str(raised.value)
+    assert not app.serving

@@ -30,12 +30,12 @@ from __future__ import annotations
 import wsroute
 from wsroute import hookimpl
 
-from ._apply import Apply
+from ._apply import Apply, ServerHeader, server_of
 from ._config import DEFAULTS, NAME, Config
 
 __version__ = "0.1.0"
 
-__all__ = ["DEFAULTS", "NAME", "Apply", "Config", "wsroute_configure"]
+__all__ = ["DEFAULTS", "NAME", "Apply", "Config", "ServerHeader", "wsroute_configure"]
 
 
 @hookimpl
@@ -43,9 +43,15 @@ def wsroute_configure(app: wsroute.App) -> None:
     """Validate the settings; when there is something to do, register this app's :class:`Apply`.
 
     The module is shared by every App of the process, so the per-app state
-    lives in an object registered with this app only. With nothing
-    configured, nothing is registered and handshakes pay nothing.
+    lives in objects registered with this app only: :class:`ServerHeader`
+    for ``server`` (it becomes websockets' ``server_header`` option, written
+    once per response by websockets itself) and :class:`Apply` for
+    ``headers`` (its hook runs per response). With nothing configured,
+    nothing is registered and handshakes pay nothing.
     """
     config = Config.from_settings(app.plugin_settings(NAME, DEFAULTS))
-    if config.active:
+    server = server_of(config)
+    if server is not None:  # no per-request work: websockets' server_header option
+        app.plugins.register(server, f"{NAME}.server", source=f"registered by {NAME}")
+    if config.headers:
         app.plugins.register(Apply(config), f"{NAME}.response", source=f"registered by {NAME}")
