@@ -52,6 +52,8 @@ class Handshake:
         chains: the middleware chain of each group (app-level + route-level).
         task_names: each group's connection task name.
         request_hook: the ``wsroute_process_request`` implementations.
+        request_paths: the paths they answer, when their plugins all declare
+            them (``wsroute_paths``); None when any may answer any path.
         headers_hook: the ``wsroute_extra_headers`` implementations.
         plans: per-connection dependencies of each route that has some
             (:mod:`wsroute.perconnection`), run after the middleware.
@@ -67,6 +69,23 @@ class Handshake:
     headers_hook: Resolved
     guard: Guard
     plans: Mapping[Route, Plan] = attrs.field(factory=dict)
+    request_paths: frozenset[str] | None = attrs.field(init=False)
+
+    @request_paths.default
+    def _declared_paths(self) -> frozenset[str] | None:
+        """The only decoded paths ``wsroute_process_request`` answers, or None to ask it about every request.
+
+        Known when every implementation's plugin declares its paths
+        (``wsroute_paths``) and none is a wrapper: then a request for any
+        other path skips the hook call.
+        """
+        paths: set[str] = set()
+        for impl in self.request_hook.impls:
+            declared = getattr(impl.plugin, "wsroute_paths", None)
+            if declared is None or impl.hookwrapper or impl.wrapper:
+                return None
+            paths.update(declared)
+        return frozenset(paths)
 
     @property
     def process_response(self) -> Callable[[Connection, Request, Response], Any] | None:
@@ -85,9 +104,12 @@ class Handshake:
         """
         conn.app = self.app
         if self.request_hook.impls:  # a tuple's truth, not a method call: this runs per request
-            answer = self._plugin_answer(conn, request)
-            if answer is not None:
-                return answer
+            paths, path = self.request_paths, request.path
+            # Inlined for the common case (a plain path no plugin declared): no call at all.
+            if paths is None or path in paths or (("?" in path or "%" in path) and _declared(conn, path, paths)):
+                answer = self._plugin_answer(conn, request)
+                if answer is not None:
+                    return answer
         return self._route(conn, request)
 
     def _route(self, conn: Connection, request: Request) -> Response | Awaitable[Response | None] | None:
@@ -206,6 +228,15 @@ class Handshake:
         except HookFailed as failure:
             return _plugin_failed(conn, failure)
         return _apply_headers(conn, response, additions) if additions else None
+
+
+def _declared(conn: Connection, path: str, paths: frozenset[str]) -> bool:
+    """Whether ``path`` (raw, maybe with a query) is one of the declared decoded ``paths``."""
+    if "?" in path:
+        path = path.partition("?")[0]
+    if "%" in path:  # plugins compare the decoded path, as routes are matched
+        path = conn.decoded_path
+    return path in paths
 
 
 def _not_found(conn: Connection, router: PathRouter[RouteGroup], path: str) -> Response:

@@ -195,6 +195,11 @@ def wsroute_process_request(app: Any, conn: Any, request: Any) -> Any:
     ``conn.respond(status, text)``. An exception answers 500 for this
     request only, logged once with the plugin name.
 
+    A plugin that answers only some paths declares them as a
+    ``wsroute_paths`` attribute of the plugin object (decoded paths, no
+    query); when every implementation's plugin does, wsroute calls the hook
+    only for those paths.
+
     Args:
         app: the :class:`~wsroute.App`.
         conn: the :class:`~wsroute.Connection`, not yet routed.

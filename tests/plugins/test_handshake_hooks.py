@@ -272,3 +272,42 @@ async def test_bad_serve_options_stop_start_up(plugins: list[object], message: s
     assert message in str(raised.value)
     assert "plugin '" in str(raised.value)
     assert not app.serving
+
+
+class Counting:
+    """wsroute_process_request recording the paths it is asked about; answers /status."""
+
+    def __init__(self, paths: Any = None) -> None:
+        if paths is not None:
+            self.wsroute_paths = paths
+        self.seen: list[str] = []
+
+    @wsroute.hookimpl
+    def wsroute_process_request(self, conn: wsroute.Connection, request: wsroute.Request) -> Any:
+        self.seen.append(request.path)
+        if conn.decoded_path == "/status":
+            return conn.respond(200, "fine\n")
+        return None
+
+
+async def test_declared_paths_skip_the_hook_for_other_paths() -> None:
+    """A plugin declaring wsroute_paths is asked only about those paths (decoded, query ignored)."""
+    plugin = Counting(frozenset({"/status"}))
+    async with serve_app(make_app(plugin)) as server:
+        async with server.connect("/echo?x=1") as ws:
+            await ws.send("hi")
+            assert await ws.recv() == "hi"
+        assert (await server.http_get("/nowhere")).status == 404
+        assert (await server.http_get("/status?verbose=1")).status == 200
+        assert (await server.http_get("/st%61tus")).status == 200
+    assert plugin.seen == ["/status?verbose=1", "/st%61tus"]
+
+
+async def test_an_undeclared_plugin_makes_every_path_asked() -> None:
+    """With one plugin that declares no paths, every implementation is called for every request."""
+    declared, undeclared = Counting(frozenset({"/status"})), Counting()
+    async with serve_app(make_app(declared, undeclared)) as server:
+        assert (await server.http_get("/nowhere")).status == 404
+        assert (await server.http_get("/status")).status == 200
+    assert undeclared.seen == ["/nowhere", "/status"]
+    assert declared.seen == ["/nowhere"]  # pluggy calls the later-registered one first; /status stops at it

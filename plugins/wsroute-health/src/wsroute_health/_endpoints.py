@@ -23,13 +23,18 @@ class Endpoints:
     """One app's health endpoints, registered by ``wsroute_configure``.
 
     ``wsroute_process_request`` must decide synchronously: it compares the
-    path (one dict lookup) and returns None for every other request. For
+    path (one dict lookup) and returns None for every other request; since it
+    declares its paths (``wsroute_paths``), wsroute does not even call it for
+    other paths unless another plugin answers every path. For
     ``/readyz`` it returns a coroutine that runs the checks; wsroute awaits it
     before answering (see the hook's documentation).
     """
 
     def __init__(self, config: Config) -> None:
         self.config = config
+        #: The decoded paths this plugin answers: wsroute calls its
+        #: ``wsroute_process_request`` for these only (no call per other handshake).
+        self.wsroute_paths = frozenset(config.paths)
         self.checks: tuple[Check, ...] = ()
         self._failing: set[str] = set()
 
