@@ -243,12 +243,18 @@ class Resolved:
             HookFailed: naming the plugin that raised or returned an awaitable.
         """
         pairs = self._pairs(kwargs)
-        for name, result in pairs:
-            if inspect.isawaitable(result):
-                _close_pending(pairs)
-                cause = TypeError(f"{self.hook_name} returned an awaitable from a plain 'def'")
-                raise HookFailed(name, self.hook_name) from cause
+        if pairs:  # most calls on the handshake path return nothing: no loop
+            _refuse_awaitables(pairs, self)
         return pairs
+
+
+def _refuse_awaitables(pairs: list[tuple[str, Any]], hook: Resolved) -> None:
+    """Raise :class:`HookFailed` for the first awaitable result of a hook called synchronously."""
+    for name, result in pairs:
+        if inspect.isawaitable(result):
+            _close_pending(pairs)
+            cause = TypeError(f"{hook.hook_name} returned an awaitable from a plain 'def'")
+            raise HookFailed(name, hook.hook_name) from cause
 
 
 async def _awaited(result: Awaitable[Any], hook: Resolved) -> Any:

@@ -84,7 +84,11 @@ class Session:
     async def _run(self, conn: Connection, route: Route) -> None:
         binding = self.bindings[route]
         params = conn.params
-        kwargs = params if binding.path_args is None else {name: params[name] for name in binding.path_args}
+        path_args = binding.path_args
+        if path_args is None:
+            kwargs = params
+        else:  # no comprehension (a function call) for the usual handler that takes no path parameter
+            kwargs = {name: params[name] for name in path_args} if path_args else {}
         scoped = conn.take_scoped()
         if scoped is None and binding.scoped:
             scoped = await self._resolve_after_upgrade(conn, route)

@@ -183,12 +183,15 @@ class Hub:
 
     def detach(self, conn: Connection) -> None:
         """Forget a connection everywhere; broker-side cleanup runs later."""
-        user_id = self._registry.user_of(conn)
-        broker = self.broker
-        for topic, user_left in self._registry.remove(conn):
-            broker.unsubscribe(topic)
-            if user_left and user_id is not None:
-                broker.set_presence(topic, user_id, False)
+        registry = self._registry
+        user_id = registry.user_of(conn)
+        left = registry.remove(conn)
+        if left:
+            broker = self.broker
+            for topic, user_left in left:
+                broker.unsubscribe(topic)
+                if user_left and user_id is not None:
+                    broker.set_presence(topic, user_id, False)
         self._delivery.forget(conn)
 
     @property

@@ -85,10 +85,10 @@ class Registry:
             users.discard(conn)
             if not users:
                 del self.users[user_id]
-        left = []
-        for topic in self._subs.pop(conn, ()):
-            left.append((topic, self._leave(conn, topic, user_id)))
-        return left
+        topics = self._subs.pop(conn, None)
+        if not topics:
+            return []
+        return [(topic, self._leave(conn, topic, user_id)) for topic in topics]
 
     def topics_of(self, conn: Any) -> set[str] | frozenset[str]:
         """The topics ``conn`` is subscribed to (do not modify)."""
