@@ -85,9 +85,8 @@ class Session:
         binding = self.bindings[route]
         params = conn.params
         path_args = binding.path_args
-        if path_args is None:
-            kwargs = params
-        else:  # no comprehension (a function call) for the usual handler that takes no path parameter
+        kwargs: Mapping[str, Any] = params
+        if path_args is not None:  # no comprehension (a function call) for a handler taking no path parameter
             kwargs = {name: params[name] for name in path_args} if path_args else {}
         scoped = conn.take_scoped()
         if scoped is None and binding.scoped:
