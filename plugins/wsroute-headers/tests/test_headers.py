@@ -207,3 +207,26 @@ async def _raw_get(port: int, path: str) -> str:
     raw = await reader.read()
     writer.close()
     return raw.partition(b"\r\n\r\n")[0].decode("latin-1").lower()
+
+
+async def test_server_alone_costs_no_hook_per_request() -> None:
+    """With only server set, the plugin becomes websockets' server_header: no wsroute_extra_headers call."""
+    app = make_app(server="chat-gateway")
+    async with serve_app(app, server_header="ignored") as server:
+        assert not app.plugins.implemented("wsroute_extra_headers")
+        assert (await server.http_get("/nowhere")).headers["server"] == "chat-gateway"
+
+
+async def test_public_headers_methods_when_the_layout_is_unknown(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without websockets 17's Headers layout the plugin uses headers' public methods, with the same result."""
+    from wsroute_headers import _apply
+
+    monkeypatch.setattr(_apply, "_DIRECT", False)
+    app = make_app(wsroute_health, headers={"Cache-Control": ["max-age=5", "private"], "X-Frame-Options": "DENY"})
+    async with serve_app(app) as server:
+        head = await _raw_get(server.port, "/healthz")
+        async with server.connect("/echo") as ws:
+            assert ws.response.headers.get_all("Cache-Control") == ["max-age=5", "private"]
+            assert ws.response.headers["X-Frame-Options"] == "DENY"
+    assert head.count("cache-control:") == 2
+    assert "cache-control: max-age=5" in head and "cache-control: private" in head
