@@ -305,3 +305,19 @@ async def test_dropped_connection_counts_1006_and_a_duration() -> None:
     assert value(found, "wsroute_connection_duration_seconds_count", route="/echo") == 1
     assert value(found, "wsroute_connection_duration_seconds_bucket", route="/echo", le="+Inf") == 1
     assert value(found, "wsroute_connection_duration_seconds_sum", route="/echo") > 0
+
+
+async def test_declared_path_lets_wsroute_skip_the_request_hook() -> None:
+    """The exporter declares its one path (none with a port of its own), so wsroute asks it about no other."""
+    app = make_app(path="/internal/metrics")
+    async with serve_app(app) as server:
+        exporter = wsroute_metrics.exporter_of(app)
+        assert exporter is not None and exporter.wsroute_paths == frozenset({"/internal/metrics"})
+        assert app._assembly.handshake is not None
+        assert app._assembly.handshake.request_paths == frozenset({"/internal/metrics"})
+        found = await scrape(server, "/internal/metrics")
+    assert value(found, "wsroute_broker_up") == 1
+    side = make_app(port=0)
+    async with serve_app(side):
+        side_exporter = wsroute_metrics.exporter_of(side)
+        assert side_exporter is not None and side_exporter.wsroute_paths == frozenset()

@@ -12,8 +12,9 @@ run):
   connection class counts the handshake's status, the close code and the
   duration into plain per-route integers (:mod:`wsroute.traffic`); a hook
   call plus prometheus_client's locked, labelled updates cost about 13 % of
-  a whole handshake when this plugin did them itself. What remains per
-  handshake is :meth:`Exporter.wsroute_process_request`'s path check;
+  a whole handshake when this plugin did them itself. The plugin declares
+  its one path (``wsroute_paths``), so wsroute calls
+  :meth:`Exporter.wsroute_process_request` only for requests to it;
 * per handler failure: one hook call and one counter update;
 * per scrape: :meth:`Exporter.sync` copies the core's running totals into
   prometheus_client's metrics (the difference since the last copy), then the
@@ -142,6 +143,9 @@ class Exporter:
         self.registry = None if self.multiprocess else CollectorRegistry()
         self.metrics: dict[str, Any] = {f.name: _make(f, self.registry, config.duration_buckets) for f in FAMILIES}
         self.traffic = app.count_traffic(duration_buckets=config.duration_buckets)
+        #: The only path ``wsroute_process_request`` answers (none with a port of its own):
+        #: wsroute skips the hook for every other request when all such plugins declare theirs.
+        self.wsroute_paths = frozenset() if config.port is not None else frozenset({config.path})
         self.monitor: wsroute.LagMonitor | None = None
         self.side_port: SidePort | None = None
         self._last: dict[tuple[str, tuple[str, ...]], int] = {}
