@@ -432,8 +432,10 @@ def instructions_section(data: dict[str, Any] | None) -> str:
                 "shown, `spread` is the largest relative difference between runs of one server. `bare` is "
                 "wsroute's benchmark app with its 50 routes only, `full` adds the auth middleware and the "
                 "headers and health plugins, as in the tables above; `limits` is `full` with every limit of "
-                "issue 11 configured but never hit, `metrics` is `full` with the wsroute-metrics plugin "
-                "(compare each with `full`: the cost of that feature)."
+                "issue 11 configured but never hit, `metrics` is `full` with the wsroute-metrics plugin and "
+                "`counting` is `full` with only the core's counting that plugin switches on (compare each with "
+                "`full`: the cost of that feature); `middleware`, `headers` and `health` are `bare` plus the "
+                "auth middleware plus one plugin at most, to split `full`'s cost."
                 + (f" Servers without a suffix are {this}; {trees}." if this else "")
                 + f" Python {data.get('python', '?')}."
             ),
@@ -551,8 +553,50 @@ def is_ancestor(commit: str, measured: str) -> bool | None:
     return {0: True, 1: False}.get(done.returncode)
 
 
-def analysis_text(analysis: str, measured: str) -> str:
-    """Replace each ``{status:COMMIT}`` of ANALYSIS.md by the item's status at the measured commit."""
+def instruction_figure(data: dict[str, Any] | None, spec: str) -> str:
+    """One figure of ``results/instructions.json`` for ANALYSIS.md, so its prose is never hand-copied.
+
+    ``spec`` is ``LOOP:SERVER:OP`` (instructions per operation, e.g.
+    ``1,256,561``), ``LOOP:SERVER:OP:raw`` (the ratio to raw, ``1.064x``) or
+    ``LOOP:SERVER:OP:OTHER`` (the ratio to server OTHER); OP is
+    ``handshake``, ``echo_32`` or ``echo_json_32``. A figure that was not
+    measured reads "n/a (not measured)".
+    """
+    from benchmarks.instructions import _mean
+
+    loop, server, op, *versus = spec.split(":")
+    servers = (data or {}).get("results", {}).get(loop, {})
+    value = _mean(servers.get(server, []), op) if server in servers else 0.0
+    if not versus:
+        return f"{value:,.0f}" if value else "n/a (not measured)"
+    other = versus[0]
+    base = _mean(servers.get(other, []), op) if other in servers else 0.0
+    return f"{value / base:.3f}x" if value and base else "n/a (not measured)"
+
+
+TRACE = Path(__file__).parent / "results" / "handshake_trace.json"
+"""Loop iterations, tasks and GC per handshake, from ``python -m benchmarks.handshake_trace --output``."""
+
+
+def trace_figure(data: dict[str, Any] | None, spec: str) -> str:
+    """``KIND:FIELD`` of ``results/handshake_trace.json`` (``raw:gc_us`` → ``6.00``), or "n/a (not measured)"."""
+    kind, field = spec.split(":")
+    value = (data or {}).get("results", {}).get(kind, {}).get(field)
+    return "n/a (not measured)" if value is None else f"{value:.2f}"
+
+
+def analysis_text(
+    analysis: str, measured: str, instructions: dict[str, Any] | None = None, trace: dict[str, Any] | None = None
+) -> str:
+    """Fill ANALYSIS.md's placeholders, so its prose quotes measured figures and never copies them.
+
+    ``{status:COMMIT}`` becomes the item's status at the measured commit;
+    ``{instr:LOOP:SERVER:OP[:OTHER]}`` a figure of the instruction counts
+    (:func:`instruction_figure`); ``{trace:KIND:FIELD}`` one of the handshake
+    trace (:func:`trace_figure`).
+    """
+    analysis = re.sub(r"\{instr:([a-z0-9_:@.+-]+)\}", lambda m: instruction_figure(instructions, m.group(1)), analysis)
+    analysis = re.sub(r"\{trace:([a-z0-9_:-]+)\}", lambda m: trace_figure(trace, m.group(1)), analysis)
 
     def status(match: re.Match[str]) -> str:
         commit = match.group(1)
@@ -581,7 +625,8 @@ def write(path: Path, result: dict[str, Any], analysis: str = "", snippet: Path 
     if notes:
         parts += ["## Notes", notes]
     if analysis:
-        parts.append(analysis_text(analysis, result["machine"].get("commit", "HEAD")))
+        trace = json.loads(TRACE.read_text()) if TRACE.exists() else None
+        parts.append(analysis_text(analysis, result["machine"].get("commit", "HEAD"), _instructions(), trace))
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n\n".join(p for p in parts if p) + "\n")
     if snippet is not None:

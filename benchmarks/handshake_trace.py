@@ -22,11 +22,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import json
 import multiprocessing.connection
+import os
 import socket
 import statistics
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from benchmarks import procs
@@ -157,15 +160,41 @@ def trace(kind: str, count: int) -> dict[str, float]:
             process.kill()
 
 
+#: Where ``--output`` writes by default; ANALYSIS.md's ``{trace:KIND:FIELD}`` placeholders read it.
+OUTPUT = Path(__file__).parent / "results" / "handshake_trace.json"
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Print the per-handshake counts of each kind."""
+    """Print the per-handshake counts of each kind; ``--output`` also saves them as JSON.
+
+    Kinds: ``raw``, ``wsroute`` (the app ``WSROUTE_BENCH_APP`` names, default
+    full) and ``wsroute-VARIANT`` (``wsroute-bare``, ``wsroute-metrics``…).
+    """
     parser = argparse.ArgumentParser(prog="python -m benchmarks.handshake_trace", description=__doc__)
     parser.add_argument("--handshakes", type=int, default=400)
     parser.add_argument("--kinds", default="raw,wsroute")
+    parser.add_argument("--output", type=Path, nargs="?", const=OUTPUT, default=None,
+                        help=f"save the figures as JSON (default file: {OUTPUT})")
     args = parser.parse_args(argv)
+    results: dict[str, dict[str, float]] = {}
     for kind in args.kinds.split(","):
-        figures = trace(kind, args.handshakes)
+        server, _, variant = kind.partition("-")
+        previous = os.environ.get("WSROUTE_BENCH_APP")
+        if variant:
+            os.environ["WSROUTE_BENCH_APP"] = variant  # the server process inherits it
+        try:
+            figures = trace(server, args.handshakes)
+        finally:
+            if variant:
+                if previous is None:
+                    os.environ.pop("WSROUTE_BENCH_APP", None)
+                else:
+                    os.environ["WSROUTE_BENCH_APP"] = previous
+        results[kind] = figures
         print(kind, " ".join(f"{key}={value:.2f}" for key, value in figures.items()))
+    if args.output is not None:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(json.dumps({"handshakes": args.handshakes, "results": results}, indent=1) + "\n")
     return 0
 
 
