@@ -75,15 +75,17 @@ async def test_one_scrape_sums_both_workers(tmp_path: Path) -> None:
         key = ("wsroute_handshakes_total", (("route", "/pid"), ("status", "101")))
         closes = ("wsroute_closes_total", (("code", "1000"), ("route", "/pid")))
         sent = ("wsroute_messages_sent_total", (("route", "/pid"),))
+        durations = ("wsroute_connection_duration_seconds_count", (("route", "/pid"),))
         found: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
         for _ in range(100):  # bounded: each worker copies its counters every second
             found = await asyncio.to_thread(scrape, port)
-            if found.get(key) == found.get(closes) == found.get(sent) == opened:
+            if found.get(key) == found.get(closes) == found.get(sent) == found.get(durations) == opened:
                 break
             await asyncio.sleep(0.1)
         assert found.get(key) == opened, found.get(key)
         assert found.get(closes) == opened
         assert found.get(sent) == opened  # copied by each worker's periodic sync
+        assert found.get(durations) == opened  # bucketed by the core, added whole to the shared histogram files
         assert found.get(("wsroute_connections", (("route", "/pid"),))) == 0
         assert found.get(("wsroute_broker_up", ())) == 1
     finally:
