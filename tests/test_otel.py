@@ -506,3 +506,26 @@ async def test_background_task_failure_marks_the_connection_span_only() -> None:
     assert [e.name for e in messages[0].events] == []
     assert connection.status.status_code is StatusCode.ERROR
     assert [e.attributes["exception.message"] for e in connection.events if e.attributes] == ["background"]
+
+
+async def test_connections_that_never_send_a_request_leave_no_reference_cycle() -> None:
+    """Clients that connect and leave without a request are freed by reference counting, not the collector."""
+    import gc
+
+    exporter = InMemorySpanExporter()
+    app = make_app(exporter, messages=True)
+
+    def traced_alive() -> int:
+        return sum(1 for o in gc.get_objects() if type(o).__name__.startswith("Traced"))
+
+    async with serve_app(app) as server:
+        gc.collect()
+        gc.disable()
+        try:
+            for _ in range(5):
+                _, writer = await asyncio.open_connection("127.0.0.1", server.port)
+                writer.close()
+                await writer.wait_closed()
+            await until(lambda: traced_alive() == 0, 2)  # raises if a cycle keeps one alive
+        finally:
+            gc.enable()

@@ -80,6 +80,7 @@ async def test_close_codes_and_durations_are_bucketed_per_route() -> None:
         assert answer.status == 101
         echo = await settled(table, "/echo", 2)
     assert echo.closes == {1000: 1, 1006: 1}
+    assert all(type(code) is int for code in echo.closes)  # plain ints, never CloseCode members
     assert echo.durations == [2, 0, 0]  # both well under 0.5 s; one slot per bound, then +Inf
     assert 0 < echo.duration_sum < 2 * BUCKETS[0]
 

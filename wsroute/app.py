@@ -319,9 +319,11 @@ class App:
         ``options`` are :meth:`route`'s keywords (``message``, ``name``,
         ``max_size``…), documented and typed there, and its ``**bound``
         values for handler parameters. One explicit list of route options
-        keeps the two entry points from drifting apart; a misspelt option is
-        a bound value for a parameter the handler lacks, refused when the app
-        starts (``DependencyError`` naming it).
+        keeps the two entry points from drifting apart. A misspelt option the
+        handler has no parameter for is refused at registration with a
+        suggestion (``RouteError``) when it is close to an option's name;
+        otherwise it is a bound value, refused when the app starts
+        (``DependencyError`` naming it).
 
         Raises:
             RouteError: malformed pattern, unknown converter, a conflict,

@@ -15,13 +15,14 @@ import asyncio
 import inspect
 import logging
 import re
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
 import attrs
 from websockets.http11 import Request, Response
 
+from .errors import PluginError
 from .guard import Guard
 from .middleware import Chain
 from .outcomes import Deny
@@ -84,7 +85,7 @@ class Handshake:
             declared = getattr(impl.plugin, "wsroute_paths", None)
             if declared is None or impl.hookwrapper or impl.wrapper:
                 return None
-            paths.update(declared)
+            paths.update(_checked_paths(declared, impl.plugin_name))
         return frozenset(paths)
 
     @property
@@ -237,6 +238,25 @@ def _declared(conn: Connection, path: str, paths: frozenset[str]) -> bool:
     if "%" in path:  # plugins compare the decoded path, as routes are matched
         path = conn.decoded_path
     return path in paths
+
+
+def _checked_paths(declared: Any, plugin: str) -> frozenset[str]:
+    """A plugin's ``wsroute_paths``: a collection of decoded paths, each starting with ``/``.
+
+    A lone string is refused rather than read as its characters (which would
+    silently keep the plugin from ever seeing its own path).
+
+    Raises:
+        PluginError: naming the plugin, the value and the expected form.
+    """
+    expected = "a set of decoded paths such as frozenset({'/healthz'})"
+    if isinstance(declared, (str, bytes)) or not isinstance(declared, Iterable):
+        raise PluginError(f"plugin {plugin!r}: wsroute_paths={declared!r} must be {expected}")
+    paths = frozenset(declared)
+    wrong = sorted(repr(path) for path in paths if not (isinstance(path, str) and path.startswith("/")))
+    if wrong:
+        raise PluginError(f"plugin {plugin!r}: wsroute_paths has {', '.join(wrong)}; it must be {expected}")
+    return paths
 
 
 def _not_found(conn: Connection, router: PathRouter[RouteGroup], path: str) -> Response:

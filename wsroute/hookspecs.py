@@ -196,9 +196,11 @@ def wsroute_process_request(app: Any, conn: Any, request: Any) -> Any:
     request only, logged once with the plugin name.
 
     A plugin that answers only some paths declares them as a
-    ``wsroute_paths`` attribute of the plugin object (decoded paths, no
-    query); when every implementation's plugin does, wsroute calls the hook
-    only for those paths.
+    ``wsroute_paths`` attribute of the plugin object: a set of decoded
+    paths, each starting with ``/``, without the query
+    (``frozenset({"/healthz"})``; a lone string or another form stops
+    start-up with ``PluginError``); when every implementation's plugin
+    does, wsroute calls the hook only for those paths.
 
     Args:
         app: the :class:`~wsroute.App`.

@@ -238,9 +238,8 @@ class CountingConnection(Connection):
         if counters is _UNROUTED:  # it closed before its handler ran: count under the matched path
             group = self.group
             counters = self.table.counters(UNMATCHED if group is None else group.pattern.source)
-        code = self.protocol.close_code
-        if code is None:
-            code = _ABNORMAL  # no close frame came: websockets reports it the same way (RFC 6455, 7.1.5)
+        close_code = self.protocol.close_code  # CLOSED by now: 1006 when no close frame came (RFC 6455, 7.1.5)
+        code = _ABNORMAL if close_code is None else int(close_code)  # plain ints as keys, never CloseCode members
         counters.closes[code] = counters.closes.get(code, 0) + 1
         duration = time.monotonic() - self.opened_at
         counters.durations[bisect.bisect_left(self.table.duration_buckets, duration)] += 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -311,3 +312,21 @@ async def test_an_undeclared_plugin_makes_every_path_asked() -> None:
         assert (await server.http_get("/status")).status == 200
     assert undeclared.seen == ["/nowhere", "/status"]
     assert declared.seen == ["/nowhere"]  # pluggy calls the later-registered one first; /status stops at it
+
+
+@pytest.mark.parametrize(
+    ("paths", "fragment"),
+    [
+        ("/status", "wsroute_paths='/status' must be a set of decoded paths"),
+        (b"/status", "wsroute_paths=b'/status' must be a set of decoded paths"),
+        (42, "wsroute_paths=42 must be a set of decoded paths"),
+        (frozenset({"status"}), "wsroute_paths has 'status'; it must be a set of decoded paths"),
+        (["/ok", 7], "wsroute_paths has 7; it must be a set of decoded paths"),
+    ],
+)
+async def test_malformed_declared_paths_stop_start_up_naming_the_plugin(paths: Any, fragment: str) -> None:
+    """A lone string (read as its characters it would hide the plugin's own path) or a non-path fails start-up."""
+    with pytest.raises(wsroute.PluginError, match=re.escape(fragment)) as caught:
+        async with serve_app(make_app(Counting(paths))):
+            pass
+    assert "plugin '" in str(caught.value)

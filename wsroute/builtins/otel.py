@@ -268,6 +268,7 @@ def traced_connection(base: type[Connection], tracing: Tracing) -> type[Connecti
     """
     parent_init = base.__init__
     parent_handshake = base.handshake
+    parent_lost = base.connection_lost
 
     def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
         self._otel_span = None
@@ -279,15 +280,34 @@ def traced_connection(base: type[Connection], tracing: Tracing) -> type[Connecti
         send_response = protocol.send_response
         wrapped = "send_response" in vars(protocol)  # by a base class of ours: put its wrapper back
 
-        def traced_send_response(response: Any) -> None:
-            send_response(response)
+        def restore() -> None:
             if wrapped:
                 protocol.send_response = send_response
             else:
                 del protocol.send_response  # once per connection; no cycle left behind
+
+        def traced_send_response(response: Any) -> None:
+            send_response(response)
+            restore()
             tracing.responded(self, response.status_code)
 
+        traced_send_response.wsroute_otel_restore = restore  # type: ignore[attr-defined]
         protocol.send_response = traced_send_response
+
+    def connection_lost(self: Any, exc: Exception | None) -> None:
+        """websockets' transport callback; then unwrap ``send_response`` if no answer was ever sent.
+
+        The wrapper refers to this connection, which refers to the protocol
+        holding the wrapper: left in place (a client that connects and leaves
+        without a request, a handshake cut by ``open_timeout``), that cycle
+        would keep the connection for the garbage collector.
+        """
+        try:
+            parent_lost(self, exc)
+        finally:
+            restore = getattr(vars(self.protocol).get("send_response"), "wsroute_otel_restore", None)
+            if restore is not None:
+                restore()
 
     async def handshake(self: Any, *args: Any, **kwargs: Any) -> None:
         try:
@@ -301,7 +321,8 @@ def traced_connection(base: type[Connection], tracing: Tracing) -> type[Connecti
 
     handshake.__doc__ = base.handshake.__doc__
     namespace: dict[str, Any] = {
-        "__slots__": SLOTS, "__init__": __init__, "handshake": handshake, "__module__": __name__,
+        "__slots__": SLOTS, "__init__": __init__, "handshake": handshake, "connection_lost": connection_lost,
+        "__module__": __name__,
         "__doc__": base.__doc__,
     }
     if tracing.messages:
