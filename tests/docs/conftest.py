@@ -6,10 +6,8 @@ for its ``RedisProcess``) is put on ``sys.path`` here, as tests/interop does.
 
 from __future__ import annotations
 
-import os
 import shutil
 import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,28 +16,14 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parents[1] / "hub"))
 
-from hubtest import REDIS_MISSING, RedisProcess
+from hubtest import RedisProcess, redis_missing, running_redis
 
-
-def redis_missing() -> None:
-    """As tests/hub does: fail under CI (a broken set-up must not pass), skip elsewhere with the reason."""
-    if os.environ.get("CI", "").strip() not in ("", "0", "false"):
-        pytest.fail(f"{REDIS_MISSING} (CI is set, so the Redis tests must run)", pytrace=False)
-    pytest.skip(f"{REDIS_MISSING} (skipped because CI is not set; under CI this fails)")
 
 @pytest.fixture(scope="session")
 def docs_redis() -> Iterator[RedisProcess]:
     """A real redis-server (no persistence, free port) for the pages whose samples use ``REDIS_URL``."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        redis_missing()
-    with tempfile.TemporaryDirectory(prefix="wsroute-docs-redis-") as directory:
-        proc = RedisProcess(binary, directory)
-        proc.start()
-        try:
-            yield proc
-        finally:
-            proc.stop()
+    with running_redis("wsroute-docs-redis-") as proc:
+        yield proc
 
 
 @pytest.fixture(scope="session")

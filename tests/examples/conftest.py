@@ -8,10 +8,7 @@ extractor) and tests/interop (the headless Chromium driver).
 
 from __future__ import annotations
 
-import os
-import shutil
 import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,25 +19,11 @@ sys.path.insert(0, str(Path(__file__).parents[1] / "hub"))
 sys.path.insert(0, str(Path(__file__).parents[1] / "docs"))
 sys.path.insert(0, str(Path(__file__).parents[1] / "interop"))
 
-from hubtest import REDIS_MISSING, RedisProcess
+from hubtest import RedisProcess, running_redis
 
-
-def redis_missing() -> None:
-    """As tests/hub does: fail under CI (a broken set-up must not pass), skip elsewhere with the reason."""
-    if os.environ.get("CI", "").strip() not in ("", "0", "false"):
-        pytest.fail(f"{REDIS_MISSING} (CI is set, so the Redis tests must run)", pytrace=False)
-    pytest.skip(f"{REDIS_MISSING} (skipped because CI is not set; under CI this fails)")
 
 @pytest.fixture
 def redis_process() -> Iterator[RedisProcess]:
     """A real redis-server on a free port (no persistence), killed after the test."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        redis_missing()
-    with tempfile.TemporaryDirectory(prefix="wsroute-example-redis-") as directory:
-        proc = RedisProcess(binary, directory)
-        proc.start()
-        try:
-            yield proc
-        finally:
-            proc.stop()
+    with running_redis("wsroute-example-redis-") as proc:
+        yield proc

@@ -13,16 +13,19 @@ import asyncio
 import contextlib
 import os
 import select
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import types
 import urllib.parse
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
+import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.asyncio.server import ServerConnection, serve
 
@@ -34,6 +37,31 @@ REDIS_MISSING = (
     "Install it with `apt-get install -y redis-server` (Debian/Ubuntu) "
     "or `brew install redis`."
 )
+
+
+def redis_missing() -> NoReturn:
+    """Fail under CI (``CI`` set: a broken set-up must not pass), skip elsewhere with the reason."""
+    if os.environ.get("CI", "").strip() not in ("", "0", "false"):
+        pytest.fail(f"{REDIS_MISSING} (CI is set, so the Redis tests must run)", pytrace=False)
+    pytest.skip(f"{REDIS_MISSING} (skipped because CI is not set; under CI this fails)")
+
+
+@contextlib.contextmanager
+def running_redis(prefix: str) -> Iterator[RedisProcess]:
+    """A started redis-server (free port, no persistence, data in a temporary ``prefix…`` directory), stopped after.
+
+    Fails or skips through :func:`redis_missing` when ``redis-server`` is not installed.
+    """
+    binary = shutil.which("redis-server")
+    if binary is None:
+        redis_missing()
+    with tempfile.TemporaryDirectory(prefix=prefix) as directory:
+        proc = RedisProcess(binary, directory)
+        proc.start()
+        try:
+            yield proc
+        finally:
+            proc.stop()
 
 
 def free_port() -> int:
@@ -201,3 +229,20 @@ async def receive(ws: ClientConnection, count: int) -> list[str | bytes]:
     """Receive exactly ``count`` messages, failing after 10 s."""
     async with asyncio.timeout(10):
         return [await ws.recv() for _ in range(count)]
+
+
+@contextlib.contextmanager
+def server_processes_on(url: str) -> Iterator[Callable[[], ServerProcess]]:
+    """A factory of wsroute server processes on the broker at ``url``; every one started is stopped after."""
+    started: list[ServerProcess] = []
+
+    def start() -> ServerProcess:
+        proc = ServerProcess(url)
+        started.append(proc)
+        return proc
+
+    try:
+        yield start
+    finally:
+        for proc in started:
+            proc.close()

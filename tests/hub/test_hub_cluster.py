@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from clustertest import RedisCluster, raw_command
-from hubtest import ServerProcess, eventually, free_port, open_client, receive, running_hub
+from hubtest import ServerProcess, eventually, free_port, open_client, receive, running_hub, server_processes_on
 from redis.crc import key_slot
 from websockets.asyncio.client import ClientConnection
 
@@ -48,16 +48,8 @@ def cluster_url(cluster: RedisCluster) -> str:
 @pytest.fixture
 def cluster_servers(cluster_url: str) -> Iterator[Callable[[], ServerProcess]]:
     """A factory of wsroute server processes on the cluster, all stopped at the end."""
-    started: list[ServerProcess] = []
-
-    def start() -> ServerProcess:
-        proc = ServerProcess(cluster_url)
-        started.append(proc)
-        return proc
-
-    yield start
-    for proc in started:
-        proc.close()
+    with server_processes_on(cluster_url) as start:
+        yield start
 
 
 async def assert_silent(ws: ClientConnection) -> None:
