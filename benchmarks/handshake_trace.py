@@ -34,13 +34,13 @@ from typing import Any
 
 from benchmarks import procs
 from benchmarks.apps import TOKEN
+from benchmarks.instructions import close_ws, read_head
 
 REQUEST = (
     "GET /echo HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
     "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
     f"Authorization: {TOKEN}\r\n\r\n"
 ).encode()
-CLOSE_1000 = b"\x88\x82\x00\x00\x00\x00\x03\xe8"
 
 
 def counted_server(conn: multiprocessing.connection.Connection, kind: str) -> None:
@@ -99,21 +99,12 @@ def handshakes(port: int, count: int) -> list[float]:
     """Open, upgrade and close ``count`` connections in turn; return each time to the 101 (s)."""
     times = []
     for _ in range(count):
-        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-            started = time.perf_counter()
-            sock.sendall(REQUEST)
-            head = b""
-            while b"\r\n\r\n" not in head:
-                chunk = sock.recv(4096)
-                if not chunk:
-                    raise ConnectionError("server closed during the handshake")
-                head += chunk
-            times.append(time.perf_counter() - started)
-            if not head.startswith(b"HTTP/1.1 101"):
-                raise ConnectionError(head[:80].decode(errors="replace"))
-            sock.sendall(CLOSE_1000)
-            while sock.recv(4096):
-                pass
+        sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        started = time.perf_counter()
+        sock.sendall(REQUEST)
+        read_head(sock)  # raises unless it is a 101
+        times.append(time.perf_counter() - started)
+        close_ws(sock)
     return times
 
 

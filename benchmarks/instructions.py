@@ -137,7 +137,8 @@ async def _serve(kind: str) -> None:
 # -- the client (this process) ----------------------------------------------
 
 
-def _read_head(sock: socket.socket) -> bytes:
+def read_head(sock: socket.socket) -> bytes:
+    """Read the response head from ``sock``; ConnectionError unless it is a 101."""
     head = b""
     while b"\r\n\r\n" not in head:
         chunk = sock.recv(4096)
@@ -154,7 +155,7 @@ def open_ws(port: int, path: str) -> socket.socket:
     sock = socket.create_connection(("127.0.0.1", port), timeout=120)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.sendall(REQUEST.format(path=path).encode())
-    _read_head(sock)
+    read_head(sock)
     return sock
 
 
@@ -219,7 +220,7 @@ def handshakes(port: int, count: int, pid: int | None = None) -> None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         wait_idle(pid)  # the accept, alone
         sock.sendall(request)
-        _read_head(sock)
+        read_head(sock)
         wait_idle(pid)  # the handler has started
         close_ws(sock)
 
