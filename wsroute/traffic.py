@@ -204,6 +204,11 @@ class CountingConnection(Connection):
                 traffic.messages_received += 1
         _process_event(self, event)  # not super(): one lookup less per frame
 
+    def _path_counters(self) -> TrafficCounters:
+        """The matched path pattern's counters (a first message may choose a route later), or UNMATCHED's."""
+        group = self.group
+        return self.table.counters(UNMATCHED if group is None else group.pattern.source)
+
     async def handshake(self, *args: Any, **kwargs: Any) -> None:
         """websockets' opening handshake; then count its answer under the matched path and its status.
 
@@ -217,8 +222,7 @@ class CountingConnection(Connection):
         response = self.response
         if response is None:  # the client left before a request, or sent one websockets could not parse
             return
-        group = self.group
-        counters = self.table.counters(UNMATCHED if group is None else group.pattern.source)
+        counters = self._path_counters()
         status = response.status_code
         counters.handshakes[status] = counters.handshakes.get(status, 0) + 1
 
@@ -236,8 +240,7 @@ class CountingConnection(Connection):
             return
         counters = self.traffic
         if counters is _UNROUTED:  # it closed before its handler ran: count under the matched path
-            group = self.group
-            counters = self.table.counters(UNMATCHED if group is None else group.pattern.source)
+            counters = self._path_counters()
         close_code = self.protocol.close_code  # CLOSED by now: 1006 when no close frame came (RFC 6455, 7.1.5)
         code = _ABNORMAL if close_code is None else int(close_code)  # plain ints as keys, never CloseCode members
         counters.closes[code] = counters.closes.get(code, 0) + 1
