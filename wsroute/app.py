@@ -29,6 +29,7 @@ from .endpoints import endpoint_of
 from .errors import ConfigurationError, PluginError, RouteError
 from .guard import Stats
 from .hub import Hub
+from .keepalive import Keepalive
 from .lifespan import Lifespan, LifespanFactory, check_callback
 from .limits import Limits, Rate
 from .messages import is_message_class
@@ -124,7 +125,10 @@ class App:
             are always redacted). See docs/security.md.
         **serve_options: passed on to websockets' ``serve()`` (``ping_interval``,
             ``max_size``, ``compression``, ``ssl``…) and the event loop's
-            ``create_server()`` (``backlog``, ``reuse_port``…). A
+            ``create_server()`` (``backlog``, ``reuse_port``…).
+            ``ping_interval``/``ping_timeout`` keep websockets' meaning and
+            defaults (20 s each), served by one timer for all connections
+            instead of a task per connection (:mod:`wsroute.keepalive`). A
             ``process_request`` or ``process_response`` of your own runs
             before wsroute's (see :mod:`wsroute.chaining`).
 
@@ -233,6 +237,9 @@ class App:
         #: ``class -> subclass`` functions a plugin adds in ``wsroute_configure``,
         #: applied in order to the connection class at start-up (``wsroute.otel``).
         self.connection_wrappers: list[Callable[[type[Connection]], type[Connection]]] = []
+        #: The keepalive pings of every open connection, from one timer
+        #: (:mod:`wsroute.keepalive`); ``len(app.keepalive)`` counts them.
+        self.keepalive = Keepalive()
 
     # -- registration ------------------------------------------------------
 

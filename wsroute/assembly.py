@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import attrs
+from websockets.asyncio.server import serve as websockets_serve
 
 from .chaining import chain_process_request, chain_process_response
 from .compression import serve_options
@@ -34,12 +35,14 @@ from .limits import Limits, default_max_connections
 from .logs import redact_also
 from .message_rate import rate_limited
 from .middleware import Chain
+from .opentimeout import OpenTimeout
 from .options import SERVE_PARAMETERS, ServeOptions, check_names, plugin_serve_options
 from .perconnection import check_graph, plan_for
 from .routes import Route, RouteGroup
 from .serving import Serving
 from .session import Session
 from .subprotocols import select_subprotocol
+from .timerwheel import positive_seconds
 
 if TYPE_CHECKING:
     from .app import App
@@ -124,6 +127,7 @@ class Assembly:
             async with contextlib.AsyncExitStack() as stack:
                 await app.hub.start()  # never leave the broker connected behind a failed start
                 stack.push_async_callback(app.hub.stop)
+                stack.callback(app.keepalive.stop)  # last of all: connections draining are still pinged
                 await app.plugins.call_for_app("wsroute_startup", app)
                 stack.push_async_callback(app.plugins.call_for_app, "wsroute_shutdown", app)
                 self.lifespan_values = await stack.enter_async_context(app.lifespan.run(app))
@@ -174,6 +178,7 @@ class Assembly:
             kwargs["create_connection"] = rate_limited(kwargs["create_connection"])
         for wrap in app.connection_wrappers:  # plugins' subclasses (tracing), outermost last
             kwargs["create_connection"] = wrap(kwargs["create_connection"])
+        _share_open_timeout(kwargs)
         routes = app.routes
         if "select_subprotocol" in kwargs:
             _check_own_select_subprotocol(routes)
@@ -256,6 +261,31 @@ class Assembly:
         app = self.app
         chains = [app.middleware_chain, *(route.middleware for route in app.routes)]
         return [name for chain in chains for item in chain for name in getattr(item, "redacted_query_params", ())]
+
+
+def _share_open_timeout(kwargs: dict[str, Any]) -> None:
+    """Keep ``open_timeout`` in one :class:`~wsroute.opentimeout.OpenTimeout` wheel, not a timer per connection.
+
+    The connection class gets a per-serve subclass that knows the wheel, and
+    websockets gets ``open_timeout=None``. With TLS, websockets' default
+    ``ssl_handshake_timeout`` (``open_timeout``) is kept. A ``create_connection``
+    that is not a wsroute :class:`Connection`, or a timeout that is not a
+    positive number, is left to websockets.
+    """
+    timeout = kwargs.get("open_timeout", _WEBSOCKETS_OPEN_TIMEOUT)
+    base = kwargs["create_connection"]
+    if not (positive_seconds(timeout) and isinstance(base, type) and issubclass(base, Connection)):
+        return
+    namespace = {"__slots__": (), "__module__": base.__module__, "__qualname__": base.__qualname__,
+                 "open_timeouts": OpenTimeout(timeout)}
+    kwargs["create_connection"] = type(base.__name__, (base,), namespace)
+    if kwargs.get("ssl") is not None:
+        kwargs.setdefault("ssl_handshake_timeout", timeout)
+    kwargs["open_timeout"] = None
+
+
+#: websockets' own default for ``open_timeout`` (seconds), read from its signature.
+_WEBSOCKETS_OPEN_TIMEOUT = inspect.signature(websockets_serve).parameters["open_timeout"].default
 
 
 def _route_middleware(group: RouteGroup) -> list[Callable[..., Any]]:

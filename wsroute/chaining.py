@@ -29,6 +29,7 @@ hook, wsroute's own is passed to websockets unchanged.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -56,6 +57,7 @@ def chain_process_request(user: ProcessRequest | None, ours: ProcessRequest) -> 
         return await routed if inspect.isawaitable(routed) else routed
 
     def process_request(conn: Any, request: Request) -> Awaitable[Response | None] | Response | None:
+        _remember_task(conn)
         response = user(conn, request)
         if response is None:
             return ours(conn, request)
@@ -64,6 +66,7 @@ def chain_process_request(user: ProcessRequest | None, ours: ProcessRequest) -> 
         return response
 
     async def process_request_async(conn: Any, request: Request) -> Response | None:
+        _remember_task(conn)
         return await finish(user(conn, request), conn, request)  # type: ignore[arg-type]
 
     return process_request_async if is_async_callable(user) else process_request
@@ -106,3 +109,9 @@ def chain_process_response(user: ProcessResponse | None, ours: ProcessResponse |
 async def _keep(pending: Awaitable[Response | None], replaced: Response | None) -> Response | None:
     final = await pending
     return final if final is not None else replaced
+
+
+def _remember_task(conn: Any) -> None:
+    """Keep the handshake's task on a wsroute connection before a user's hook can hang (``open_timeout`` cancels it)."""
+    if hasattr(conn, "_handler_task"):
+        conn._handler_task = asyncio.current_task()

@@ -32,7 +32,7 @@ import contextlib
 import types
 import urllib.parse
 from collections.abc import Coroutine
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from websockets.asyncio.server import ServerConnection
 from websockets.frames import CloseCode
@@ -46,6 +46,7 @@ from .urls import BadTarget, decode_path, parse_query
 
 if TYPE_CHECKING:
     from .app import App
+    from .opentimeout import OpenTimeout
     from .routes import Route, RouteGroup
 
 __all__ = ["Connection"]
@@ -64,9 +65,13 @@ class Connection(ServerConnection):
     # slots for our attributes stop that dict from growing to its next size
     # (about 1.5 KB per idle connection, measured).
     __slots__ = (
-        "_held", "_ip", "_query", "_scoped", "app", "ctx", "first_message", "group", "max_subscriptions", "params",
-        "route",
+        "_handler_task", "_held", "_ip", "_keepalive", "_opening", "_query", "_scoped",
+        "app", "ctx", "first_message", "group", "max_subscriptions", "params", "route",
     )
+
+    #: The handshake deadline of the server this class was made for
+    #: (:mod:`wsroute.opentimeout`); set on a per-serve subclass, None here.
+    open_timeouts: ClassVar[OpenTimeout | None] = None
 
     app: App
     route: Route | None
@@ -85,7 +90,11 @@ class Connection(ServerConnection):
         self._scoped: Scoped | None = None
         self._held: Any = None  # (guard, plan, ip, user) once admitted: see wsroute.guard
         self._ip: str | None = None
+        self._keepalive: set[Any] | None = None  # the keepalive slot this connection is pinged from
+        self._handler_task: asyncio.Task[Any] | None = None  # websockets' task for it, from the first hook
         self.max_subscriptions: int | None = None
+        deadlines = self.open_timeouts
+        self._opening: set[Any] | None = deadlines.join(self) if deadlines is not None else None
 
     def count_refusal(self, reason: str) -> None:
         """Count a refusal of this connection's route for :meth:`wsroute.App.stats` (see wsroute.guard)."""
@@ -159,6 +168,46 @@ class Connection(ServerConnection):
         scoped, self._scoped = self._scoped, None
         return scoped
 
+    def handshake_timed_out(self) -> None:
+        """``open_timeout`` passed before the handshake ended: cancel it and abort, as websockets does.
+
+        Called by :mod:`wsroute.opentimeout`. A pending ``process_request``
+        (middleware awaiting a database, say) is cancelled with the
+        handshake; the TCP connection is aborted, and nothing is logged.
+        """
+        self._opening = None
+        task = self._handler_task
+        if task is not None and not task.done():
+            task.cancel()
+        transport = getattr(self, "transport", None)  # None: the TLS handshake never finished
+        if transport is not None:
+            transport.abort()
+
+    def start_keepalive(self) -> None:
+        """The handshake succeeded: end its deadline, join the app's keepalive timer instead of starting a task.
+
+        websockets calls this once the handshake succeeded. Pings, latency
+        and the 1011 "keepalive ping timeout" are websockets' own; only the
+        timer is shared (:mod:`wsroute.keepalive`). A connection served
+        without an App (or with settings the timer cannot take) keeps
+        websockets' task.
+        """
+        opening = self._opening
+        if opening is not None:
+            self._opening = None
+            opening.discard(self)
+        if self.ping_interval is None:
+            return
+        try:
+            keepalive = self.app.keepalive
+        except AttributeError:  # not set up by an App's handshake
+            keepalive = None
+        slot = keepalive.join(self) if keepalive is not None else None
+        if slot is None:
+            super().start_keepalive()
+        else:
+            self._keepalive = slot
+
     def connection_lost(self, exc: Exception | None) -> None:
         """websockets' transport callback; also runs held cleanups no session took.
 
@@ -173,6 +222,14 @@ class Connection(ServerConnection):
             if held is not None:
                 self._held = None
                 held[0].release(self, held)
+            slot = self._keepalive
+            if slot is not None:
+                self._keepalive = None
+                slot.discard(self)
+            opening = self._opening  # a handshake that ended without a 101
+            if opening is not None:
+                self._opening = None
+                opening.discard(self)
         scoped = self.take_scoped()
         if scoped is not None and scoped[1] is not None:
             task = asyncio.get_running_loop().create_task(scoped[1].aclose())

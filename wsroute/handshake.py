@@ -104,6 +104,7 @@ class Handshake:
         run, so a request without middleware costs no coroutine.
         """
         conn.app = self.app
+        conn._handler_task = asyncio.current_task()  # what open_timeout cancels (wsroute.opentimeout)
         if self.request_hook.impls:  # a tuple's truth, not a method call: this runs per request
             paths, path = self.request_paths, request.path
             # Inlined for the common case (a plain path no plugin declared): no call at all.
@@ -129,7 +130,7 @@ class Handshake:
         conn.group = group
         conn.route = group.plain
         conn.params = params
-        task = asyncio.current_task()
+        task = conn._handler_task
         if task is not None:
             task.set_name(self.task_names[group])
         guard = self.guard
