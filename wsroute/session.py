@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -63,13 +63,41 @@ class Session:
     plans: Mapping[Route, Plan] = attrs.field(factory=dict)
 
     async def __call__(self, conn: Connection) -> None:
+        # One coroutine from the upgrade to the handler's return: the steps
+        # around the handler are plain functions (a coroutine per step would
+        # cost every connection a frame, and every handshake its set-up).
         route = conn.route
         try:
             if route is None:
                 route = await self._route_by_first_message(conn, conn.group)
                 if route is None:
                     return
-            await self._run(conn, route)
+            binding = self.bindings[route]
+            kwargs = _path_arguments(binding, conn.params)
+            scoped = conn.take_scoped()
+            if scoped is None and binding.scoped:
+                scoped = await self._resolve_after_upgrade(conn, route)
+                if scoped is None:
+                    return
+            stack = None
+            if scoped is not None:
+                values, stack = scoped
+                kwargs = {**kwargs, **values}
+            counters = self._count_open(conn, route) if self.traffic is not None else None
+            hub = self.app.hub
+            hub.attach(conn, route.slow_consumer)
+            try:
+                if self.open_hook.impls:
+                    await self._report_open(conn)
+                if stack is None:
+                    await self._handler_call(conn, route, binding, kwargs)
+                else:
+                    async with stack:  # generator dependencies clean up when the handler ends, however
+                        await self._handler_call(conn, route, binding, kwargs)
+            finally:
+                hub.detach(conn)
+                if counters is not None:
+                    counters.open -= 1
         except ConnectionClosed as exc:
             if conn.protocol.state is State.OPEN:
                 # Not this client leaving: another socket the handler used
@@ -81,57 +109,35 @@ class Session:
             if self.closed_hook.impls:
                 await self._report_closed(conn)
 
-    async def _run(self, conn: Connection, route: Route) -> None:
-        binding = self.bindings[route]
-        params = conn.params
-        path_args = binding.path_args
-        kwargs: Mapping[str, Any] = params
-        if path_args is not None:  # no comprehension (a function call) for a handler taking no path parameter
-            kwargs = {name: params[name] for name in path_args} if path_args else {}
-        scoped = conn.take_scoped()
-        if scoped is None and binding.scoped:
-            scoped = await self._resolve_after_upgrade(conn, route)
-            if scoped is None:
-                return
-        stack = None
-        if scoped is not None:
-            values, stack = scoped
-            kwargs = {**kwargs, **values}
-        counters = None
-        if self.traffic is not None:
-            counters = conn.traffic = self.traffic.counters(route.label)  # type: ignore[attr-defined]
-            counters.open += 1
-        hub = self.app.hub
-        hub.attach(conn, route.slow_consumer)
-        try:
-            if self.open_hook.impls:
-                if self.open_hook.all_sync:
-                    self.open_hook.each_sync({"app": self.app, "conn": conn})  # no coroutine per connection
-                else:
-                    await self.open_hook.each({"app": self.app, "conn": conn})
-            if stack is None:
-                await self._call(conn, route, binding, kwargs)
-            else:
-                async with stack:  # generator dependencies clean up when the handler ends, however
-                    await self._call(conn, route, binding, kwargs)
-        finally:
-            hub.detach(conn)
-            if counters is not None:
-                counters.open -= 1
+    def _handler_call(
+        self, conn: Connection, route: Route, binding: Binding, kwargs: Mapping[str, Any]
+    ) -> Coroutine[Any, Any, None]:
+        """The handler's coroutine, not awaited: a function's call, or a Handler class's message loop."""
+        if not binding.is_class:
+            return binding.call(conn, **kwargs)  # type: ignore[no-any-return]
+        handler = binding.call(**kwargs)
+        handler.ws = conn
+        handler.app = self.app
+        return handler._run(  # type: ignore[no-any-return]
+            self.message_key,
+            lambda exc, source: self._failed(conn, route, exc, source),
+            route.codec,
+            route.on_invalid_message == "close",
+        )
 
-    async def _call(self, conn: Connection, route: Route, binding: Binding, kwargs: Mapping[str, Any]) -> None:
-        if binding.is_class:
-            handler = binding.call(**kwargs)
-            handler.ws = conn
-            handler.app = self.app
-            await handler._run(
-                self.message_key,
-                lambda exc, source: self._failed(conn, route, exc, source),
-                route.codec,
-                route.on_invalid_message == "close",
-            )
+    def _count_open(self, conn: Connection, route: Route) -> Any:
+        """Count the connection open on its route (traffic counting on); return the counters to decrement."""
+        assert self.traffic is not None
+        counters = conn.traffic = self.traffic.counters(route.label)  # type: ignore[attr-defined]
+        counters.open += 1
+        return counters
+
+    async def _report_open(self, conn: Connection) -> None:
+        """``wsroute_connection_open``: synchronous implementations cost no coroutine of their own."""
+        if self.open_hook.all_sync:
+            self.open_hook.each_sync({"app": self.app, "conn": conn})
         else:
-            await binding.call(conn, **kwargs)
+            await self.open_hook.each({"app": self.app, "conn": conn})
 
     async def _resolve_after_upgrade(self, conn: Connection, route: Route) -> Scoped | None:
         """Per-connection dependencies of a route chosen by first message: after the upgrade.
@@ -231,6 +237,14 @@ class Session:
                 await self.closed_hook.each(kwargs)
         except HookFailed as failure:
             logger.error("%s", failure, exc_info=failure.__cause__)
+
+
+def _path_arguments(binding: Binding, params: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The path parameters the handler takes: all of them, the named ones, or none."""
+    names = binding.path_args
+    if names is None:
+        return params
+    return {name: params[name] for name in names} if names else {}
 
 
 def _other_closed(conn: Connection, exc: ConnectionClosed) -> str:

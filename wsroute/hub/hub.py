@@ -183,15 +183,13 @@ class Hub:
 
     def detach(self, conn: Connection) -> None:
         """Forget a connection everywhere; broker-side cleanup runs later."""
-        registry = self._registry
-        user_id = registry.user_of(conn)
-        left = registry.remove(conn)
+        left = self._registry.remove(conn)
         if left:
             broker = self.broker
-            for topic, user_left in left:
+            for topic, absent_user in left:
                 broker.unsubscribe(topic)
-                if user_left and user_id is not None:
-                    broker.set_presence(topic, user_id, False)
+                if absent_user is not None:
+                    broker.set_presence(topic, absent_user, False)
         self._delivery.forget(conn)
 
     @property

@@ -71,12 +71,13 @@ class Registry:
         """The user id recorded at attach time, or None."""
         return self._user_of.get(conn)
 
-    def remove(self, conn: Any) -> list[tuple[str, bool]]:
+    def remove(self, conn: Any) -> list[tuple[str, str | None]]:
         """Forget a connection everywhere.
 
         Returns:
-            For each topic it was subscribed to: ``(topic, user_left)`` where
-            ``user_left`` says its user has no other connection in the topic.
+            For each topic it was subscribed to: ``(topic, user_id)`` where
+            ``user_id`` is its user when that user has no other connection in
+            the topic now (absent from it), else None.
         """
         self.conns.discard(conn)
         user_id = self._user_of.pop(conn, None)
@@ -88,7 +89,7 @@ class Registry:
         topics = self._subs.pop(conn, None)
         if not topics:
             return []
-        return [(topic, self._leave(conn, topic, user_id)) for topic in topics]
+        return [(topic, user_id if self._leave(conn, topic, user_id) else None) for topic in topics]
 
     def topics_of(self, conn: Any) -> set[str] | frozenset[str]:
         """The topics ``conn`` is subscribed to (do not modify)."""
