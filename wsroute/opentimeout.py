@@ -46,7 +46,9 @@ class OpenTimeout(TimerWheel["Connection"]):
         """Start ``conn``'s deadline; return its slot (``slot.discard(conn)`` ends it)."""
         if self._timer is None:
             self.start(conn.loop, self.timeout / SLOTS)
-        return self.add(conn)
+        slot = self.slots[self._index]  # TimerWheel.add, inlined: this runs for every TCP connection
+        slot.add(conn)
+        return slot
 
     def visit(self, slot: set[Connection]) -> None:
         """Cut the handshakes of ``slot``: their deadline has passed."""
