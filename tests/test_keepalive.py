@@ -205,3 +205,18 @@ async def test_a_websockets_server_given_wsroute_connections_without_an_app_keep
         async with connect(f"ws://127.0.0.1:{port}/"):
             await until(lambda: len(seen) == 1)
             assert seen[0].keepalive_task is not None
+
+
+async def test_with_ping_timeout_none_a_silent_client_is_pinged_every_interval() -> None:
+    """websockets does not wait for the Pong then: the pings keep coming (NAT and proxy idle timers see traffic)."""
+    opened: list[wsroute.Connection] = []
+    app = app_with(opened, ping_interval=INTERVAL, ping_timeout=None)
+    async with serve_app(app) as server:
+        reader, writer = await raw_upgrade(server.port)
+        try:
+            for _ in range(3):
+                opcode, _ = await asyncio.wait_for(read_frame(reader), timeout(3))
+                assert opcode == 0x9  # a Ping, never answered
+            assert opened[0].state.name == "OPEN"
+        finally:
+            writer.close()

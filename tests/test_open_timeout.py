@@ -10,6 +10,7 @@ import base64
 import contextlib
 import logging
 import os
+import socket
 import ssl
 import time
 
@@ -18,6 +19,7 @@ from websockets.asyncio.server import ServerConnection
 
 import wsroute
 from wsroute.connection import Connection
+from wsroute.opentimeout import OpenTimeout
 from wsroute.testing import serve_app
 
 from .timing import timeout, until
@@ -156,3 +158,66 @@ def test_a_create_connection_that_is_not_wsroutes_keeps_websockets_timer() -> No
     app = app_with([])
     options = app.websockets_options({"open_timeout": 7, "create_connection": ServerConnection})
     assert options["open_timeout"] == 7
+
+
+LOCALHOST_PEM = os.path.join(os.path.dirname(__file__), "tls", "localhost.pem")  # self-signed, for 127.0.0.1
+
+
+async def test_with_tls_the_deadline_starts_once_tls_is_up_as_websockets_does() -> None:
+    """A slow TLS handshake is ssl_handshake_timeout's business; the HTTP handshake still gets open_timeout after it."""
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_tls.load_cert_chain(LOCALHOST_PEM)
+    client_tls = ssl.create_default_context(cafile=LOCALHOST_PEM)
+    app = app_with([])
+    async with serve_app(app, ssl=server_tls, open_timeout=OPEN_TIMEOUT, ssl_handshake_timeout=timeout(5)) as server:
+        sock = socket.create_connection(("127.0.0.1", server.port))
+        await asyncio.sleep(1.5 * OPEN_TIMEOUT)  # the ClientHello comes after open_timeout
+        sock.setblocking(False)
+        reader, writer = await asyncio.open_connection(sock=sock, ssl=client_tls, server_hostname="localhost")
+        try:  # TLS is up, no request ever comes: cut one open_timeout later, not left open
+            assert await cut_after(reader) >= OPEN_TIMEOUT * 0.99
+        finally:
+            writer.close()
+        await until(lambda: not server.server.handler_tasks)
+
+
+async def test_a_deadline_is_never_early_when_the_event_loop_lags() -> None:
+    """A connection that joins while the timer's visit is overdue still gets its full open_timeout."""
+    loop = asyncio.get_running_loop()
+    wheel = OpenTimeout(OPEN_TIMEOUT)
+
+    class Pending:
+        def __init__(self) -> None:
+            self.loop, self.joined, self.cut = loop, 0.0, 0.0
+
+        def handshake_timed_out(self) -> None:
+            self.cut = loop.time()
+
+    wheel.join(Pending())  # type: ignore[arg-type]  # arms the timer
+    late = Pending()
+
+    def lagging_callback() -> None:
+        time.sleep(OPEN_TIMEOUT / 4)  # the loop blocked for four ticks: the next visit is overdue
+        late.joined = loop.time()
+        wheel.join(late)  # type: ignore[arg-type]
+
+    loop.call_soon(lagging_callback)
+    await until(lambda: late.cut > 0, seconds=5)
+    assert late.cut - late.joined >= OPEN_TIMEOUT
+    wheel.stop()
+
+
+async def test_an_open_connection_is_never_cut_even_if_start_keepalive_is_overridden() -> None:
+    """The deadline ends at the 101 whatever a subclass does with websockets' start_keepalive()."""
+
+    class NoKeepalive(Connection):
+        __slots__ = ()
+
+        def start_keepalive(self) -> None:  # e.g. keepalive switched off this way, without super()
+            pass
+
+    app = app_with([], open_timeout=OPEN_TIMEOUT, create_connection=NoKeepalive)
+    async with serve_app(app) as server, server.connect("/echo") as ws:
+        await asyncio.sleep(3 * OPEN_TIMEOUT)
+        await ws.send("still open")
+        assert await ws.recv() == "still open"

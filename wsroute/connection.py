@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from websockets.asyncio.server import ServerConnection
 from websockets.frames import CloseCode
+from websockets.protocol import State
 
 from .dispatch import UndecodableMessage, decode_json
 from .forwarding import client_ip_of
@@ -93,8 +94,7 @@ class Connection(ServerConnection):
         self._keepalive: set[Any] | None = None  # the keepalive slot this connection is pinged from
         self._handler_task: asyncio.Task[Any] | None = None  # websockets' task for it, from the first hook
         self.max_subscriptions: int | None = None
-        deadlines = self.open_timeouts
-        self._opening: set[Any] | None = deadlines.join(self) if deadlines is not None else None
+        self._opening: set[Any] | None = None  # the handshake deadline's slot, from connection_made
 
     def count_refusal(self, reason: str) -> None:
         """Count a refusal of this connection's route for :meth:`wsroute.App.stats` (see wsroute.guard)."""
@@ -168,20 +168,34 @@ class Connection(ServerConnection):
         scoped, self._scoped = self._scoped, None
         return scoped
 
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        """websockets' start of the handshake (after TLS, if any): its ``open_timeout`` deadline starts now.
+
+        This is where websockets' own timer starts (its connection handler
+        task is created here), so a slow TLS handshake is bounded by
+        ``ssl_handshake_timeout`` alone, as in websockets.
+        """
+        super().connection_made(transport)
+        deadlines = self.open_timeouts
+        if deadlines is not None:
+            self._opening = deadlines.join(self)
+
     def handshake_timed_out(self) -> None:
         """``open_timeout`` passed before the handshake ended: cancel it and abort, as websockets does.
 
         Called by :mod:`wsroute.opentimeout`. A pending ``process_request``
         (middleware awaiting a database, say) is cancelled with the
-        handshake; the TCP connection is aborted, and nothing is logged.
+        handshake; the TCP connection is aborted, and nothing is logged. A
+        connection whose handshake has ended meanwhile (its 101 or its
+        rejection sent) is left alone.
         """
         self._opening = None
+        if self.protocol.state is not State.CONNECTING:
+            return
         task = self._handler_task
         if task is not None and not task.done():
             task.cancel()
-        transport = getattr(self, "transport", None)  # None: the TLS handshake never finished
-        if transport is not None:
-            transport.abort()
+        self.transport.abort()
 
     def start_keepalive(self) -> None:
         """The handshake succeeded: end its deadline, join the app's keepalive timer instead of starting a task.

@@ -20,15 +20,15 @@ Each ping runs in a short task, from the Ping until its Pong (normally one
 round trip), so a connection whose writes are paused (a slow client) delays
 only its own ping. After the Ping it is websockets' own keepalive body: the
 Pong updates ``ws.latency``; none within ``ping_timeout`` fails the
-connection with 1011 "keepalive ping timeout"; ``ping_timeout=None`` waits
-forever; a connection still waiting for its previous keepalive Pong is not
-pinged again. ``ping_interval=None`` disables keepalive, as in websockets.
+connection with 1011 "keepalive ping timeout"; with ``ping_timeout=None``
+nothing waits for the Pong and the next ping comes one interval later; a
+connection still waiting (within ``ping_timeout``) for its previous
+keepalive Pong is not pinged again. ``ping_interval=None`` disables keepalive, as in websockets.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 from typing import TYPE_CHECKING
 
 from websockets.exceptions import ConnectionClosed
@@ -40,8 +40,6 @@ if TYPE_CHECKING:
     from websockets.asyncio.server import ServerConnection
 
 __all__ = ["Keepalive"]
-
-logger = logging.getLogger("wsroute")
 
 
 class Keepalive(TimerWheel["ServerConnection"]):
@@ -71,6 +69,8 @@ class Keepalive(TimerWheel["ServerConnection"]):
         closes (``Connection.connection_lost``).
         """
         interval, timeout = conn.ping_interval, conn.ping_timeout
+        if self._timer is not None and conn.loop is not self._loop:
+            self.forget_closed_loop()
         if self._timer is None:
             if not positive_seconds(interval) or (timeout is not None and not positive_seconds(timeout)):
                 return None
@@ -112,12 +112,13 @@ class Keepalive(TimerWheel["ServerConnection"]):
             pong_received = await conn.ping()
             if conn.debug:
                 conn.logger.debug("% sent keepalive ping")
-            if timeout is None:
-                await pong_received
+            if timeout is None:  # websockets does not wait: the next ping comes in ping_interval regardless
                 return
             try:
                 async with asyncio.timeout(timeout):
                     await pong_received
+                if conn.debug:
+                    conn.logger.debug("% received keepalive pong")
             except TimeoutError:
                 if conn.debug:
                     conn.logger.debug("- timed out waiting for keepalive pong")
@@ -126,6 +127,6 @@ class Keepalive(TimerWheel["ServerConnection"]):
         except ConnectionClosed:
             pass  # the connection ended first: nothing left to keep alive
         except Exception:
-            logger.error("keepalive ping failed", exc_info=True, extra={"websocket": conn})
+            conn.logger.error("keepalive ping failed", exc_info=True)  # websockets' own words and logger
         finally:
             self._waiting.discard(conn)

@@ -15,7 +15,9 @@ visited last, one full period from the latest visit. Adding is a
 a deadline lands within one tick (``period / SLOTS``) of its exact time,
 which is what the subclasses document. The timer starts on the first
 :meth:`~TimerWheel.add` (on that connection's event loop) and stops by itself
-when every slot is empty, so an idle server has no timer at all.
+when every slot is empty, so an idle server has no timer at all. Each
+visit comes at least a tick after the previous one, so a deadline is never
+early, only late by up to a tick (or by however long the loop was blocked).
 """
 
 from __future__ import annotations
@@ -85,6 +87,13 @@ class TimerWheel(Generic[Item]):
         for slot in self.slots:
             slot.clear()
 
+    def forget_closed_loop(self) -> None:
+        """Start over if the loop the timer was armed on is closed (an app served again on a new loop)."""
+        if self._loop is not None and self._loop.is_closed():
+            self._timer = self._loop = None  # its handle died with its loop: nothing to cancel
+            for slot in self.slots:
+                slot.clear()
+
     def visit(self, slot: set[Item]) -> None:
         """Handle the items of a slot whose turn came (run by the timer)."""
         raise NotImplementedError
@@ -101,7 +110,9 @@ class TimerWheel(Generic[Item]):
                 if self.idle():
                     self._timer = self._loop = None
                 else:
-                    self._next = max(self._next + self._tick, loop.time())  # a blocked loop skips, not bursts
+                    # At least a tick after this visit, however late it ran: a
+                    # deadline is never early, and a blocked loop skips rather than bursts.
+                    self._next = max(self._next, loop.time()) + self._tick
                     self._timer = loop.call_at(self._next, self._sweep)
 
     def idle(self) -> bool:
