@@ -15,7 +15,6 @@ import ssl
 import time
 
 import pytest
-from websockets.asyncio.server import ServerConnection
 
 import wsroute
 from wsroute.connection import Connection
@@ -154,10 +153,16 @@ def test_websockets_gets_no_timer_and_tls_keeps_its_handshake_timeout() -> None:
     assert tls["ssl_handshake_timeout"] == 7  # websockets' default: open_timeout, for the TLS handshake
 
 
-def test_a_create_connection_that_is_not_wsroutes_keeps_websockets_timer() -> None:
-    app = app_with([])
-    options = app.websockets_options({"open_timeout": 7, "create_connection": ServerConnection})
-    assert options["open_timeout"] == 7
+def test_a_users_connection_class_gets_the_deadline_too() -> None:
+    """``create_connection=`` (a wsroute Connection subclass, as options require) is subclassed per serve."""
+
+    class Mine(Connection):
+        __slots__ = ()
+
+    options = wsroute.App(load_entrypoints=False).websockets_options({"open_timeout": 7, "create_connection": Mine})
+    assert options["open_timeout"] is None
+    assert options["create_connection"].__bases__ == (Mine,)
+    assert options["create_connection"].open_timeouts.timeout == 7
 
 
 LOCALHOST_PEM = os.path.join(os.path.dirname(__file__), "tls", "localhost.pem")  # self-signed, for 127.0.0.1
@@ -221,3 +226,13 @@ async def test_an_open_connection_is_never_cut_even_if_start_keepalive_is_overri
         await asyncio.sleep(3 * OPEN_TIMEOUT)
         await ws.send("still open")
         assert await ws.recv() == "still open"
+
+
+def test_websockets_options_include_the_apps_own_options() -> None:
+    """``App(open_timeout=7)`` is kept by ``app.websockets_options()``; what is passed there overrides it."""
+    app = app_with([], open_timeout=7, max_size=1024)
+    options = app.websockets_options()
+    assert options["create_connection"].open_timeouts.timeout == 7 and options["max_size"] == 1024
+    assert app.websockets_options({"open_timeout": 3})["create_connection"].open_timeouts.timeout == 3
+    with pytest.raises(wsroute.ConfigurationError, match="open_timout"):
+        app.websockets_options({"open_timout": 3})

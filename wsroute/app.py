@@ -685,9 +685,19 @@ class App:
             )
         return self.traffic
 
-    def websockets_options(self, options: Mapping[str, Any]) -> dict[str, Any]:
-        """What to pass to websockets' ``serve()`` besides host and port."""
-        return self._assembly.websockets_options(options)
+    def websockets_options(self, options: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """What to pass to websockets' ``serve()`` besides host and port, ``handler`` included.
+
+        ``options`` (checked as ``app.serve()``'s are) override the app's own
+        ``App(**serve_options)``. For serving the app with websockets'
+        ``serve()`` directly, which skips the app's start-up: prefer
+        ``app.serve()``.
+
+        Raises:
+            ConfigurationError: an unknown option or a wrong value.
+        """
+        merged = self._assembly.serve_options.merged(options or {}, "app.websockets_options")
+        return self._assembly.websockets_options(merged.options)
 
     def set_limits(self, **options: Any) -> None:
         """Change app-wide limits before the app starts (``wsroute run --max-connections`` calls this).

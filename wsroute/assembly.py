@@ -268,9 +268,11 @@ def _share_open_timeout(kwargs: dict[str, Any]) -> None:
 
     The connection class gets a per-serve subclass that knows the wheel, and
     websockets gets ``open_timeout=None``. With TLS, websockets' default
-    ``ssl_handshake_timeout`` (``open_timeout``) is kept. A ``create_connection``
-    that is not a wsroute :class:`Connection`, or a timeout that is not a
-    positive number, is left to websockets.
+    ``ssl_handshake_timeout`` (``open_timeout``) is kept. A timeout that is
+    not a positive number (``0`` cuts at once) is left to websockets, as is a
+    connection class that is not a wsroute :class:`Connection` (the serve
+    options refuse one, but a plugin's ``connection_wrappers`` entry could
+    still return one).
     """
     timeout = kwargs.get("open_timeout", _WEBSOCKETS_OPEN_TIMEOUT)
     base = kwargs["create_connection"]
