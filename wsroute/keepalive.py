@@ -78,9 +78,7 @@ class Keepalive(TimerWheel["ServerConnection"]):
             self.start(conn.loop, interval / SLOTS)
         elif interval != self.interval or timeout != self.timeout or conn.loop is not self._loop:
             return None
-        slot = self.slots[self._index]  # TimerWheel.add, inlined: this runs for every connection
-        slot.add(conn)
-        return slot
+        return self.add(conn)
 
     def stop(self) -> None:
         """Disarm the timer, cancel the pings in flight, forget every connection."""

@@ -56,9 +56,7 @@ class OpenTimeout(TimerWheel["Connection"]):
             return self._join_elsewhere(conn)
         if self._timer is None:
             self.start(loop, self.timeout / SLOTS)
-        slot = self.slots[self._index]  # TimerWheel.add, inlined: this runs for every TCP connection
-        slot.add(conn)
-        return slot
+        return self.add(conn)
 
     def visit(self, slot: set[Connection]) -> None:
         """Cut the handshakes of ``slot``: their deadline has passed."""
