@@ -4,7 +4,6 @@ subscribers, SIGTERM with 1,000 connections, and 5,000 connect/fail/close cycles
 from __future__ import annotations
 
 import asyncio
-import base64
 import logging
 import os
 import resource
@@ -15,6 +14,7 @@ import sys
 import time
 
 import pytest
+from rawclient import upgrade_request
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
@@ -97,11 +97,7 @@ async def test_never_reading_subscriber_keeps_memory_bounded() -> None:
         assert await reader.recv() == "ready"
         # The never-reading client: a raw socket that completes the handshake and then reads nothing.
         stream, sleeper = await asyncio.open_connection("127.0.0.1", server.port)
-        key = base64.b64encode(os.urandom(16)).decode()
-        sleeper.write(
-            f"GET /news HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
-        )
+        sleeper.write(upgrade_request("/news"))
         try:
             assert (await asyncio.wait_for(stream.readuntil(b"\r\n\r\n"), 10)).startswith(b"HTTP/1.1 101")
             await publish_past(app, server, reader)

@@ -7,21 +7,19 @@ itself) and raw sockets (which never do).
 from __future__ import annotations
 
 import asyncio
-import base64
 import gc
 import logging
-import os
 import struct
 import weakref
 
 import pytest
+from rawclient import read_frame, upgrade_request
+from timing import timeout, until
 from websockets.asyncio.client import connect
 
 import wsroute
 from wsroute.keepalive import Keepalive
 from wsroute.testing import serve_app
-
-from .timing import timeout, until
 
 INTERVAL = timeout(0.16)
 
@@ -47,25 +45,10 @@ def app_with(opened: list[wsroute.Connection], **options: object) -> wsroute.App
 async def raw_upgrade(port: int, path: str = "/echo") -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     """A client that completes the handshake and then never answers a ping."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    key = base64.b64encode(os.urandom(16)).decode()
-    writer.write(
-        f"GET {path} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
-    )
+    writer.write(upgrade_request(path))
     head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout(2))
     assert head.startswith(b"HTTP/1.1 101")
     return reader, writer
-
-
-async def read_frame(reader: asyncio.StreamReader) -> tuple[int, bytes]:
-    """One unmasked server frame: (opcode, payload)."""
-    first, second = await reader.readexactly(2)
-    length = second & 0x7F
-    if length == 126:
-        (length,) = struct.unpack("!H", await reader.readexactly(2))
-    elif length == 127:
-        (length,) = struct.unpack("!Q", await reader.readexactly(8))
-    return first & 0x0F, await reader.readexactly(length)
 
 
 async def test_pings_come_from_the_shared_timer_and_measure_latency() -> None:

@@ -6,7 +6,6 @@ Real servers on 127.0.0.1 port 0; raw sockets for clients that stall.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import logging
 import os
@@ -15,23 +14,15 @@ import ssl
 import time
 
 import pytest
+from rawclient import upgrade_request
+from timing import timeout, until
 
 import wsroute
 from wsroute.connection import Connection
 from wsroute.opentimeout import OpenTimeout
 from wsroute.testing import serve_app
 
-from .timing import timeout, until
-
 OPEN_TIMEOUT = timeout(0.3)
-
-
-def request(path: str) -> bytes:
-    key = base64.b64encode(os.urandom(16)).decode()
-    return (
-        f"GET {path} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
-    ).encode()
 
 
 def app_with(cancelled: list[str], opened: list[wsroute.Connection] | None = None, **options: object) -> wsroute.App:
@@ -100,7 +91,7 @@ async def test_a_handshake_stuck_in_a_hook_is_cancelled_at_open_timeout(where: s
     app = app_with(cancelled, open_timeout=OPEN_TIMEOUT, process_request=user_hook)
     async with serve_app(app) as server:
         reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
-        writer.write(request("/slow" if where == "middleware" else "/stuck"))
+        writer.write(upgrade_request("/slow" if where == "middleware" else "/stuck"))
         try:
             assert await cut_after(reader) >= OPEN_TIMEOUT * 0.99
         finally:

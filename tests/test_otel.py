@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import itertools
-import os
 from typing import Any
 
 import attrs
@@ -14,6 +12,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
+from rawclient import upgrade_request
 from timing import timeout, until
 
 import wsroute
@@ -444,7 +443,7 @@ async def test_handshake_the_client_left_ends_its_span_without_a_status() -> Non
 
     async with serve_app(app) as server:
         _, writer = await asyncio.open_connection(server.host, server.port)
-        writer.write(upgrade_request("/gone", server.port))
+        writer.write(upgrade_request("/gone"))
         await asyncio.wait_for(entered.wait(), timeout(5))
         writer.close()
         await until(lambda: len(exporter.get_finished_spans()) == 1)
@@ -469,7 +468,7 @@ async def test_handshake_cut_by_open_timeout_ends_its_span_with_the_error() -> N
 
     async with serve_app(app, open_timeout=timeout(0.2)) as server:
         reader, writer = await asyncio.open_connection(server.host, server.port)
-        writer.write(upgrade_request("/slow", server.port))
+        writer.write(upgrade_request("/slow"))
         assert await asyncio.wait_for(reader.read(), timeout(5)) == b""  # dropped without an answer
         writer.close()
         await until(lambda: len(exporter.get_finished_spans()) == 1)
@@ -477,15 +476,6 @@ async def test_handshake_cut_by_open_timeout_ends_its_span_with_the_error() -> N
     assert attribute(span, "http.response.status_code") is None
     assert attribute(span, "error.type") == "CancelledError"
     assert span.status.status_code is StatusCode.ERROR
-
-
-def upgrade_request(path: str, port: int) -> bytes:
-    """A WebSocket upgrade request for ``path``, written by hand."""
-    key = base64.b64encode(os.urandom(16)).decode()
-    return (
-        f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
-    ).encode()
 
 
 async def test_background_task_failure_marks_the_connection_span_only() -> None:
