@@ -203,3 +203,25 @@ async def test_with_ping_timeout_none_a_silent_client_is_pinged_every_interval()
             assert opened[0].state.name == "OPEN"
         finally:
             writer.close()
+
+
+def test_a_keepalive_left_armed_on_a_closed_loop_takes_connections_on_the_next_one() -> None:
+    """An app that was never shut down on its first loop still shares one timer on its next loop."""
+    keepalive = Keepalive()
+
+    class Conn:
+        ping_interval, ping_timeout = 5.0, 5.0
+
+        def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+            self.loop = loop
+
+    first = asyncio.new_event_loop()
+
+    async def join() -> set[object] | None:
+        return keepalive.join(Conn(asyncio.get_running_loop()))  # type: ignore[arg-type, return-value]
+
+    assert first.run_until_complete(join()) is not None
+    first.close()
+    assert asyncio.run(join()) is not None  # not refused as "another loop": that loop is gone
+    assert len(keepalive) == 1
+    keepalive.stop()

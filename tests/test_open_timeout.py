@@ -11,6 +11,7 @@ import logging
 import os
 import socket
 import ssl
+import threading
 import time
 
 import pytest
@@ -227,3 +228,56 @@ def test_websockets_options_include_the_apps_own_options() -> None:
     assert app.websockets_options({"open_timeout": 3})["create_connection"].open_timeouts.timeout == 3
     with pytest.raises(wsroute.ConfigurationError, match="open_timout"):
         app.websockets_options({"open_timout": 3})
+
+
+class Stub:
+    """What the wheel needs of a connection: its loop, and what to call at the deadline."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop, self.joined, self.cut, self.thread = loop, loop.time(), 0.0, 0
+
+    def handshake_timed_out(self) -> None:
+        self.cut, self.thread = self.loop.time(), threading.get_ident()
+
+
+def test_a_wheel_left_armed_on_a_closed_loop_starts_over_on_the_next_one() -> None:
+    wheel = OpenTimeout(OPEN_TIMEOUT)
+    first = asyncio.new_event_loop()
+
+    async def arm() -> None:
+        wheel.join(Stub(asyncio.get_running_loop()))  # type: ignore[arg-type]
+
+    first.run_until_complete(arm())
+    first.close()  # the timer dies with its loop, never stopped
+
+    async def on_a_new_loop() -> Stub:
+        stub = Stub(asyncio.get_running_loop())
+        wheel.join(stub)  # type: ignore[arg-type]
+        await until(lambda: stub.cut > 0, seconds=5)
+        return stub
+
+    stub = asyncio.run(on_a_new_loop())
+    assert stub.cut - stub.joined >= OPEN_TIMEOUT
+    wheel.stop()
+
+
+async def test_a_connection_class_served_on_two_live_loops_cuts_each_handshake_on_its_own_loop() -> None:
+    """The same options given to two servers on two threads: each loop gets a wheel of its own."""
+    wheel = OpenTimeout(OPEN_TIMEOUT)
+    here = Stub(asyncio.get_running_loop())
+    wheel.join(here)  # type: ignore[arg-type]  # the wheel runs on this loop
+
+    def other_thread() -> Stub:
+        async def join_there() -> Stub:
+            stub = Stub(asyncio.get_running_loop())
+            wheel.join(stub)  # type: ignore[arg-type]
+            await until(lambda: stub.cut > 0, seconds=5)
+            return stub
+
+        return asyncio.run(join_there())
+
+    there = await asyncio.to_thread(other_thread)
+    assert there.thread != threading.get_ident() and there.cut - there.joined >= OPEN_TIMEOUT
+    await until(lambda: here.cut > 0, seconds=5)
+    assert here.thread == threading.get_ident()
+    wheel.stop()
